@@ -1,0 +1,261 @@
+// One LSTM layer-direction over a whole (dense or packed) sequence, on the CPU.
+//
+// Forward:  one GEMM projects every step's input (bias folded in); then per step one
+//           recurrent GEMM and one fused pointwise pass of gates.h.
+// Backward: per step one fused pointwise pass and one recurrent GEMM; after the loop the
+//           input and weight gradients as a few large GEMMs over all steps at once.
+// Buffers are allocated once per call; the time loop only takes views of them.
+#include "cpu/lstm_layer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+
+#include "gates.h"
+
+namespace lstm_ext {
+namespace cpu {
+namespace {
+
+using at::Tensor;
+
+// Enough work per thread that small steps do not pay for waking the pool.
+int64_t grain_rows(int64_t H) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(H, 1));
+}
+
+// The step processed just before step t (walking in the direction of the layer), or -1.
+int64_t previous_step(int64_t t, int64_t T, bool reverse) {
+  const int64_t prev = reverse ? t + 1 : t - 1;
+  return (prev < 0 || prev >= T) ? -1 : prev;
+}
+
+// Rows of step t whose previous state comes from step prev; the rest start from h0/c0.
+// Forward walks keep shrinking prefixes, so every row has one. Reverse walks over packed
+// input grow, and the new rows are sequences whose last element is at step t.
+int64_t rows_with_previous(const LayerShape& s, int64_t t, int64_t prev) {
+  return prev < 0 ? 0 : std::min(s.rows[t], s.rows[prev]);
+}
+
+template <typename scalar_t>
+void forward_loop(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates, Tensor& cells, Tensor& out2d,
+                  Tensor& h_state, Tensor& c_state, const Tensor& w_hh, const Tensor& w_hr) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t H = s.H, P = s.P;
+  const Tensor w_hh_t = w_hh.t();
+  Tensor m_state;  // o * tanh(c) before the projection
+  if (s.has_proj) m_state = at::empty({s.B, H}, pre.options());
+  const Tensor w_hr_t = s.has_proj ? w_hr.t() : Tensor();
+
+  for (int64_t k = 0; k < s.T; ++k) {
+    const int64_t t = reverse ? s.T - 1 - k : k;
+    const int64_t n = s.rows[t], off = s.offset[t];
+    if (n == 0) continue;
+    Tensor pre_t = pre.narrow(0, off, n);
+    pre_t.addmm_(h_state.narrow(0, 0, n), w_hh_t);
+
+    const scalar_t* pre_p = pre_t.const_data_ptr<scalar_t>();
+    opmath_t* gates_p = gates.data_ptr<opmath_t>() + off * 4 * H;
+    opmath_t* cells_p = cells.data_ptr<opmath_t>() + off * H;
+    opmath_t* c_p = c_state.data_ptr<opmath_t>();
+    scalar_t* h_p = s.has_proj ? m_state.data_ptr<scalar_t>() : h_state.data_ptr<scalar_t>();
+    scalar_t* out_p = s.has_proj ? nullptr : out2d.data_ptr<scalar_t>() + off * P;
+
+    at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const scalar_t* pr = pre_p + r * 4 * H;
+        opmath_t* gr = gates_p + r * 4 * H;  // may alias pr: each unit reads before it writes
+        for (int64_t j = 0; j < H; ++j) {
+          const gates::Gates<opmath_t> a = gates::activate<opmath_t>(pr[j], pr[H + j], pr[2 * H + j], pr[3 * H + j]);
+          opmath_t h;
+          const opmath_t c = gates::cell_forward(a, c_p[r * H + j], &h);
+          gr[j] = a.i;
+          gr[H + j] = a.f;
+          gr[2 * H + j] = a.g;
+          gr[3 * H + j] = a.o;
+          cells_p[r * H + j] = c;
+          c_p[r * H + j] = c;
+          h_p[r * H + j] = static_cast<scalar_t>(h);
+          if (out_p) out_p[r * H + j] = static_cast<scalar_t>(h);
+        }
+      }
+    });
+
+    if (s.has_proj) {
+      Tensor out_t = out2d.narrow(0, off, n);
+      at::mm_out(out_t, m_state.narrow(0, 0, n), w_hr_t);
+      h_state.narrow(0, 0, n).copy_(out_t);
+    }
+  }
+}
+
+template <typename scalar_t>
+void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, Tensor& dh_state,
+                   Tensor& dc_state, Tensor& dgates, Tensor& dh_all, Tensor& m_all, const Tensor& gates,
+                   const Tensor& cells, const Tensor& c0, const Tensor& w_hh, const Tensor& w_hr,
+                   bool need_state_grad) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t H = s.H, P = s.P;
+  Tensor dm_state;  // gradient reaching o * tanh(c), through the projection
+  if (s.has_proj) dm_state = at::empty({s.B, H}, dgates.options());
+
+  for (int64_t k = s.T - 1; k >= 0; --k) {
+    const int64_t t = reverse ? s.T - 1 - k : k;
+    const int64_t n = s.rows[t], off = s.offset[t];
+    if (n == 0) continue;
+    const int64_t prev = previous_step(t, s.T, reverse);
+    const int64_t n_prev = rows_with_previous(s, t, prev);
+
+    const scalar_t* dy_p = grad_out2d.const_data_ptr<scalar_t>() + off * P;
+    scalar_t* dh_p = dh_state.data_ptr<scalar_t>();
+    if (s.has_proj) {
+      // The whole gradient of h_t is needed before the projection's GEMM.
+      scalar_t* dh_all_p = dh_all.data_ptr<scalar_t>() + off * P;
+      for (int64_t i = 0; i < n * P; ++i) {
+        dh_all_p[i] = static_cast<scalar_t>(static_cast<opmath_t>(dh_p[i]) + static_cast<opmath_t>(dy_p[i]));
+      }
+      Tensor dm_t = dm_state.narrow(0, 0, n);
+      at::mm_out(dm_t, dh_all.narrow(0, off, n), w_hr);
+    }
+
+    const opmath_t* gates_p = gates.const_data_ptr<opmath_t>() + off * 4 * H;
+    const opmath_t* cells_p = cells.const_data_ptr<opmath_t>() + off * H;
+    const opmath_t* c_prev_p = prev < 0 ? nullptr : cells.const_data_ptr<opmath_t>() + s.offset[prev] * H;
+    const opmath_t* c0_p = c0.const_data_ptr<opmath_t>();
+    const scalar_t* dm_p = s.has_proj ? dm_state.const_data_ptr<scalar_t>() : nullptr;
+    opmath_t* dc_p = dc_state.data_ptr<opmath_t>();
+    scalar_t* dg_p = dgates.data_ptr<scalar_t>() + off * 4 * H;
+    scalar_t* m_p = s.has_proj ? m_all.data_ptr<scalar_t>() + off * H : nullptr;
+
+    at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const opmath_t* gr = gates_p + r * 4 * H;
+        const opmath_t* c_prev_row = r < n_prev ? c_prev_p + r * H : c0_p + r * H;
+        scalar_t* dgr = dg_p + r * 4 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const gates::Gates<opmath_t> a{gr[j], gr[H + j], gr[2 * H + j], gr[3 * H + j]};
+          const opmath_t c = cells_p[r * H + j];
+          const opmath_t dh = s.has_proj ? static_cast<opmath_t>(dm_p[r * H + j])
+                                         : static_cast<opmath_t>(dh_p[r * P + j]) +
+                                               static_cast<opmath_t>(dy_p[r * P + j]);
+          const gates::GateGrads<opmath_t> d = gates::cell_backward(a, c, c_prev_row[j], dh, dc_p[r * H + j]);
+          dgr[j] = static_cast<scalar_t>(d.i_pre);
+          dgr[H + j] = static_cast<scalar_t>(d.f_pre);
+          dgr[2 * H + j] = static_cast<scalar_t>(d.g_pre);
+          dgr[3 * H + j] = static_cast<scalar_t>(d.o_pre);
+          dc_p[r * H + j] = d.c_prev;
+          if (m_p) m_p[r * H + j] = static_cast<scalar_t>(gates::use_gate(a, c));
+        }
+      }
+    });
+
+    // The last step walked needs no gradient for h0 unless one was asked for.
+    if (k > 0 || need_state_grad) {
+      Tensor dh_t = dh_state.narrow(0, 0, n);
+      at::mm_out(dh_t, dgates.narrow(0, off, n), w_hh);
+    }
+  }
+}
+
+// h_{t-1} of every row of every step, laid out like the input, for dW_hh as one GEMM.
+Tensor previous_hidden(const LayerShape& s, bool reverse, const Tensor& out2d, const Tensor& h0) {
+  Tensor h_prev = at::empty({s.N, s.P}, out2d.options());
+  for (int64_t t = 0; t < s.T; ++t) {
+    const int64_t n = s.rows[t], off = s.offset[t];
+    const int64_t prev = previous_step(t, s.T, reverse);
+    const int64_t n_prev = rows_with_previous(s, t, prev);
+    if (n_prev > 0) h_prev.narrow(0, off, n_prev).copy_(out2d.narrow(0, s.offset[prev], n_prev));
+    if (n > n_prev) h_prev.narrow(0, off + n_prev, n - n_prev).copy_(h0.narrow(0, n_prev, n - n_prev));
+  }
+  return h_prev;
+}
+
+Tensor as_rows(const Tensor& t, int64_t cols) {
+  return t.reshape({-1, cols});
+}
+
+}  // namespace
+
+LayerForward layer_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& c0,
+                           const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& b_ih,
+                           const std::optional<Tensor>& b_hh, const std::optional<Tensor>& w_hr, bool reverse) {
+  const at::ScalarType dtype = input.scalar_type();
+  const at::ScalarType opmath = opmath_dtype(dtype);
+  const Tensor x = as_rows(input.contiguous(), s.I);
+  const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
+  const Tensor w_hr_c = w_hr.has_value() ? w_hr->contiguous() : Tensor();
+
+  Tensor gates = at::empty({s.N, 4 * s.H}, input.options().dtype(opmath));
+  // The pre-activations are computed in place in the saved gates buffer when dtypes agree.
+  Tensor pre = opmath == dtype ? gates : at::empty({s.N, 4 * s.H}, input.options());
+  if (b_ih.has_value() || b_hh.has_value()) {
+    Tensor bias = b_ih.has_value() ? *b_ih : *b_hh;
+    if (b_ih.has_value() && b_hh.has_value()) bias = *b_ih + *b_hh;
+    at::addmm_out(pre, bias, x, w_ih_c.t());
+  } else {
+    at::mm_out(pre, x, w_ih_c.t());
+  }
+
+  Tensor cells = at::empty({s.N, s.H}, input.options().dtype(opmath));
+  const c10::DimVector out_sizes = s.packed ? c10::DimVector{s.N, s.P} : c10::DimVector{s.T, s.B, s.P};
+  Tensor output = at::empty(out_sizes, input.options());
+  Tensor out2d = output.view({s.N, s.P});
+  Tensor h_state = h0.contiguous().clone();
+  Tensor c_state = c0.to(opmath, /*non_blocking=*/false, /*copy=*/true).contiguous();
+
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_layer_forward", [&] {
+    forward_loop<scalar_t>(s, reverse, pre, gates, cells, out2d, h_state, c_state, w_hh_c, w_hr_c);
+  });
+  return {output, h_state, c_state.to(dtype), gates, cells};
+}
+
+LayerBackward layer_backward(const LayerShape& s, const Tensor& grad_output, const Tensor& grad_h_n,
+                             const Tensor& grad_c_n, const Tensor& input, const Tensor& h0, const Tensor& c0,
+                             const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& w_hr,
+                             bool reverse, const Tensor& output, const Tensor& gates, const Tensor& cells,
+                             std::array<bool, 3> mask) {
+  const auto [need_input, need_state, need_weights] = mask;
+  const at::ScalarType dtype = input.scalar_type();
+  const at::ScalarType opmath = opmath_dtype(dtype);
+  const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
+  const Tensor w_hr_c = w_hr.has_value() ? w_hr->contiguous() : Tensor();
+  const Tensor grad_out2d = as_rows(grad_output.contiguous(), s.P);
+  const Tensor gates_c = gates.contiguous(), cells_c = cells.contiguous();
+  const Tensor c0_op = c0.to(opmath).contiguous();
+
+  Tensor dh_state = grad_h_n.contiguous().clone();
+  Tensor dc_state = grad_c_n.to(opmath, /*non_blocking=*/false, /*copy=*/true).contiguous();
+  Tensor dgates = at::empty({s.N, 4 * s.H}, input.options());
+  const bool proj_grads = s.has_proj;
+  Tensor dh_all = proj_grads ? at::empty({s.N, s.P}, input.options()) : Tensor();
+  Tensor m_all = proj_grads ? at::empty({s.N, s.H}, input.options()) : Tensor();
+
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_layer_backward", [&] {
+    backward_loop<scalar_t>(s, reverse, grad_out2d, dh_state, dc_state, dgates, dh_all, m_all, gates_c, cells_c,
+                            c0_op, w_hh_c, w_hr_c, need_state);
+  });
+
+  const Tensor empty = at::empty({0}, input.options());
+  LayerBackward grads{empty, empty, empty, empty, empty, empty, empty};
+  if (need_input) {
+    grads.input = at::mm(dgates, w_ih_c).view(input.sizes());
+  }
+  if (need_state) {
+    grads.h0 = dh_state;
+    grads.c0 = dc_state.to(dtype);
+  }
+  if (need_weights) {
+    const Tensor x = as_rows(input.contiguous(), s.I);
+    grads.w_ih = at::mm(dgates.t(), x);
+    grads.w_hh = at::mm(dgates.t(), previous_hidden(s, reverse, as_rows(output.contiguous(), s.P), h0.contiguous()));
+    grads.bias = dgates.sum(0, /*keepdim=*/false, opmath).to(dtype);
+    if (s.has_proj) grads.w_hr = at::mm(dh_all.t(), m_all);
+  }
+  return grads;
+}
+
+}  // namespace cpu
+}  // namespace lstm_ext

@@ -1,0 +1,56 @@
+// Argument checks shared by every backend. A direct torch.ops.lstm_ext.* call with bad
+// shapes, dtypes or devices must raise here, before any kernel touches a pointer.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+#include <vector>
+
+namespace lstm_ext {
+
+// The sizes of one layer-direction call, and the row range of every step.
+// Dense input is treated as packed input whose steps all have B rows.
+struct LayerShape {
+  int64_t T = 0;  // steps
+  int64_t B = 0;  // batch (rows of h0 / c0)
+  int64_t I = 0;  // input features
+  int64_t H = 0;  // hidden size
+  int64_t P = 0;  // output features: proj_size, or H without a projection
+  int64_t N = 0;  // rows of input and output: T * B when dense
+  bool packed = false;
+  bool has_proj = false;
+  std::vector<int64_t> rows;    // rows[t]: how many sequences are active at step t
+  std::vector<int64_t> offset;  // offset[t]: the first row of step t in input / output
+};
+
+LayerShape check_layer_forward(
+    const at::Tensor& input, const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_ih,
+    const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+    const std::optional<at::Tensor>& w_hr, const std::optional<at::Tensor>& batch_sizes, const char* op);
+
+LayerShape check_layer_backward(
+    const at::Tensor& grad_output, const at::Tensor& grad_h_n, const at::Tensor& grad_c_n, const at::Tensor& input,
+    const at::Tensor& h0, const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+    const std::optional<at::Tensor>& w_hr, const std::optional<at::Tensor>& batch_sizes, const at::Tensor& output,
+    const at::Tensor& gates, const at::Tensor& cells);
+
+// input [B, I], hx and cx [B, H]: one step of an LSTMCell.
+void check_cell_forward(
+    const at::Tensor& input, const at::Tensor& hx, const at::Tensor& cx, const at::Tensor& w_ih,
+    const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh);
+
+// The dtype in which gates and cell states are kept: float for reduced precision.
+at::ScalarType opmath_dtype(at::ScalarType dtype);
+
+}  // namespace lstm_ext
+
+namespace lstm_ext {
+
+// grad_hy, grad_cy [B, H]; gates [B, 4H] and cy [B, H] as lstm_cell returned them.
+void check_cell_backward(
+    const at::Tensor& grad_hy, const at::Tensor& grad_cy, const at::Tensor& input, const at::Tensor& hx,
+    const at::Tensor& cx, const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& gates,
+    const at::Tensor& cy);
+
+}  // namespace lstm_ext

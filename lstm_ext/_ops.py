@@ -1,0 +1,210 @@
+"""Loads the compiled kernels and teaches PyTorch about them.
+
+Each op in ``csrc/ops.cpp`` gets here:
+- a fake kernel (``register_fake``), so ``torch.compile`` and meta tensors know the
+  output shapes without running anything;
+- an autograd formula (``register_autograd``) that calls the matching ``*_backward`` op.
+
+Saved tensors (``gates``, ``cells``) are in the op-math dtype: float32 for bfloat16 input,
+otherwise the input's dtype, so a bfloat16 LSTM still carries its cell state in float32.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+
+try:
+    from . import _C  # noqa: F401  (importing registers the ops with the dispatcher)
+
+    LOAD_ERROR: Optional[BaseException] = None
+except ImportError as error:  # pragma: no cover - only without a build
+    LOAD_ERROR = error
+
+ops = torch.ops.lstm_ext
+
+_CPU_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
+_CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+def has_fused_kernel(device: torch.device, dtype: torch.dtype) -> bool:
+    """True when a compiled kernel exists for tensors of this device type and dtype."""
+    if LOAD_ERROR is not None:
+        return False
+    if device.type == "cpu":
+        return dtype in _CPU_DTYPES
+    if device.type == "cuda":
+        return dtype in _CUDA_DTYPES and torch._C._dispatch_has_kernel_for_dispatch_key("lstm_ext::lstm_layer", "CUDA")
+    return False
+
+
+def missing_kernel_message(device: torch.device, dtype: torch.dtype) -> str:
+    if LOAD_ERROR is not None:
+        return f"lstm_ext: the compiled kernels failed to load ({LOAD_ERROR}); reinstall with `pip install --no-build-isolation -e .`"
+    return (
+        f"lstm_ext: no fused kernel for {device.type} tensors of dtype {dtype}; "
+        f"use backend='reference' or backend='auto'"
+    )
+
+
+def _opmath(dtype: torch.dtype) -> torch.dtype:
+    return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
+
+
+def _empty_grad(like: torch.Tensor) -> torch.Tensor:
+    return like.new_empty((0,))
+
+
+if LOAD_ERROR is None:
+
+    # ---- lstm_layer -----------------------------------------------------------------
+
+    @torch.library.register_fake("lstm_ext::lstm_layer")
+    def _lstm_layer_fake(input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse):
+        hidden = w_hh.shape[0] // 4
+        proj = h0.shape[-1]
+        rows = input.shape[0] * input.shape[1] if batch_sizes is None else input.shape[0]
+        output = input.new_empty((*input.shape[:-1], proj))
+        opmath = _opmath(input.dtype)
+        gates = input.new_empty((rows, 4 * hidden), dtype=opmath)
+        cells = input.new_empty((rows, hidden), dtype=opmath)
+        return output, torch.empty_like(h0), torch.empty_like(c0), gates, cells
+
+    @torch.library.register_fake("lstm_ext::lstm_layer_backward")
+    def _lstm_layer_backward_fake(
+        grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, reverse,
+        output, gates, cells, output_mask,
+    ):
+        need_input, need_state, need_weights = output_mask
+        pick = lambda need, like: torch.empty_like(like) if need else _empty_grad(like)  # noqa: E731
+        grad_bias = w_ih.new_empty((w_ih.shape[0],)) if need_weights else _empty_grad(w_ih)
+        grad_w_hr = pick(need_weights and w_hr is not None, w_hr if w_hr is not None else w_ih)
+        return (
+            pick(need_input, input), pick(need_state, h0), pick(need_state, c0),
+            pick(need_weights, w_ih), pick(need_weights, w_hh), grad_bias, grad_w_hr,
+        )
+
+    def _lstm_layer_setup_context(ctx, inputs, output):
+        input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse = inputs
+        out, _, _, gates, cells = output
+        ctx.save_for_backward(input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, out, gates, cells)
+        ctx.reverse = reverse
+        ctx.has_bias = (b_ih is not None, b_hh is not None)
+
+    def _lstm_layer_backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_gates, _grad_cells):
+        input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, out, gates, cells = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        mask = [need[0], need[1] or need[2], any(need[3:8])]
+        grads = ops.lstm_layer_backward(
+            _or_zeros(grad_output, out), _or_zeros(grad_h_n, h0), _or_zeros(grad_c_n, c0),
+            input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, ctx.reverse, out, gates, cells, mask,
+        )
+        g_input, g_h0, g_c0, g_w_ih, g_w_hh, g_bias, g_w_hr = grads
+        return (
+            g_input if need[0] else None,
+            g_h0 if need[1] else None,
+            g_c0 if need[2] else None,
+            g_w_ih if need[3] else None,
+            g_w_hh if need[4] else None,
+            g_bias if need[5] and ctx.has_bias[0] else None,
+            # a separate tensor, so b_ih.grad and b_hh.grad never share storage
+            g_bias.clone() if need[6] and ctx.has_bias[1] else None,
+            g_w_hr if need[7] and w_hr is not None else None,
+            None,
+            None,
+        )
+
+    torch.library.register_autograd(
+        "lstm_ext::lstm_layer", _lstm_layer_backward, setup_context=_lstm_layer_setup_context
+    )
+
+    # ---- lstm_cell --------------------------------------------------------------------
+
+    @torch.library.register_fake("lstm_ext::lstm_cell")
+    def _lstm_cell_fake(input, hx, cx, w_ih, w_hh, b_ih, b_hh):
+        opmath = _opmath(input.dtype)
+        gates = input.new_empty((input.shape[0], w_ih.shape[0]), dtype=opmath)
+        return torch.empty_like(hx), torch.empty_like(cx), gates
+
+    @torch.library.register_fake("lstm_ext::lstm_cell_backward")
+    def _lstm_cell_backward_fake(grad_hy, grad_cy, input, hx, cx, w_ih, w_hh, gates, cy, output_mask):
+        need_input, need_state, need_weights = output_mask
+        pick = lambda need, like: torch.empty_like(like) if need else _empty_grad(like)  # noqa: E731
+        grad_bias = w_ih.new_empty((w_ih.shape[0],)) if need_weights else _empty_grad(w_ih)
+        return (
+            pick(need_input, input), pick(need_state, hx), pick(need_state, cx),
+            pick(need_weights, w_ih), pick(need_weights, w_hh), grad_bias,
+        )
+
+    def _lstm_cell_setup_context(ctx, inputs, output):
+        input, hx, cx, w_ih, w_hh, b_ih, b_hh = inputs
+        _, cy, gates = output
+        ctx.save_for_backward(input, hx, cx, w_ih, w_hh, gates, cy)
+        ctx.has_bias = (b_ih is not None, b_hh is not None)
+
+    def _lstm_cell_backward(ctx, grad_hy, grad_cy, _grad_gates):
+        input, hx, cx, w_ih, w_hh, gates, cy = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        mask = [need[0], need[1] or need[2], any(need[3:7])]
+        g_input, g_hx, g_cx, g_w_ih, g_w_hh, g_bias = ops.lstm_cell_backward(
+            _or_zeros(grad_hy, hx), _or_zeros(grad_cy, cx), input, hx, cx, w_ih, w_hh, gates, cy, mask
+        )
+        return (
+            g_input if need[0] else None,
+            g_hx if need[1] else None,
+            g_cx if need[2] else None,
+            g_w_ih if need[3] else None,
+            g_w_hh if need[4] else None,
+            g_bias if need[5] and ctx.has_bias[0] else None,
+            g_bias.clone() if need[6] and ctx.has_bias[1] else None,
+        )
+
+    torch.library.register_autograd(
+        "lstm_ext::lstm_cell", _lstm_cell_backward, setup_context=_lstm_cell_setup_context
+    )
+
+
+def _or_zeros(grad: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
+    return torch.zeros_like(like) if grad is None else grad
+
+
+def lstm_layer(
+    input: torch.Tensor,
+    h0: torch.Tensor,
+    c0: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: Optional[torch.Tensor],
+    b_hh: Optional[torch.Tensor],
+    w_hr: Optional[torch.Tensor],
+    batch_sizes: Optional[torch.Tensor],
+    reverse: bool,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One layer, one direction, the whole sequence, through the fused kernel.
+
+    Shapes (H hidden size, P = proj_size or H):
+      dense:  input [T, B, I], batch_sizes None        -> output [T, B, P]
+      packed: input [N, I],    batch_sizes [T] (int64, CPU, non-increasing, sum N) -> output [N, P]
+      h0 [B, P], c0 [B, H], w_ih [4H, I], w_hh [4H, P], b_ih/b_hh [4H] or None, w_hr [P, H] or None.
+    Returns (output, h_n [B, P], c_n [B, H]).
+    """
+    output, h_n, c_n, _, _ = ops.lstm_layer(input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse)
+    return output, h_n, c_n
+
+
+def lstm_cell(
+    input: torch.Tensor,
+    hx: torch.Tensor,
+    cx: torch.Tensor,
+    w_ih: torch.Tensor,
+    w_hh: torch.Tensor,
+    b_ih: Optional[torch.Tensor],
+    b_hh: Optional[torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step: input [B, I], hx [B, H], cx [B, H] -> (h [B, H], c [B, H])."""
+    hy, cy, _ = ops.lstm_cell(input, hx, cx, w_ih, w_hh, b_ih, b_hh)
+    return hy, cy
+
+
+__all__: Sequence[str] = ["has_fused_kernel", "missing_kernel_message", "lstm_layer", "lstm_cell", "ops"]

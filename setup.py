@@ -1,0 +1,58 @@
+"""Build lstm_ext's C++ (and optionally CUDA) kernels as one torch extension.
+
+The CUDA kernels are built only when asked for: LSTM_EXT_CUDA=1 and a CUDA_HOME
+with nvcc. Whether this machine has a GPU never decides it, so a CPU-only CI
+machine can compile the CUDA path, and a GPU machine can build a CPU-only wheel.
+"""
+
+import glob
+import os
+
+from setuptools import find_packages, setup
+from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _cuda_requested() -> bool:
+    if os.environ.get("LSTM_EXT_CUDA", "0") != "1":
+        return False
+    if CUDA_HOME is None:
+        raise RuntimeError("LSTM_EXT_CUDA=1 but no CUDA toolkit was found: set CUDA_HOME to the folder that holds bin/nvcc")
+    return True
+
+
+def _extension():
+    debug = os.environ.get("LSTM_EXT_DEBUG", "0") == "1"
+    sanitize = os.environ.get("LSTM_EXT_SANITIZE", "")  # e.g. "address,undefined"
+    cxx = ["-O0", "-g"] if debug else ["-O3"]
+    cxx += ["-std=c++17", "-DPy_LIMITED_API=0x03090000", "-fdiagnostics-color=always"]
+    link = []
+    if sanitize:
+        cxx += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g"]
+        link += [f"-fsanitize={sanitize}"]
+    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    kwargs = dict(
+        name="lstm_ext._C",
+        sources=sources,
+        include_dirs=[os.path.join(HERE, "csrc")],
+        extra_link_args=link,
+        py_limited_api=True,
+    )
+    if _cuda_requested():
+        os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
+        kwargs["sources"] += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
+        kwargs["extra_compile_args"] = {"cxx": cxx + ["-DLSTM_EXT_WITH_CUDA"], "nvcc": ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]}
+        return CUDAExtension(**kwargs)
+    kwargs["extra_compile_args"] = {"cxx": cxx}
+    return CppExtension(**kwargs)
+
+
+setup(
+    name="lstm_ext",
+    version="0.1.0",
+    packages=find_packages(include=["lstm_ext", "lstm_ext.*"]),
+    ext_modules=[_extension()],
+    cmdclass={"build_ext": BuildExtension},
+    options={"bdist_wheel": {"py_limited_api": "cp39"}},
+)
