@@ -238,8 +238,9 @@ LayerBackward layer_backward(const LayerShape& s, const Tensor& grad_output, con
                             c0_op, w_hh_c, w_hr_c, need_state);
   });
 
-  const Tensor empty = at::empty({0}, input.options());
-  LayerBackward grads{empty, empty, empty, empty, empty, empty, empty};
+  // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
+  const auto empty = [&] { return at::empty({0}, input.options()); };
+  LayerBackward grads{empty(), empty(), empty(), empty(), empty(), empty(), empty()};
   if (need_input) {
     grads.input = at::mm(dgates, w_ih_c).view(input.sizes());
   }
