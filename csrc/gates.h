@@ -22,22 +22,35 @@
 namespace lstm_ext {
 namespace gates {
 
-// Unqualified exp/tanh pick the float or double overload on host (std::) and device
-// (CUDA's math overloads), so double stays double: no float-only intrinsics here.
+// exp and tanh for one element type. Unqualified calls pick the float or double overload
+// on host (std::) and device (CUDA's math overloads), so double stays double: no
+// float-only intrinsics. A backend may specialize Math for a SIMD vector type, and the
+// gate functions below then run on whole vectors unchanged.
+template <typename T>
+struct Math {
+  HOST_DEVICE static T exp(T x) {
+#ifndef __CUDA_ARCH__
+    using std::exp;
+#endif
+    return exp(x);
+  }
+  HOST_DEVICE static T tanh(T x) {
+#ifndef __CUDA_ARCH__
+    using std::tanh;
+#endif
+    return tanh(x);
+  }
+};
+
+// T(0) - x rather than -x: SIMD vector types have no unary minus.
 template <typename T>
 HOST_DEVICE inline T sigmoid(T x) {
-#ifndef __CUDA_ARCH__
-  using std::exp;
-#endif
-  return T(1) / (T(1) + exp(-x));
+  return T(1) / (T(1) + Math<T>::exp(T(0) - x));
 }
 
 template <typename T>
 HOST_DEVICE inline T tanh_(T x) {
-#ifndef __CUDA_ARCH__
-  using std::tanh;
-#endif
-  return tanh(x);
+  return Math<T>::tanh(x);
 }
 
 // The activated gates of one hidden unit.

@@ -179,3 +179,44 @@ def test_backward_rejects_mismatched_saved_tensors():
     with pytest.raises(RuntimeError, match="expected grad_output of shape"):
         ops.lstm_layer_backward(output[:-1], h_n, c_n, input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, reverse,
                                 output, gates, cells, [True, True, True])
+
+
+@pytest.mark.parametrize("capability", ["default", "avx2", "avx512"])
+def test_every_cpu_capability_gives_the_same_result(capability, tmp_path):
+    """Each compiled variant of the pointwise kernels agrees with the float64 result.
+
+    ATEN_CPU_CAPABILITY picks the variant at start-up, so each runs in its own process;
+    a capability this CPU lacks falls back to a lower one, as ATen's own kernels do.
+    """
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import sys, torch
+        sys.path.insert(0, {tests!r})
+        from test_ops import layer_args
+        from tolerances import tol
+        from lstm_ext import _ops
+        ops = torch.ops.lstm_ext
+        for dtype in (torch.float32, torch.float64):
+            args = layer_args(T=4, B=3, I=5, H=37, proj=0, dtype=dtype)  # 37: vector body and tail
+            out, h_n, c_n = _ops.lstm_layer(*args)
+            (out.sum() + h_n.sum() + c_n.sum()).backward()
+            grads = [a.grad for a in args[:7] if a is not None]
+            args64 = [a.detach().double().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
+            ref = _ops.lstm_layer(*args64)
+            (ref[0].sum() + ref[1].sum() + ref[2].sum()).backward()
+            for got, want in zip((out, h_n, c_n), ref):
+                torch.testing.assert_close(got.double(), want.detach(), **tol(dtype))
+            for got, want in zip(grads, [a.grad for a in args64[:7] if a is not None]):
+                torch.testing.assert_close(got.double(), want, **tol(dtype))
+        print("capability", torch.backends.cpu.get_cpu_capability())
+        """
+    ).format(tests=os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "capability" in done.stdout

@@ -14,7 +14,7 @@
 
 #include <algorithm>
 
-#include "gates.h"
+#include "cpu/pointwise.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -46,6 +46,7 @@ void forward_loop(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates,
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H, P = s.P;
   const Tensor w_hh_t = w_hh.t();
+  const ForwardRows<scalar_t> rows = forward_rows<scalar_t>();
   Tensor m_state;  // o * tanh(c) before the projection
   if (s.has_proj) m_state = at::empty({s.B, H}, pre.options());
   const Tensor w_hr_t = s.has_proj ? w_hr.t() : Tensor();
@@ -57,32 +58,16 @@ void forward_loop(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates,
     Tensor pre_t = pre.narrow(0, off, n);
     pre_t.addmm_(h_state.narrow(0, 0, n), w_hh_t);
 
-    const scalar_t* pre_p = pre_t.const_data_ptr<scalar_t>();
-    opmath_t* gates_p = gates.data_ptr<opmath_t>() + off * 4 * H;
-    opmath_t* cells_p = cells.data_ptr<opmath_t>() + off * H;
-    opmath_t* c_p = c_state.data_ptr<opmath_t>();
-    scalar_t* h_p = s.has_proj ? m_state.data_ptr<scalar_t>() : h_state.data_ptr<scalar_t>();
-    scalar_t* out_p = s.has_proj ? nullptr : out2d.data_ptr<scalar_t>() + off * P;
-
-    at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const scalar_t* pr = pre_p + r * 4 * H;
-        opmath_t* gr = gates_p + r * 4 * H;  // may alias pr: each unit reads before it writes
-        for (int64_t j = 0; j < H; ++j) {
-          const gates::Gates<opmath_t> a = gates::activate<opmath_t>(pr[j], pr[H + j], pr[2 * H + j], pr[3 * H + j]);
-          opmath_t h;
-          const opmath_t c = gates::cell_forward(a, c_p[r * H + j], &h);
-          gr[j] = a.i;
-          gr[H + j] = a.f;
-          gr[2 * H + j] = a.g;
-          gr[3 * H + j] = a.o;
-          cells_p[r * H + j] = c;
-          c_p[r * H + j] = c;
-          h_p[r * H + j] = static_cast<scalar_t>(h);
-          if (out_p) out_p[r * H + j] = static_cast<scalar_t>(h);
-        }
-      }
-    });
+    const ForwardStep<scalar_t> step{
+        H,
+        pre_t.const_data_ptr<scalar_t>(),
+        gates.data_ptr<opmath_t>() + off * 4 * H,
+        cells.data_ptr<opmath_t>() + off * H,
+        c_state.data_ptr<opmath_t>(),
+        s.has_proj ? m_state.data_ptr<scalar_t>() : h_state.data_ptr<scalar_t>(),
+        s.has_proj ? nullptr : out2d.data_ptr<scalar_t>() + off * P,
+    };
+    at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
 
     if (s.has_proj) {
       Tensor out_t = out2d.narrow(0, off, n);
@@ -99,6 +84,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
                    bool need_state_grad) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H, P = s.P;
+  const BackwardRows<scalar_t> rows = backward_rows<scalar_t>();
   Tensor dm_state;  // gradient reaching o * tanh(c), through the projection
   if (s.has_proj) dm_state = at::empty({s.B, H}, dgates.options());
 
@@ -121,36 +107,20 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
       at::mm_out(dm_t, dh_all.narrow(0, off, n), w_hr);
     }
 
-    const opmath_t* gates_p = gates.const_data_ptr<opmath_t>() + off * 4 * H;
-    const opmath_t* cells_p = cells.const_data_ptr<opmath_t>() + off * H;
-    const opmath_t* c_prev_p = prev < 0 ? nullptr : cells.const_data_ptr<opmath_t>() + s.offset[prev] * H;
-    const opmath_t* c0_p = c0.const_data_ptr<opmath_t>();
-    const scalar_t* dm_p = s.has_proj ? dm_state.const_data_ptr<scalar_t>() : nullptr;
-    opmath_t* dc_p = dc_state.data_ptr<opmath_t>();
-    scalar_t* dg_p = dgates.data_ptr<scalar_t>() + off * 4 * H;
-    scalar_t* m_p = s.has_proj ? m_all.data_ptr<scalar_t>() + off * H : nullptr;
-
-    at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) {
-      for (int64_t r = begin; r < end; ++r) {
-        const opmath_t* gr = gates_p + r * 4 * H;
-        const opmath_t* c_prev_row = r < n_prev ? c_prev_p + r * H : c0_p + r * H;
-        scalar_t* dgr = dg_p + r * 4 * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const gates::Gates<opmath_t> a{gr[j], gr[H + j], gr[2 * H + j], gr[3 * H + j]};
-          const opmath_t c = cells_p[r * H + j];
-          const opmath_t dh = s.has_proj ? static_cast<opmath_t>(dm_p[r * H + j])
-                                         : static_cast<opmath_t>(dh_p[r * P + j]) +
-                                               static_cast<opmath_t>(dy_p[r * P + j]);
-          const gates::GateGrads<opmath_t> d = gates::cell_backward(a, c, c_prev_row[j], dh, dc_p[r * H + j]);
-          dgr[j] = static_cast<scalar_t>(d.i_pre);
-          dgr[H + j] = static_cast<scalar_t>(d.f_pre);
-          dgr[2 * H + j] = static_cast<scalar_t>(d.g_pre);
-          dgr[3 * H + j] = static_cast<scalar_t>(d.o_pre);
-          dc_p[r * H + j] = d.c_prev;
-          if (m_p) m_p[r * H + j] = static_cast<scalar_t>(gates::use_gate(a, c));
-        }
-      }
-    });
+    const BackwardStep<scalar_t> step{
+        H,
+        gates.const_data_ptr<opmath_t>() + off * 4 * H,
+        cells.const_data_ptr<opmath_t>() + off * H,
+        prev < 0 ? nullptr : cells.const_data_ptr<opmath_t>() + s.offset[prev] * H,
+        c0.const_data_ptr<opmath_t>(),
+        n_prev,
+        s.has_proj ? dm_state.const_data_ptr<scalar_t>() : dh_p,
+        s.has_proj ? nullptr : dy_p,
+        dc_state.data_ptr<opmath_t>(),
+        dgates.data_ptr<scalar_t>() + off * 4 * H,
+        s.has_proj ? m_all.data_ptr<scalar_t>() + off * H : nullptr,
+    };
+    at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
 
     // The last step walked needs no gradient for h0 unless one was asked for.
     if (k > 0 || need_state_grad) {

@@ -1,0 +1,56 @@
+// The fused pointwise passes of one time step, on a range of rows. Compiled once per
+// CPU capability (pointwise_*.cpp) and picked at run time, as ATen picks its kernels.
+#pragma once
+
+#include <ATen/OpMathType.h>
+
+#include <cstdint>
+
+namespace lstm_ext {
+namespace cpu {
+
+// Forward: pre [rows, 4H] pre-activations (i, f, g, o blocks) -> activated gates, cells and
+// the carried cell state; h to h_out (and to out, when not null).
+template <typename scalar_t>
+struct ForwardStep {
+  using opmath_t = at::opmath_type<scalar_t>;
+  int64_t H;
+  const scalar_t* pre;
+  opmath_t* gates;  // may equal pre: each unit reads before it writes
+  opmath_t* cells;
+  opmath_t* c_state;
+  scalar_t* h_out;
+  scalar_t* out;  // null with a projection
+};
+
+// Backward: gradient of h (dh, plus dy unless null) and of c (dc, updated in place to the
+// gradient of c_prev) -> gradients of the four pre-activations; m = o * tanh(c) when not null.
+template <typename scalar_t>
+struct BackwardStep {
+  using opmath_t = at::opmath_type<scalar_t>;
+  int64_t H;
+  const opmath_t* gates;
+  const opmath_t* cells;
+  const opmath_t* c_prev;  // rows below n_prev
+  const opmath_t* c0;      // the other rows
+  int64_t n_prev;
+  const scalar_t* dh;
+  const scalar_t* dy;
+  opmath_t* dc;
+  scalar_t* dgates;
+  scalar_t* m;
+};
+
+template <typename scalar_t>
+using ForwardRows = void (*)(const ForwardStep<scalar_t>&, int64_t begin, int64_t end);
+template <typename scalar_t>
+using BackwardRows = void (*)(const BackwardStep<scalar_t>&, int64_t begin, int64_t end);
+
+// The best kernels this CPU runs (honours ATEN_CPU_CAPABILITY, like ATen).
+template <typename scalar_t>
+ForwardRows<scalar_t> forward_rows();
+template <typename scalar_t>
+BackwardRows<scalar_t> backward_rows();
+
+}  // namespace cpu
+}  // namespace lstm_ext

@@ -1,0 +1,6 @@
+// The pointwise kernels for any CPU; see pointwise_impl.h.
+#define CPU_CAPABILITY DEFAULT
+#define CPU_CAPABILITY_DEFAULT
+#include "cpu/pointwise_impl.h"
+
+LSTM_EXT_POINTWISE_TABLE(DEFAULT)
