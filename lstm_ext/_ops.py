@@ -93,6 +93,7 @@ if LOAD_ERROR is None:
         ctx.has_bias = (b_ih is not None, b_hh is not None)
 
     def _lstm_layer_backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_gates, _grad_cells):
+        _refuse_double_backward()
         input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, out, gates, cells = ctx.saved_tensors
         need = ctx.needs_input_grad
         mask = [need[0], need[1] or need[2], any(need[3:8])]
@@ -144,6 +145,7 @@ if LOAD_ERROR is None:
         ctx.has_bias = (b_ih is not None, b_hh is not None)
 
     def _lstm_cell_backward(ctx, grad_hy, grad_cy, _grad_gates):
+        _refuse_double_backward()
         input, hx, cx, w_ih, w_hh, gates, cy = ctx.saved_tensors
         need = ctx.needs_input_grad
         mask = [need[0], need[1] or need[2], any(need[3:7])]
@@ -163,6 +165,16 @@ if LOAD_ERROR is None:
     torch.library.register_autograd(
         "lstm_ext::lstm_cell", _lstm_cell_backward, setup_context=_lstm_cell_setup_context
     )
+
+
+def _refuse_double_backward() -> None:
+    # Grad mode is on inside backward only under create_graph=True. The backward kernels are
+    # not differentiable, so say so rather than return wrong or missing second derivatives.
+    if torch.is_grad_enabled():
+        raise RuntimeError(
+            "lstm_ext: the fused kernels do not support double backward (create_graph=True); "
+            "use backend='reference' for higher-order gradients"
+        )
 
 
 def _or_zeros(grad: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:

@@ -220,3 +220,14 @@ def test_every_cpu_capability_gives_the_same_result(capability, tmp_path):
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "capability" in done.stdout
+
+
+def test_double_backward_raises_a_clear_error():
+    args = layer_args()
+    out, h_n, c_n = _ops.lstm_layer(*args)
+    with pytest.raises(RuntimeError, match="do not support double backward"):
+        torch.autograd.grad(out.sum(), args[0], create_graph=True)
+    cell = cell_args()
+    hy, cy = _ops.lstm_cell(*cell)
+    with pytest.raises(RuntimeError, match="do not support double backward"):
+        torch.autograd.grad(hy.sum(), cell[0], create_graph=True)

@@ -1,0 +1,585 @@
+"""``LSTM`` and ``LSTMCell``: drop-in replacements for ``torch.nn.LSTM`` / ``torch.nn.LSTMCell``.
+
+Same constructor, parameters (names, order, shapes, initialisation), ``state_dict``, ``repr``,
+forward signature and output shapes as torch's modules, and the same exceptions for bad
+arguments (same type always; same message for every check torch makes itself). Only the
+arithmetic is lstm_ext's: every layer and direction is ONE call of ``lstm_ext._ops.lstm_layer``
+(the fused kernel) or of ``lstm_ext.reference.lstm_layer`` (plain PyTorch, for reading and
+checking); packed input goes to it as the PackedSequence's data and batch_sizes.
+
+Where torch has no check of its own and fails somewhere inside a kernel, with words that depend
+on the kernel (hidden states of another dtype, anything wrong with a PackedSequence, LSTMCell
+tensors on different devices), these modules raise the same exception type with a message
+naming the problem. Hidden states must share the input's dtype (torch's CPU LSTM sometimes
+promotes instead); ``LSTMCell`` with backend "auto"/"reference" promotes a ``c_0`` of another
+dtype exactly as ``nn.LSTMCell`` does. Under autocast, inputs, states and parameters are cast the
+way torch's autocast casts them for ``nn.LSTM`` / ``nn.LSTMCell``.
+
+``backend`` picks the arithmetic:
+
+- ``"auto"`` (default): the fused kernel where one exists for the input's device and dtype
+  (``lstm_ext._ops.has_fused_kernel``), the reference otherwise;
+- ``"fused"``: the fused kernel, or a ``RuntimeError`` saying why there is none;
+- ``"reference"``: always the reference.
+
+The classes derive from ``torch.nn.RNNBase`` / ``torch.nn.modules.rnn.RNNCellBase`` rather than
+from ``nn.LSTM`` / ``nn.LSTMCell``: ``torch._dynamo`` graph-breaks on anything that is an instance
+of ``nn.RNN``, ``nn.GRU`` or ``nn.LSTM``, and a model holding ``lstm_ext.LSTM`` must compile with
+``torch.compile(model, fullgraph=True)``. So ``isinstance(lstm_ext.LSTM(...), nn.LSTM)`` is False.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union, overload
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.modules.rnn import RNNBase, RNNCellBase
+from torch.nn.utils.rnn import PackedSequence
+
+from . import _ops, reference
+
+__all__ = ["LSTM", "LSTMCell", "BACKENDS"]
+
+BACKENDS = ("auto", "fused", "reference")
+
+_HiddenState = tuple[Tensor, Tensor]
+
+# c10's names for dtypes, as torch's own error messages print them ("Float", "Double", ...)
+_SCALAR_TYPE_NAMES = {
+    torch.float64: "Double",
+    torch.float32: "Float",
+    torch.float16: "Half",
+    torch.bfloat16: "BFloat16",
+    torch.complex128: "ComplexDouble",
+    torch.complex64: "ComplexFloat",
+    torch.int64: "Long",
+    torch.int32: "Int",
+    torch.int16: "Short",
+    torch.int8: "Char",
+    torch.uint8: "Byte",
+    torch.bool: "Bool",
+}
+
+
+def _scalar_type_name(dtype: torch.dtype) -> str:
+    return _SCALAR_TYPE_NAMES.get(dtype, str(dtype).replace("torch.", ""))
+
+
+def _check_backend(backend: object) -> None:
+    if not isinstance(backend, str) or backend not in BACKENDS:
+        raise ValueError(f"lstm_ext: backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
+
+
+@torch.compiler.assume_constant_result
+def _fused_kernel_exists(device: torch.device, dtype: torch.dtype) -> bool:
+    # A constant to torch.compile: it asks the dispatcher once while tracing, not in the graph.
+    return _ops.has_fused_kernel(device, dtype)
+
+
+def _use_fused(backend: str, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether this call runs the fused kernel; raises for backend="fused" without one."""
+    if backend == "reference":
+        return False
+    if _fused_kernel_exists(device, dtype):
+        return True
+    if backend == "fused":
+        raise RuntimeError(_ops.missing_kernel_message(device, dtype))
+    return False
+
+
+def _autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
+    """The lower-precision dtype autocast asks for on this device, or None when it is off."""
+    if torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type):
+        return torch.get_autocast_dtype(device.type)
+    return None
+
+
+@torch.compiler.assume_constant_result
+def _autocast_casts_lstm_cell(device_type: str) -> bool:
+    """Whether torch's autocast runs ``aten::lstm_cell`` in lower precision on this device type
+    (it does on CUDA, XPU and MPS; on CPU only the matrix products inside it are cast)."""
+    key = {"cuda": "AutocastCUDA", "xpu": "AutocastXPU", "mps": "AutocastMPS", "cpu": "AutocastCPU"}.get(device_type)
+    if key is None:
+        return False
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key("aten::lstm_cell", key)
+    except RuntimeError:
+        return False
+
+
+def _cast(tensor: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
+    """Autocast's cast: floating-point tensors other than float64 go to ``dtype``."""
+    if tensor is None or not tensor.is_floating_point() or tensor.dtype == torch.float64:
+        return tensor
+    return tensor.to(dtype)
+
+
+def _check_devices(input: Tensor, params: list[Optional[Tensor]], hiddens: list[Tensor]) -> None:
+    """ATen's ``check_attributes``: hidden states and parameters on the input's device.
+
+    A 0-dim CPU tensor is allowed anywhere, as in ATen.
+    """
+
+    def check(name: str, tensor: Optional[Tensor]) -> None:
+        if tensor is None or (tensor.device.type == "cpu" and tensor.dim() == 0):
+            return
+        if tensor.device != input.device:
+            raise RuntimeError(
+                f"Input and {name} tensors are not at the same device, found input tensor at "
+                f"{input.device} and {name} tensor at {tensor.device}"
+            )
+
+    for hidden in hiddens:
+        check("hidden", hidden)
+    for param in params:
+        check("parameter", param)
+
+
+def _check_dtypes(input: Tensor, params: list[Optional[Tensor]], hiddens: list[Tensor]) -> None:
+    """Hidden states and parameters in the input's dtype.
+
+    The words of ATen's ``check_attributes(..., check_dtype=true)``, which nn.LSTM's cuDNN path
+    runs; its CPU paths have no such check and fail later inside a kernel.
+    """
+
+    def check(name: str, tensor: Optional[Tensor]) -> None:
+        if tensor is not None and tensor.dtype != input.dtype:
+            raise RuntimeError(
+                f"Input and {name} tensors are not the same dtype, found input tensor with "
+                f"{_scalar_type_name(input.dtype)} and {name} tensor with {_scalar_type_name(tensor.dtype)}"
+            )
+
+    for hidden in hiddens:
+        check("hidden", hidden)
+    for param in params:
+        check("parameter", param)
+
+
+class LSTM(RNNBase):
+    r"""Multi-layer LSTM, a drop-in replacement for :class:`torch.nn.LSTM` on lstm_ext's kernels.
+
+    Arguments are those of :class:`torch.nn.LSTM` plus the keyword-only ``backend``
+    (``"auto"``, ``"fused"`` or ``"reference"``, see :mod:`lstm_ext.modules`).
+
+    Shapes (``L`` sequence length, ``N`` batch, ``D`` = 2 if bidirectional else 1,
+    ``H`` hidden_size, ``P`` = proj_size or ``H``):
+
+    - input: ``[L, N, input_size]`` (``[N, L, input_size]`` with ``batch_first``), unbatched
+      ``[L, input_size]``, or a :class:`~torch.nn.utils.rnn.PackedSequence`;
+    - hx: optional ``(h_0, c_0)``, ``h_0`` ``[D * num_layers, N, P]`` and ``c_0``
+      ``[D * num_layers, N, H]`` (unbatched: without the ``N`` dimension); zeros when omitted.
+
+    Returns ``(output, (h_n, c_n))``: ``output`` ``[L, N, D * P]`` (batch-first / unbatched /
+    packed like the input), ``h_n`` ``[D * num_layers, N, P]``, ``c_n`` ``[D * num_layers, N, H]``.
+
+    Example::
+
+        >>> lstm = LSTM(10, 20, num_layers=2)
+        >>> output, (h_n, c_n) = lstm(torch.randn(5, 3, 10))
+        >>> output.shape, h_n.shape
+        (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
+    """
+
+    backend: str
+
+    @overload
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device: Optional[Union[torch.device, str, int]] = None,
+        dtype: Optional[torch.dtype] = None,
+        *,
+        backend: str = "auto",
+    ) -> None: ...
+
+    @overload
+    def __init__(self, *args, backend: str = "auto", **kwargs) -> None: ...
+
+    def __init__(self, *args, backend: str = "auto", **kwargs) -> None:
+        # The arguments go to RNNBase untouched, as nn.LSTM passes them, so that a wrong one
+        # fails with nn.LSTM's exact words.
+        _check_backend(backend)
+        super().__init__("LSTM", *args, **kwargs)
+        self.backend = backend
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        if self.backend != "auto":
+            s += f", backend={self.backend!r}"
+        return s
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "backend" not in self.__dict__:
+            self.backend = "auto"
+
+    # ---- the checks nn.LSTM makes, with nn.LSTM's wording --------------------------------
+
+    def get_expected_cell_size(self, input: Tensor, batch_sizes: Optional[Tensor]) -> tuple[int, int, int]:
+        if batch_sizes is not None:
+            mini_batch = int(batch_sizes[0])
+        else:
+            mini_batch = input.size(0) if self.batch_first else input.size(1)
+        num_directions = 2 if self.bidirectional else 1
+        return (self.num_layers * num_directions, mini_batch, self.hidden_size)
+
+    def check_forward_args(  # type: ignore[override]
+        self, input: Tensor, hidden: _HiddenState, batch_sizes: Optional[Tensor]
+    ) -> None:
+        self.check_input(input, batch_sizes)
+        self.check_hidden_size(
+            hidden[0], self.get_expected_hidden_size(input, batch_sizes), "Expected hidden[0] size {}, got {}"
+        )
+        self.check_hidden_size(
+            hidden[1], self.get_expected_cell_size(input, batch_sizes), "Expected hidden[1] size {}, got {}"
+        )
+
+    def permute_hidden(  # type: ignore[override]
+        self, hx: _HiddenState, permutation: Optional[Tensor]
+    ) -> _HiddenState:
+        if permutation is None:
+            return hx
+        return hx[0].index_select(1, permutation), hx[1].index_select(1, permutation)
+
+    def _check_packed_args(self, input: Tensor, hx: _HiddenState, batch_sizes: Tensor) -> None:
+        # nn.LSTM checks nothing in Python for packed input: bad data or states fail inside ATen's
+        # kernels. The same conditions fail here, with the same exception types and clearer words.
+        for state in hx:
+            state.size(2)  # ATen reads hx[i].size(2) first: an IndexError for a state below 3-D
+        if input.dim() != 2:
+            raise RuntimeError(f"input must have 2 dimensions, got {input.dim()}")
+        if input.size(-1) != self.input_size:
+            raise RuntimeError(
+                f"input.size(-1) must be equal to input_size. Expected {self.input_size}, got {input.size(-1)}"
+            )
+        weight_dtype = self.weight_ih_l0.dtype
+        if input.dtype != weight_dtype and _autocast_dtype(input.device) is None:
+            raise RuntimeError(
+                f"RNN input dtype ({input.dtype}) does not match weight dtype ({weight_dtype}). "
+                f"Convert input: input.to({weight_dtype}), or convert model: model.to({input.dtype})"
+            )
+        self.check_hidden_size(
+            hx[0], self.get_expected_hidden_size(input, batch_sizes), "Expected hidden[0] size {}, got {}"
+        )
+        self.check_hidden_size(
+            hx[1], self.get_expected_cell_size(input, batch_sizes), "Expected hidden[1] size {}, got {}"
+        )
+
+    def _layer_weights(self, index: int) -> list[Optional[Tensor]]:
+        """``[w_ih, w_hh, b_ih, b_hh, w_hr]`` of layer-direction ``index`` (None where absent)."""
+        names = self._all_weights[index]
+        weights = [getattr(self, name) for name in names]
+        w_ih, w_hh = weights[0], weights[1]
+        b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
+        w_hr = weights[-1] if self.proj_size > 0 else None
+        return [w_ih, w_hh, b_ih, b_hh, w_hr]
+
+    # ---- forward ------------------------------------------------------------------------
+
+    @overload
+    def forward(self, input: Tensor, hx: Optional[_HiddenState] = None) -> tuple[Tensor, _HiddenState]: ...
+
+    @overload
+    def forward(
+        self, input: PackedSequence, hx: Optional[_HiddenState] = None
+    ) -> tuple[PackedSequence, _HiddenState]: ...
+
+    def forward(self, input, hx=None):
+        """Run the LSTM over ``input``; see the class docstring for shapes.
+
+        Args:
+            input: ``[L, N, I]`` (``[N, L, I]`` if batch_first), unbatched ``[L, I]``, or a PackedSequence.
+            hx: optional ``(h_0 [D*num_layers, N, P], c_0 [D*num_layers, N, H])``.
+
+        Returns:
+            ``(output, (h_n, c_n))`` exactly as :meth:`torch.nn.LSTM.forward` returns them.
+        """
+        self._update_flat_weights()
+
+        orig_input = input
+        batch_sizes = None
+        num_directions = 2 if self.bidirectional else 1
+        real_hidden_size = self.proj_size if self.proj_size > 0 else self.hidden_size
+        if isinstance(orig_input, PackedSequence):
+            input, batch_sizes, sorted_indices, unsorted_indices = input
+            max_batch_size = int(batch_sizes[0])
+            if hx is None:
+                h_zeros = torch.zeros(
+                    self.num_layers * num_directions, max_batch_size, real_hidden_size,
+                    dtype=input.dtype, device=input.device,
+                )
+                c_zeros = torch.zeros(
+                    self.num_layers * num_directions, max_batch_size, self.hidden_size,
+                    dtype=input.dtype, device=input.device,
+                )
+                hx = (h_zeros, c_zeros)
+            else:
+                # Each batch of the hidden state should match the input sequence that
+                # the user believes he/she is passing in.
+                hx = self.permute_hidden(hx, sorted_indices)
+            self._check_hidden_count(hx)
+            self._check_packed_args(input, hx, batch_sizes)
+        else:
+            if input.dim() not in (2, 3):
+                raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.dim()}D instead")
+            is_batched = input.dim() == 3
+            batch_dim = 0 if self.batch_first else 1
+            if not is_batched:
+                input = input.unsqueeze(batch_dim)
+            max_batch_size = input.size(0) if self.batch_first else input.size(1)
+            sorted_indices = None
+            unsorted_indices = None
+            if hx is None:
+                h_zeros = torch.zeros(
+                    self.num_layers * num_directions, max_batch_size, real_hidden_size,
+                    dtype=input.dtype, device=input.device,
+                )
+                c_zeros = torch.zeros(
+                    self.num_layers * num_directions, max_batch_size, self.hidden_size,
+                    dtype=input.dtype, device=input.device,
+                )
+                hx = (h_zeros, c_zeros)
+                self.check_forward_args(input, hx, batch_sizes)
+            else:
+                if is_batched:
+                    if hx[0].dim() != 3 or hx[1].dim() != 3:
+                        raise RuntimeError(
+                            "For batched 3-D input, hx and cx should "
+                            f"also be 3-D but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+                        )
+                else:
+                    if hx[0].dim() != 2 or hx[1].dim() != 2:
+                        raise RuntimeError(
+                            "For unbatched 2-D input, hx and cx should "
+                            f"also be 2-D but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+                        )
+                    hx = (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
+                self.check_forward_args(input, hx, batch_sizes)
+                hx = self.permute_hidden(hx, sorted_indices)
+            self._check_hidden_count(hx)
+
+        # What ATen's lstm checks before it computes: devices, then a non-empty sequence.
+        h_0, c_0 = hx[0], hx[1]
+        weights = [w for index in range(len(self._all_weights)) for w in self._layer_weights(index)]
+        _check_devices(input, weights, [h_0, c_0])
+        if batch_sizes is None and input.size(1 if self.batch_first else 0) == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+        autocast_dtype = _autocast_dtype(input.device)
+        if autocast_dtype is not None:  # nn.LSTM runs in autocast's dtype, so do we
+            input, h_0, c_0 = _cast(input, autocast_dtype), _cast(h_0, autocast_dtype), _cast(c_0, autocast_dtype)
+            weights = [_cast(w, autocast_dtype) for w in weights]
+        _check_dtypes(input, weights, [h_0, c_0])
+
+        if batch_sizes is None and self.batch_first:
+            input = input.transpose(0, 1)
+        output, h_n, c_n = self._run_layers(input, h_0, c_0, weights, batch_sizes)
+        if batch_sizes is None and self.batch_first:
+            output = output.transpose(0, 1)
+
+        if isinstance(orig_input, PackedSequence):
+            output_packed = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
+            return output_packed, self.permute_hidden((h_n, c_n), unsorted_indices)
+        hidden = (h_n, c_n)
+        if not is_batched:  # type: ignore[possibly-undefined]
+            output = output.squeeze(batch_dim)  # type: ignore[possibly-undefined]
+            hidden = (h_n.squeeze(1), c_n.squeeze(1))
+        return output, self.permute_hidden(hidden, unsorted_indices)
+
+    @staticmethod
+    def _check_hidden_count(hx: _HiddenState) -> None:
+        if len(hx) != 2:
+            raise RuntimeError("lstm expects two hidden states")
+
+    def _run_layers(
+        self,
+        input: Tensor,
+        h_0: Tensor,
+        c_0: Tensor,
+        weights: list[Optional[Tensor]],
+        batch_sizes: Optional[Tensor],
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """All layers and directions, one layer function call each.
+
+        ``input`` is time-major ``[T, B, I]`` or packed data ``[N, I]``; ``weights`` holds
+        ``[w_ih, w_hh, b_ih, b_hh, w_hr]`` per layer-direction (None where absent).
+        """
+        fused = _use_fused(self.backend, input.device, input.dtype)
+        num_directions = 2 if self.bidirectional else 1
+
+        layer_input = input
+        h_n: list[Tensor] = []
+        c_n: list[Tensor] = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(num_directions):
+                index = layer * num_directions + direction
+                w_ih, w_hh, b_ih, b_hh, w_hr = weights[5 * index : 5 * index + 5]
+                if fused:
+                    output, h, c = _ops.lstm_layer(
+                        layer_input.contiguous(), h_0[index].contiguous(), c_0[index].contiguous(),
+                        w_ih.contiguous(), w_hh.contiguous(),
+                        None if b_ih is None else b_ih.contiguous(),
+                        None if b_hh is None else b_hh.contiguous(),
+                        None if w_hr is None else w_hr.contiguous(),
+                        batch_sizes, direction == 1,
+                    )
+                else:
+                    output, h, c = reference.lstm_layer(
+                        layer_input, h_0[index], c_0[index], w_ih, w_hh, b_ih, b_hh, w_hr,
+                        batch_sizes, direction == 1,
+                    )
+                outputs.append(output)
+                h_n.append(h)
+                c_n.append(c)
+            layer_output = outputs[0] if num_directions == 1 else torch.cat(outputs, dim=-1)
+            if self.dropout != 0 and self.training and layer < self.num_layers - 1:
+                layer_output = F.dropout(layer_output, p=self.dropout, training=True)
+            layer_input = layer_output
+        return layer_input, torch.stack(h_n), torch.stack(c_n)
+
+
+class LSTMCell(RNNCellBase):
+    r"""One LSTM step, a drop-in replacement for :class:`torch.nn.LSTMCell` on lstm_ext's kernels.
+
+    Arguments are those of :class:`torch.nn.LSTMCell` plus the keyword-only ``backend``
+    (``"auto"``, ``"fused"`` or ``"reference"``, see :mod:`lstm_ext.modules`).
+
+    Shapes: input ``[N, input_size]`` or unbatched ``[input_size]``; hx optional ``(h_0, c_0)``,
+    each ``[N, hidden_size]`` (unbatched ``[hidden_size]``), zeros when omitted. Returns
+    ``(h_1, c_1)`` of the same shape as ``h_0``.
+
+    Example::
+
+        >>> cell = LSTMCell(10, 20)
+        >>> h, c = cell(torch.randn(3, 10))
+        >>> h.shape
+        torch.Size([3, 20])
+    """
+
+    backend: str
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Optional[Union[torch.device, str, int]] = None,
+        dtype: Optional[torch.dtype] = None,
+        *,
+        backend: str = "auto",
+    ) -> None:
+        _check_backend(backend)
+        super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
+        self.backend = backend
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        if self.backend != "auto":
+            s += f", backend={self.backend!r}"
+        return s
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
+        if "backend" not in self.__dict__:
+            self.backend = "auto"
+
+    def forward(self, input: Tensor, hx: Optional[_HiddenState] = None) -> _HiddenState:
+        """One step.
+
+        Args:
+            input: ``[N, input_size]`` or unbatched ``[input_size]``.
+            hx: optional ``(h_0, c_0)``, each ``[N, hidden_size]`` (unbatched ``[hidden_size]``).
+
+        Returns:
+            ``(h_1, c_1)``, shaped like ``h_0``.
+        """
+        if input.dim() not in (1, 2):
+            raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        if hx is not None:
+            for idx, value in enumerate(hx):
+                if value.dim() not in (1, 2):
+                    raise ValueError(f"LSTMCell: Expected hx[{idx}] to be 1D or 2D, got {value.dim()}D instead")
+        is_batched = input.dim() == 2
+        if not is_batched:
+            input = input.unsqueeze(0)
+
+        if hx is None:
+            zeros = torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype, device=input.device)
+            hx = (zeros, zeros)
+        else:
+            hx = (hx[0].unsqueeze(0), hx[1].unsqueeze(0)) if not is_batched else hx
+
+        self._check_step_args(input, hx)
+        h_0, c_0 = hx[0], hx[1]
+        weights = [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
+        autocast_dtype = _autocast_dtype(input.device)
+        if autocast_dtype is not None and _autocast_casts_lstm_cell(input.device.type):
+            # what torch's autocast kernel for lstm_cell does before it runs
+            input, h_0, c_0 = _cast(input, autocast_dtype), _cast(h_0, autocast_dtype), _cast(c_0, autocast_dtype)
+            weights = [_cast(w, autocast_dtype) for w in weights]
+        h, c = self._step(input, h_0, c_0, *weights)
+        if not is_batched:
+            h, c = h.squeeze(0), c.squeeze(0)
+        return h, c
+
+    def _check_step_args(self, input: Tensor, hx: _HiddenState) -> None:
+        """What ATen's ``lstm_cell`` checks, in its order and words."""
+        if len(hx) != 2:
+            raise RuntimeError("lstm_cell expects two hidden states")
+        w_ih, w_hh = self.weight_ih, self.weight_hh
+        hidden_size = w_hh.size(1)
+        if input.size(1) != w_ih.size(1):
+            raise RuntimeError(f"input has inconsistent input_size: got {input.size(1)} expected {w_ih.size(1)}")
+        for name, weight in (("weight_ih", w_ih), ("weight_hh", w_hh)):
+            if weight.size(0) != 4 * hidden_size:
+                raise RuntimeError(
+                    f"{name} first dim must be 4 * hidden_size = {4 * hidden_size}, but got {weight.size(0)}"
+                )
+        for label, state in enumerate(hx):
+            if input.size(0) != state.size(0):
+                raise RuntimeError(
+                    f"Input batch size {input.size(0)} doesn't match hidden{label} batch size {state.size(0)}"
+                )
+            if state.size(1) != hidden_size:
+                raise RuntimeError(
+                    f"hidden{label} has inconsistent hidden_size: got {state.size(1)}, expected {hidden_size}"
+                )
+        # ATen then computes hx @ w_hh.T before input @ w_ih.T; a dtype mismatch fails there, in
+        # the matrix product's words. (A cx of another dtype is promoted, not refused.)
+        if _autocast_dtype(input.device) is None:
+            for mat1, mat2 in ((hx[0], w_hh), (input, w_ih)):
+                if mat1.dtype != mat2.dtype:
+                    raise RuntimeError(
+                        f"mat1 and mat2 must have the same dtype, but got "
+                        f"{_scalar_type_name(mat1.dtype)} and {_scalar_type_name(mat2.dtype)}"
+                    )
+        _check_devices(input, [w_ih, w_hh, self.bias_ih, self.bias_hh], [hx[0], hx[1]])
+
+    def _step(
+        self, input: Tensor, h_0: Tensor, c_0: Tensor,
+        w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
+    ) -> _HiddenState:
+        dtypes = {t.dtype for t in (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh) if t is not None}
+        if len(dtypes) > 1:
+            # torch computes mixed dtypes by promotion (a float64 c_0 gives float64 (h_1, c_1));
+            # the fused kernel keeps one dtype throughout, so "auto" takes the reference.
+            if self.backend == "fused":
+                raise RuntimeError(
+                    f"lstm_ext: the fused LSTMCell needs input, hx, cx and the parameters in one dtype, "
+                    f"got {sorted(str(d) for d in dtypes)}; use backend='auto' or 'reference' for mixed dtypes"
+                )
+        elif _use_fused(self.backend, input.device, input.dtype):
+            return _ops.lstm_cell(
+                input.contiguous(), h_0.contiguous(), c_0.contiguous(), w_ih.contiguous(), w_hh.contiguous(),
+                None if b_ih is None else b_ih.contiguous(), None if b_hh is None else b_hh.contiguous(),
+            )
+        return reference.lstm_cell(input, (h_0, c_0), w_ih, w_hh, b_ih, b_hh)
