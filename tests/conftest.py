@@ -1,0 +1,68 @@
+"""Shared helpers for the lstm_ext tests: backend parametrization, weight copying, grads."""
+
+from __future__ import annotations
+
+import os
+import sys
+import zlib
+
+import pytest
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # so test files can `import tolerances`
+
+import lstm_ext  # noqa: E402
+from lstm_ext import _ops  # noqa: E402
+
+FUSED_AVAILABLE = _ops.LOAD_ERROR is None
+FUSED_SKIP_REASON = f"lstm_ext compiled kernels not loaded: {_ops.LOAD_ERROR!r}"
+
+# Every parity test runs once per backend; "fused" is skipped (with the load error) when the
+# extension is not built, never silently turned into the reference.
+BACKENDS = [
+    pytest.param("fused", id="fused", marks=pytest.mark.skipif(not FUSED_AVAILABLE, reason=FUSED_SKIP_REASON)),
+    pytest.param("reference", id="reference"),
+]
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "distributed: multi-process torch.distributed (gloo) test; runs by default")
+
+
+def requires_fused():
+    return pytest.mark.skipif(not FUSED_AVAILABLE, reason=FUSED_SKIP_REASON)
+
+
+@pytest.fixture
+def gen(request) -> torch.Generator:
+    """A CPU generator seeded from the test id: reproducible, different per test case."""
+    g = torch.Generator()
+    g.manual_seed(zlib.crc32(request.node.nodeid.encode()))
+    return g
+
+
+def copy_weights(src: torch.nn.Module, dst: torch.nn.Module) -> torch.nn.Module:
+    """Load src's parameters into dst (strict: the state_dict keys must be the same)."""
+    dst.load_state_dict(src.state_dict(), strict=True)
+    return dst
+
+
+def make_lstm_pair(backend, *, dtype=torch.float64, gen=None, **kwargs):
+    """(nn.LSTM, lstm_ext.LSTM) with identical weights; weights drawn from `gen` when given."""
+    ref = torch.nn.LSTM(**kwargs, dtype=dtype)
+    if gen is not None:
+        with torch.no_grad():
+            for p in ref.parameters():
+                p.copy_(torch.rand(p.shape, generator=gen, dtype=torch.float64).mul_(1.2).sub_(0.6))
+    ours = lstm_ext.LSTM(**kwargs, dtype=dtype, backend=backend)
+    return ref, copy_weights(ref, ours)
+
+
+def make_cell_pair(backend, *, dtype=torch.float64, gen=None, **kwargs):
+    ref = torch.nn.LSTMCell(**kwargs, dtype=dtype)
+    if gen is not None:
+        with torch.no_grad():
+            for p in ref.parameters():
+                p.copy_(torch.rand(p.shape, generator=gen, dtype=torch.float64).mul_(1.2).sub_(0.6))
+    ours = lstm_ext.LSTMCell(**kwargs, dtype=dtype, backend=backend)
+    return ref, copy_weights(ref, ours)
