@@ -157,7 +157,25 @@ def _check_dtypes(input: Tensor, params: list[Optional[Tensor]], hiddens: list[T
         check("parameter", param)
 
 
-class LSTM(RNNBase):
+class _BackendChoice:
+    """The ``backend`` attribute both layers share: shown in repr when not the default, and
+    restored as "auto" for modules pickled before it existed."""
+
+    backend: str
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()  # type: ignore[misc]
+        if self.backend != "auto":
+            s += f", backend={self.backend!r}"
+        return s
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)  # type: ignore[misc]
+        if "backend" not in self.__dict__:
+            self.backend = "auto"
+
+
+class LSTM(_BackendChoice, RNNBase):
     r"""Multi-layer LSTM, a drop-in replacement for :class:`torch.nn.LSTM` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTM` plus the keyword-only ``backend``
@@ -210,17 +228,6 @@ class LSTM(RNNBase):
         _check_backend(backend)
         super().__init__("LSTM", *args, **kwargs)
         self.backend = backend
-
-    def extra_repr(self) -> str:
-        s = super().extra_repr()
-        if self.backend != "auto":
-            s += f", backend={self.backend!r}"
-        return s
-
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
-        if "backend" not in self.__dict__:
-            self.backend = "auto"
 
     # ---- the checks nn.LSTM makes, with nn.LSTM's wording --------------------------------
 
@@ -447,7 +454,7 @@ class LSTM(RNNBase):
         return layer_input, torch.stack(h_n), torch.stack(c_n)
 
 
-class LSTMCell(RNNCellBase):
+class LSTMCell(_BackendChoice, RNNCellBase):
     r"""One LSTM step, a drop-in replacement for :class:`torch.nn.LSTMCell` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTMCell` plus the keyword-only ``backend``
@@ -480,17 +487,6 @@ class LSTMCell(RNNCellBase):
         _check_backend(backend)
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
         self.backend = backend
-
-    def extra_repr(self) -> str:
-        s = super().extra_repr()
-        if self.backend != "auto":
-            s += f", backend={self.backend!r}"
-        return s
-
-    def __setstate__(self, state: dict) -> None:
-        super().__setstate__(state)
-        if "backend" not in self.__dict__:
-            self.backend = "auto"
 
     def forward(self, input: Tensor, hx: Optional[_HiddenState] = None) -> _HiddenState:
         """One step.

@@ -12,19 +12,11 @@ from torch.nn.utils.rnn import pack_sequence
 
 import lstm_ext
 from lstm_ext import _ops
-from tolerances import assert_close
-from torch.utils._pytree import tree_flatten
+from tolerances import assert_close, assert_tree_close
 
 DTYPE = torch.float64
 
 
-def assert_tree_close(actual, expected):
-    """assert_close leaf by leaf, so each tensor gets the table's tolerance for its dtype."""
-    actual_leaves, actual_spec = tree_flatten(actual)
-    expected_leaves, expected_spec = tree_flatten(expected)
-    assert actual_spec == expected_spec
-    for a, e in zip(actual_leaves, expected_leaves):
-        assert_close(a, e)
 FUSED = _ops.LOAD_ERROR is None
 BACKENDS = [
     "reference",

@@ -10,19 +10,11 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pack_sequence
 
 from lstm_ext import reference
-from tolerances import assert_close
-from torch.utils._pytree import tree_flatten
+from tolerances import assert_close, assert_tree_close
 
 DTYPE = torch.float64
 
 
-def assert_tree_close(actual, expected):
-    """assert_close leaf by leaf, so each tensor gets the table's tolerance for its dtype."""
-    actual_leaves, actual_spec = tree_flatten(actual)
-    expected_leaves, expected_spec = tree_flatten(expected)
-    assert actual_spec == expected_spec
-    for a, e in zip(actual_leaves, expected_leaves):
-        assert_close(a, e)
 
 
 @pytest.fixture

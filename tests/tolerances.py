@@ -5,6 +5,7 @@ One table, used by every test. The values are what the arithmetic allows over a
 """
 
 import torch
+from torch.utils._pytree import tree_flatten
 
 TOLERANCES = {
     torch.float64: dict(rtol=1e-7, atol=1e-9),
@@ -23,3 +24,12 @@ def assert_close(actual, expected, **kwargs):
     if isinstance(expected, torch.Tensor):
         kwargs = {**TOLERANCES[expected.dtype], **kwargs}
     torch.testing.assert_close(actual, expected, **kwargs)
+
+
+def assert_tree_close(actual, expected):
+    """assert_close leaf by leaf, so each tensor gets the table's tolerance for its dtype."""
+    actual_leaves, actual_spec = tree_flatten(actual)
+    expected_leaves, expected_spec = tree_flatten(expected)
+    assert actual_spec == expected_spec
+    for a, e in zip(actual_leaves, expected_leaves):
+        assert_close(a, e)
