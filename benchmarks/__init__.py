@@ -1,0 +1,18 @@
+"""lstm_ext's benchmark suite: every LSTM implementation side by side, on the same inputs and weights.
+
+Entry point: ``python benchmarks/run.py --preset default --out DIR`` (see ``benchmarks/README.md``).
+
+One job per file:
+
+- ``configs.py``   the presets (lists of shapes, timing budgets);
+- ``workload.py``  weights, inputs and output gradients of one configuration;
+- ``impls.py``     the implementations, each built from the same ``nn.LSTM`` state_dict;
+- ``torchscript_lstm.py``  the scripted custom LSTM (as pytorch's benchmarks/fastrnns does);
+- ``check.py``     correctness against the reference before anything is timed;
+- ``measure.py``   timing, peak memory, GEMM flop count and the torch.mm roofline;
+- ``charlm.py``    end-to-end: a small char-level language model, tokens/s;
+- ``report.py``    terminal table, JSON, CSV, markdown and PNG plots;
+- ``compare.py``   the change against an earlier results.json, regressions beyond the IQR;
+- ``suite.py``     runs a preset (the programmatic API the tests call);
+- ``run.py``       the command line.
+"""

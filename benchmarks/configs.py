@@ -1,0 +1,235 @@
+"""Presets: which shapes to run, with which implementations, and how long to time each.
+
+A :class:`Config` is one LSTM shape (``nn.LSTM`` layout: ``T`` steps, ``B`` batch, ``I`` input
+size, ``H`` hidden size, ``P = proj_size or H``), run in both modes (forward without grad, and
+forward + backward). ``impls`` narrows the implementations for that shape (the big shapes of the
+default preset leave out the slow ones to stay within its 2-minute budget); ``None`` means all.
+
+Presets:
+
+- ``tiny``: one T=3, B=2, I=H=8 shape and a very short timing: for the suite's own tests;
+- ``default``: under 2 minutes on a 2-core CPU, everything included (the README's command);
+- ``full``: sweeps batch 1-256, hidden 64-1024, T 1-1000, layers, bidirectional, fp32/fp64/bf16,
+  packed variable lengths and proj_size (long: an hour or more on a small CPU);
+- ``fastrnns``: pytorch's benchmarks/fastrnns shape, T=100, B=64, I=H=512, 1 layer;
+- ``flashrnn``: the flashrnn paper's shape, T=1024, B=16, I=H=768, bf16, on CUDA only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+SHORT_DTYPE = {"float32": "fp32", "float64": "fp64", "bfloat16": "bf16", "float16": "fp16"}
+
+
+@dataclass(frozen=True)
+class Config:
+    T: int
+    B: int
+    I: int  # noqa: E741 - nn.LSTM's input_size
+    H: int
+    layers: int = 1
+    bidirectional: bool = False
+    proj_size: int = 0
+    packed: bool = False  # variable lengths in [T/2, T], as a PackedSequence
+    dtype: str = "float32"
+    device: Optional[str] = None  # None: the run's device (--device); "cuda": this shape needs a GPU
+    impls: Optional[tuple[str, ...]] = None  # None: every implementation
+
+    @property
+    def P(self) -> int:  # noqa: N802 - the LSTM's output width per direction
+        return self.proj_size or self.H
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        return DTYPES[self.dtype]
+
+    def label(self) -> str:
+        """Short and unique within a preset, e.g. ``T100 B64 I256 H256 fp32`` or ``... L2 bi P128 packed``."""
+        parts = [f"T{self.T}", f"B{self.B}", f"I{self.I}", f"H{self.H}"]
+        if self.layers != 1:
+            parts.append(f"L{self.layers}")
+        if self.bidirectional:
+            parts.append("bi")
+        if self.proj_size:
+            parts.append(f"P{self.proj_size}")
+        if self.packed:
+            parts.append("packed")
+        parts.append(SHORT_DTYPE.get(self.dtype, self.dtype))
+        return " ".join(parts)
+
+    def shape_fields(self) -> dict:
+        """The record fields that identify this shape (device is added by the runner)."""
+        return dict(
+            dtype=self.dtype, T=self.T, B=self.B, I=self.I, H=self.H, layers=self.layers,
+            bidirectional=self.bidirectional, proj_size=self.proj_size, packed=self.packed,
+        )
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How long to time one (implementation, shape, mode).
+
+    ``min_run_time`` goes to ``torch.utils.benchmark.Timer.blocked_autorange``; when that yields
+    fewer than ``min_samples`` measurements (slow steps), more blocks are added until there are
+    ``min_samples`` of them, so that the median and the IQR rest on several samples; past
+    ``max_run_time`` seconds, 3 samples are enough.
+    """
+
+    min_run_time: float = 0.25
+    min_samples: int = 5
+    # extra calls before timing (CPU; CUDA always gets 3): the check's call and blocked_autorange's
+    # block-size estimate already warm up
+    warmup: int = 0
+    max_run_time: float = 4.0  # stop adding samples past this (once there are 3)
+
+
+@dataclass(frozen=True)
+class CharLMSpec:
+    """The end-to-end figure: a char-level LM (embedding -> LSTM -> linear), trained for ``steps``."""
+
+    steps: int = 20
+    warmup_steps: int = 2
+    T: int = 64
+    B: int = 32
+    embed: int = 64
+    H: int = 256
+    layers: int = 1
+    impls: Optional[tuple[str, ...]] = None
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    configs: tuple[Config, ...]
+    timing: Timing = field(default_factory=Timing)
+    charlm: Optional[CharLMSpec] = None
+    measure_memory: bool = True
+
+
+# Implementations left out of the default preset's larger shapes: torch.compile of a 100-step loop
+# takes ~40 s (train) + ~12 s (forward) of compiling on a cold cache on a 2-core CPU, on its own
+# nearly half the default budget. The compiled reference is measured on the short shapes instead
+# (T=10: ~23 s of compiling with a cold cache, T=1: ~5 s).
+_NOT_COMPILED = ("fused", "reference", "torchscript", "nn", "nn_composite", "cell_loop", "haste", "flashrnn")
+# The second large shape keeps the four that matter most (the Python-loop ones cost ~10 s there).
+_CORE = ("fused", "reference", "nn", "nn_composite", "haste", "flashrnn")
+
+
+def _tiny() -> Preset:
+    return Preset(
+        name="tiny",
+        description="T=3 B=2 I=H=8: the suite's own tests",
+        configs=(Config(T=3, B=2, I=8, H=8),),
+        timing=Timing(min_run_time=0.002, min_samples=3),
+        # no torch.compile in the tiny char-LM: its compile time would dominate the tests
+        charlm=CharLMSpec(steps=2, warmup_steps=1, T=8, B=2, embed=8, H=8,
+                          impls=("fused", "reference", "torchscript", "nn", "nn_composite", "cell_loop")),
+    )
+
+
+def _default() -> Preset:
+    return Preset(
+        name="default",
+        description="a few fp32 shapes, a streaming step and a float64 shape; < 2 min on 2 CPU cores",
+        configs=(
+            Config(T=100, B=64, I=256, H=256, impls=_NOT_COMPILED),
+            Config(T=100, B=16, I=128, H=512, impls=_CORE),
+            Config(T=100, B=64, I=64, H=64, impls=_NOT_COMPILED),
+            Config(T=10, B=64, I=64, H=64),
+            Config(T=1, B=1, I=64, H=64),  # streaming: one step of one sequence
+            Config(T=25, B=16, I=128, H=128, dtype="float64", impls=_NOT_COMPILED),
+        ),
+        timing=Timing(min_run_time=0.2, min_samples=5),
+        charlm=CharLMSpec(steps=12, warmup_steps=2, T=32, B=32, embed=64, H=256,
+                          impls=("fused", "reference", "torchscript", "nn", "nn_composite", "cell_loop")),
+    )
+
+
+def _full() -> Preset:
+    base = dict(T=100, B=64, I=256, H=256)
+    seen: list[Config] = []
+
+    def add(**kw) -> None:
+        if kw.get("T", base["T"]) >= 300:  # compiling an unrolled 300-1000 step loop takes many minutes
+            kw.setdefault("impls", _NOT_COMPILED)
+        cfg = Config(**{**base, **kw})
+        if cfg not in seen:
+            seen.append(cfg)
+
+    for b in (1, 8, 32, 64, 128, 256):
+        add(B=b)
+    for h in (64, 128, 256, 512, 1024):
+        add(I=h, H=h)
+    for t in (1, 10, 100, 300, 1000):
+        add(T=t)
+    for layers in (2, 4):
+        add(layers=layers)
+    add(bidirectional=True)
+    add(layers=2, bidirectional=True)
+    for dtype in ("float64", "bfloat16"):
+        add(dtype=dtype)
+    add(packed=True)
+    add(packed=True, bidirectional=True)
+    add(proj_size=128)
+    add(proj_size=128, layers=2, bidirectional=True)
+    add(T=1, B=1, I=64, H=64)
+    add(T=100, B=16, I=128, H=512)
+    return Preset(
+        name="full",
+        description="sweeps of batch, hidden, T, layers, directions, dtypes, packed and proj_size",
+        configs=tuple(seen),
+        timing=Timing(min_run_time=0.5, min_samples=7, warmup=1, max_run_time=10.0),
+        charlm=CharLMSpec(steps=50, warmup_steps=3, T=64, B=32, embed=64, H=256),
+    )
+
+
+def _fastrnns() -> Preset:
+    return Preset(
+        name="fastrnns",
+        description="pytorch benchmarks/fastrnns' LSTM: T=100 B=64 I=H=512, 1 layer",
+        configs=(Config(T=100, B=64, I=512, H=512),),
+        timing=Timing(min_run_time=1.0, min_samples=7, warmup=1, max_run_time=10.0),
+    )
+
+
+def _flashrnn() -> Preset:
+    return Preset(
+        name="flashrnn",
+        description="flashrnn's LSTM shape: T=1024 B=16 I=H=768 bf16, GPU only",
+        configs=(Config(T=1024, B=16, I=768, H=768, dtype="bfloat16", device="cuda",
+                        impls=("fused", "reference_compiled", "nn", "nn_composite", "haste", "flashrnn")),),
+        timing=Timing(min_run_time=1.0, min_samples=7, warmup=3, max_run_time=10.0),
+    )
+
+
+PRESETS = {
+    "tiny": _tiny,
+    "default": _default,
+    "full": _full,
+    "fastrnns": _fastrnns,
+    "flashrnn": _flashrnn,
+}
+
+
+def get_preset(name: str, *, dtype: Optional[str] = None) -> Preset:
+    """The named preset; ``dtype`` (from ``--dtype``) replaces every shape's dtype, duplicates dropped."""
+    if name not in PRESETS:
+        raise KeyError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    preset = PRESETS[name]()
+    if dtype is not None:
+        if dtype not in DTYPES:
+            raise KeyError(f"unknown dtype {dtype!r}; choose from {', '.join(DTYPES)}")
+        configs: list[Config] = []
+        for cfg in preset.configs:
+            cfg = dataclasses.replace(cfg, dtype=dtype)
+            if cfg not in configs:
+                configs.append(cfg)
+        preset = dataclasses.replace(preset, configs=tuple(configs))
+    return preset
