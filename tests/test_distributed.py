@@ -7,6 +7,7 @@ the full batch. Runs by default (marker `distributed`, deselect with -m "not dis
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import time
 
@@ -27,7 +28,7 @@ F64 = torch.float64
 WORLD = 2
 BATCH = 6  # full batch; each rank gets BATCH // WORLD rows
 STEPS = 3
-TIMEOUT_S = 120
+TIMEOUT_S = 300  # a watchdog for a hang, generous for a shared, loaded 2-core machine
 
 
 class Model(nn.Module):
@@ -69,6 +70,9 @@ def train(model, rows=slice(None)):
 
 
 def _worker(rank, store, backend, out_dir):
+    # If a worker ever hangs, its stacks land in a file the test prints.
+    stacks = open(os.path.join(out_dir, f"stacks{rank}.txt"), "w")
+    faulthandler.dump_traceback_later(TIMEOUT_S - 10, file=stacks)
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
     try:
@@ -95,7 +99,8 @@ def test_ddp_matches_single_process(backend, tmp_path):
             for p in ctx.processes:
                 if p.is_alive():
                     p.terminate()
-            pytest.fail(f"DDP workers did not finish within {TIMEOUT_S} s")
+            stacks = "\n".join((tmp_path / f"stacks{r}.txt").read_text() for r in range(WORLD))
+            pytest.fail(f"DDP workers did not finish within {TIMEOUT_S} s; their stacks:\n{stacks}")
 
     torch.manual_seed(0)
     expected_grads, expected_params = train(Model(backend))
