@@ -15,6 +15,7 @@
 #include <algorithm>
 
 #include "cpu/pointwise.h"
+#include "cpu/recurrent_gemm.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -46,18 +47,18 @@ void forward_loop(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates,
                   Tensor& h_state, Tensor& c_state, const Tensor& w_hh, const Tensor& w_hr) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H, P = s.P;
-  const Tensor w_hh_t = w_hh.t();
+  const RecurrentGemm recurrent(w_hh, s.B);
   const ForwardRows<scalar_t> rows = forward_rows<scalar_t>();
   Tensor m_state;  // o * tanh(c) before the projection
   if (s.has_proj) m_state = at::empty({s.B, H}, pre.options());
-  const Tensor w_hr_t = s.has_proj ? w_hr.t() : Tensor();
+  const std::optional<RecurrentGemm> projection =
+      s.has_proj ? std::optional<RecurrentGemm>(std::in_place, w_hr, s.B) : std::nullopt;
 
   for (int64_t k = 0; k < s.T; ++k) {
     const int64_t t = reverse ? s.T - 1 - k : k;
     const int64_t n = s.rows[t], off = s.offset[t];
     if (n == 0) continue;
-    Tensor pre_t = pre.narrow(0, off, n);
-    pre_t.addmm_(h_state.narrow(0, 0, n), w_hh_t);
+    const Tensor pre_t = recurrent.accumulate(h_state.narrow(0, 0, n), pre.narrow(0, off, n));
 
     const ForwardStep<scalar_t> step{
         H,
@@ -72,7 +73,7 @@ void forward_loop(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates,
 
     if (s.has_proj) {
       Tensor out_t = out2d.narrow(0, off, n);
-      at::mm_out(out_t, m_state.narrow(0, 0, n), w_hr_t);
+      projection->write(m_state.narrow(0, 0, n), out_t);
       h_state.narrow(0, 0, n).copy_(out_t);
     }
   }
@@ -86,6 +87,9 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H, P = s.P;
   const BackwardRows<scalar_t> rows = backward_rows<scalar_t>();
+  const RecurrentGemm recurrent(w_hh.t(), s.B);  // dh_{t-1} = dgates_t @ w_hh
+  const std::optional<RecurrentGemm> projection =  // dm_t = dh_t @ w_hr
+      s.has_proj ? std::optional<RecurrentGemm>(std::in_place, w_hr.t(), s.B) : std::nullopt;
   Tensor dm_state;  // gradient reaching o * tanh(c), through the projection
   if (s.has_proj) dm_state = at::empty({s.B, H}, dgates.options());
 
@@ -105,7 +109,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
         dh_all_p[i] = static_cast<scalar_t>(static_cast<opmath_t>(dh_p[i]) + static_cast<opmath_t>(dy_p[i]));
       }
       Tensor dm_t = dm_state.narrow(0, 0, n);
-      at::mm_out(dm_t, dh_all.narrow(0, off, n), w_hr);
+      projection->write(dh_all.narrow(0, off, n), dm_t);
     }
 
     const BackwardStep<scalar_t> step{
@@ -126,7 +130,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
     // The last step walked needs no gradient for h0 unless one was asked for.
     if (k > 0 || need_state_grad) {
       Tensor dh_t = dh_state.narrow(0, 0, n);
-      at::mm_out(dh_t, dgates.narrow(0, off, n), w_hh);
+      recurrent.write(dgates.narrow(0, off, n), dh_t);
     }
   }
 }
