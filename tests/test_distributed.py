@@ -7,6 +7,7 @@ the full batch. Runs by default (marker `distributed`, deselect with -m "not dis
 
 from __future__ import annotations
 
+import datetime
 import faulthandler
 import os
 import time
@@ -28,6 +29,7 @@ F64 = torch.float64
 WORLD = 2
 BATCH = 6  # full batch; each rank gets BATCH // WORLD rows
 STEPS = 3
+COLLECTIVE_TIMEOUT_S = 120
 TIMEOUT_S = 300  # a watchdog for a hang, generous for a shared, loaded 2-core machine
 
 
@@ -74,7 +76,10 @@ def _worker(rank, store, backend, out_dir):
     stacks = open(os.path.join(out_dir, f"stacks{rank}.txt"), "w")
     faulthandler.dump_traceback_later(TIMEOUT_S - 10, file=stacks)
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD)
+    # Loopback only, and collectives that fail with an error instead of waiting forever.
+    os.environ["GLOO_SOCKET_IFNAME"] = "lo"
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=WORLD,
+                            timeout=datetime.timedelta(seconds=COLLECTIVE_TIMEOUT_S))
     try:
         torch.manual_seed(1 + rank)  # different init per rank: DDP must broadcast rank 0's
         model = Model(backend)
