@@ -12,10 +12,10 @@ ops = torch.ops.lstm_ext
 
 
 def layer_args(T=5, B=3, I=4, H=6, proj=0, bias=True, packed=False, reverse=False, dtype=torch.float64,
-               requires_grad=True, seed=0):
+               requires_grad=True, seed=0, scale=0.5):
     g = torch.Generator().manual_seed(seed)
     P = proj or H
-    rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * 0.5).requires_grad_(requires_grad)  # noqa: E731
+    rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_(requires_grad)  # noqa: E731
     batch_sizes = None
     if packed:
         lengths = torch.randint(1, T + 1, (B,), generator=g).sort(descending=True).values
@@ -231,3 +231,24 @@ def test_double_backward_raises_a_clear_error():
     hy, cy = _ops.lstm_cell(*cell)
     with pytest.raises(RuntimeError, match="do not support double backward"):
         torch.autograd.grad(hy.sum(), cell[0], create_graph=True)
+
+
+@pytest.mark.parametrize("case", ["dense", "packed-reverse", "proj"])
+def test_large_steps_match_float64(case):
+    """Steps of >= 8 MFLOP take the packed-weight (oneDNN) GEMM path in float32: the float32
+    result, gradients included, must agree with the float64 result (which runs at::addmm)."""
+    # nn.LSTM's init scale, 1/sqrt(H): realistic pre-activations for a float32 comparison
+    kwargs = dict(T=5, B=32, I=32, H=256, dtype=torch.float32, scale=256**-0.5)  # 16.8 MFLOP a step
+    kwargs.update({"dense": {}, "packed-reverse": dict(packed=True, reverse=True), "proj": dict(proj=160)}[case])
+    args = layer_args(**kwargs)
+    args64 = [a.detach().double().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+              for a in args]
+    from tolerances import tol
+
+    results = []
+    for call in (args, args64):
+        out, h_n, c_n = _ops.lstm_layer(*call)
+        (out.square().sum() + h_n.sum() + c_n.sum()).backward()
+        results.append([out, h_n, c_n] + [a.grad for a in call[:8] if isinstance(a, torch.Tensor)])
+    for got, want in zip(*results):
+        torch.testing.assert_close(got.double(), want, **tol(torch.float32))
