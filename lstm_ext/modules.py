@@ -292,6 +292,15 @@ class LSTM(_BackendChoice, RNNBase):
 
     # ---- forward ------------------------------------------------------------------------
 
+    def _zero_state(self, input: Tensor, batch: int) -> _HiddenState:
+        """``(h_0, c_0)`` of zeros: ``[D*num_layers, batch, P]`` and ``[D*num_layers, batch, H]``."""
+        layers = self.num_layers * (2 if self.bidirectional else 1)
+        real_hidden_size = self.proj_size if self.proj_size > 0 else self.hidden_size
+        h_zeros = torch.zeros(layers, batch, real_hidden_size, dtype=input.dtype, device=input.device)
+        c_zeros = torch.zeros(layers, batch, self.hidden_size, dtype=input.dtype, device=input.device)
+        return h_zeros, c_zeros
+
+
     @overload
     def forward(self, input: Tensor, hx: Optional[_HiddenState] = None) -> tuple[Tensor, _HiddenState]: ...
 
@@ -314,21 +323,11 @@ class LSTM(_BackendChoice, RNNBase):
 
         orig_input = input
         batch_sizes = None
-        num_directions = 2 if self.bidirectional else 1
-        real_hidden_size = self.proj_size if self.proj_size > 0 else self.hidden_size
         if isinstance(orig_input, PackedSequence):
             input, batch_sizes, sorted_indices, unsorted_indices = input
             max_batch_size = int(batch_sizes[0])
             if hx is None:
-                h_zeros = torch.zeros(
-                    self.num_layers * num_directions, max_batch_size, real_hidden_size,
-                    dtype=input.dtype, device=input.device,
-                )
-                c_zeros = torch.zeros(
-                    self.num_layers * num_directions, max_batch_size, self.hidden_size,
-                    dtype=input.dtype, device=input.device,
-                )
-                hx = (h_zeros, c_zeros)
+                hx = self._zero_state(input, max_batch_size)
             else:
                 # Each batch of the hidden state should match the input sequence that
                 # the user believes he/she is passing in.
@@ -346,15 +345,7 @@ class LSTM(_BackendChoice, RNNBase):
             sorted_indices = None
             unsorted_indices = None
             if hx is None:
-                h_zeros = torch.zeros(
-                    self.num_layers * num_directions, max_batch_size, real_hidden_size,
-                    dtype=input.dtype, device=input.device,
-                )
-                c_zeros = torch.zeros(
-                    self.num_layers * num_directions, max_batch_size, self.hidden_size,
-                    dtype=input.dtype, device=input.device,
-                )
-                hx = (h_zeros, c_zeros)
+                hx = self._zero_state(input, max_batch_size)
                 self.check_forward_args(input, hx, batch_sizes)
             else:
                 if is_batched:

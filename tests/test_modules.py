@@ -91,35 +91,30 @@ def assert_same(actual: dict, expected: dict, **tolerance):
         assert_close(a, e, msg=lambda m, key=key: f"{key}: {m}", **tolerance)
 
 
-def check_lstm(backend, kwargs, leaves, build, *, gen, dtype=F64, loss_on=("output", "h_n", "c_n"), prepare=None):
-    """ours(backend) vs nn.LSTM, and for fused also vs ours(reference). Returns ours' results."""
-    ref, ours = make_lstm_pair(backend, dtype=dtype, gen=gen, **kwargs)
+def _check(make_pair, cls, run, backend, kwargs, leaves, build, *, gen, dtype, loss_on, prepare):
+    """ours(backend) vs nn's module, and for fused also vs ours(reference). Returns ours' results."""
+    ref, ours = make_pair(backend, dtype=dtype, gen=gen, **kwargs)
     modules = [ref, ours]
     if backend == "fused":
-        modules.append(copy_weights(ref, lstm_ext.LSTM(**kwargs, dtype=dtype, backend="reference")))
+        modules.append(copy_weights(ref, cls(**kwargs, dtype=dtype, backend="reference")))
     if prepare is not None:
         for m in modules:
             prepare(m)
-    results = [run_lstm(m, leaves, build, loss_on) for m in modules]
+    results = [run(m, leaves, build, loss_on) for m in modules]
     assert_same(results[1], results[0])
     if backend == "fused":
         assert_same(results[1], results[2])
     return results[1]
+
+
+def check_lstm(backend, kwargs, leaves, build, *, gen, dtype=F64, loss_on=("output", "h_n", "c_n"), prepare=None):
+    return _check(make_lstm_pair, lstm_ext.LSTM, run_lstm, backend, kwargs, leaves, build, gen=gen, dtype=dtype,
+                  loss_on=loss_on, prepare=prepare)
 
 
 def check_cell(backend, kwargs, leaves, build, *, gen, dtype=F64, loss_on=("h", "c"), prepare=None):
-    ref, ours = make_cell_pair(backend, dtype=dtype, gen=gen, **kwargs)
-    modules = [ref, ours]
-    if backend == "fused":
-        modules.append(copy_weights(ref, lstm_ext.LSTMCell(**kwargs, dtype=dtype, backend="reference")))
-    if prepare is not None:
-        for m in modules:
-            prepare(m)
-    results = [run_cell(m, leaves, build, loss_on) for m in modules]
-    assert_same(results[1], results[0])
-    if backend == "fused":
-        assert_same(results[1], results[2])
-    return results[1]
+    return _check(make_cell_pair, lstm_ext.LSTMCell, run_cell, backend, kwargs, leaves, build, gen=gen, dtype=dtype,
+                  loss_on=loss_on, prepare=prepare)
 
 
 def rnd(gen, *shape, dtype=F64, requires_grad=True):
