@@ -52,8 +52,9 @@ def _opmath(dtype: torch.dtype) -> torch.dtype:
     return torch.float32 if dtype in (torch.bfloat16, torch.float16) else dtype
 
 
-def _empty_grad(like: torch.Tensor) -> torch.Tensor:
-    return like.new_empty((0,))
+def _grad_like(need: bool, like: torch.Tensor, shape: Optional[Sequence[int]] = None) -> torch.Tensor:
+    """A fake kernel's gradient: contiguous, of like's shape (or shape), empty when masked out."""
+    return like.new_empty(tuple(like.shape if shape is None else shape) if need else (0,))
 
 
 if LOAD_ERROR is None:
@@ -77,12 +78,11 @@ if LOAD_ERROR is None:
         output, gates, cells, output_mask,
     ):
         need_input, need_state, need_weights = output_mask
-        pick = lambda need, like: torch.empty_like(like) if need else _empty_grad(like)  # noqa: E731
-        grad_bias = w_ih.new_empty((w_ih.shape[0],)) if need_weights else _empty_grad(w_ih)
-        grad_w_hr = pick(need_weights and w_hr is not None, w_hr if w_hr is not None else w_ih)
         return (
-            pick(need_input, input), pick(need_state, h0), pick(need_state, c0),
-            pick(need_weights, w_ih), pick(need_weights, w_hh), grad_bias, grad_w_hr,
+            _grad_like(need_input, input), _grad_like(need_state, h0), _grad_like(need_state, c0),
+            _grad_like(need_weights, w_ih), _grad_like(need_weights, w_hh),
+            _grad_like(need_weights, w_ih, (w_ih.shape[0],)),
+            _grad_like(need_weights and w_hr is not None, w_hr if w_hr is not None else w_ih),
         )
 
     def _lstm_layer_setup_context(ctx, inputs, output):
@@ -131,11 +131,10 @@ if LOAD_ERROR is None:
     @torch.library.register_fake("lstm_ext::lstm_cell_backward")
     def _lstm_cell_backward_fake(grad_hy, grad_cy, input, hx, cx, w_ih, w_hh, gates, cy, output_mask):
         need_input, need_state, need_weights = output_mask
-        pick = lambda need, like: torch.empty_like(like) if need else _empty_grad(like)  # noqa: E731
-        grad_bias = w_ih.new_empty((w_ih.shape[0],)) if need_weights else _empty_grad(w_ih)
         return (
-            pick(need_input, input), pick(need_state, hx), pick(need_state, cx),
-            pick(need_weights, w_ih), pick(need_weights, w_hh), grad_bias,
+            _grad_like(need_input, input), _grad_like(need_state, hx), _grad_like(need_state, cx),
+            _grad_like(need_weights, w_ih), _grad_like(need_weights, w_hh),
+            _grad_like(need_weights, w_ih, (w_ih.shape[0],)),
         )
 
     def _lstm_cell_setup_context(ctx, inputs, output):

@@ -319,8 +319,8 @@ class LSTM(_BackendChoice, RNNBase):
         Returns:
             ``(output, (h_n, c_n))`` exactly as :meth:`torch.nn.LSTM.forward` returns them.
         """
-        self._update_flat_weights()
-
+        # The weights are read by name (_layer_weights), so RNNBase's _flat_weights list needs
+        # no refresh on this hot path.
         orig_input = input
         batch_sizes = None
         if isinstance(orig_input, PackedSequence):

@@ -24,8 +24,8 @@ struct Math<at::vec::Vectorized<T>> {
 namespace cpu {
 namespace CPU_CAPABILITY {
 
-template <typename scalar_t, typename V, typename Index>
-inline void forward_units(const ForwardStep<scalar_t>& s, int64_t r, Index j, int64_t count) {
+template <typename scalar_t, typename V>
+inline void forward_units(const ForwardStep<scalar_t>& s, int64_t r, int64_t j, int64_t count) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H;
   const auto load_pre = [&](int64_t block) {
