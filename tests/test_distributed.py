@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import faulthandler
+import gc
 import os
 import time
 
@@ -90,6 +91,13 @@ def _worker(rank, store, backend, out_dir):
         per_rank = BATCH // WORLD
         grads, params = train(ddp, slice(rank * per_rank, (rank + 1) * per_rank))
         torch.save({"grads": grads, "params": params}, os.path.join(out_dir, f"rank{rank}.pt"))
+        # Tear DDP down while both ranks are alive. Its reducer holds the last reference to the
+        # gloo group; left to the end of this function, the group was destroyed after the peer had
+        # exited, and that once hung a worker in the teardown after _worker returned (the stacks
+        # showed spawn's _wrap with no frame below it).
+        del ddp, model
+        gc.collect()
+        dist.barrier()
     finally:
         dist.destroy_process_group()
 
