@@ -26,7 +26,9 @@ def _extension():
     debug = os.environ.get("LSTM_EXT_DEBUG", "0") == "1"
     sanitize = os.environ.get("LSTM_EXT_SANITIZE", "")  # e.g. "address,undefined"
     cxx = ["-O0", "-g"] if debug else ["-O3"]
-    cxx += ["-std=c++17", "-DPy_LIMITED_API=0x03090000", "-fdiagnostics-color=always"]
+    # No -std flag: torch.utils.cpp_extension adds the standard its own headers need
+    # (C++17 up to torch 2.14, C++20 from torch 2.15).
+    cxx += ["-DPy_LIMITED_API=0x03090000", "-fdiagnostics-color=always"]
     link = []
     if sanitize:
         cxx += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g"]
@@ -42,7 +44,7 @@ def _extension():
     if _cuda_requested():
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
         kwargs["sources"] += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
-        kwargs["extra_compile_args"] = {"cxx": cxx + ["-DLSTM_EXT_WITH_CUDA"], "nvcc": ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]}
+        kwargs["extra_compile_args"] = {"cxx": cxx + ["-DLSTM_EXT_WITH_CUDA"], "nvcc": ["-O3", "--expt-relaxed-constexpr"]}
         return CUDAExtension(**kwargs)
     kwargs["extra_compile_args"] = {"cxx": cxx}
     return CppExtension(**kwargs)

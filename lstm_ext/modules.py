@@ -46,6 +46,10 @@ BACKENDS = ("auto", "fused", "reference")
 
 _HiddenState = tuple[Tensor, Tensor]
 
+# torch 2.15's ATen lstm_cell refuses a hidden state that is not 2-D before it compares batch
+# sizes; older versions go straight to the batch-size check. Follow the torch we run with.
+_ATEN_CHECKS_HIDDEN_RANK = tuple(int(v) for v in torch.__version__.split(".")[:2]) >= (2, 15)
+
 # c10's names for dtypes, as torch's own error messages print them ("Float", "Double", ...)
 _SCALAR_TYPE_NAMES = {
     torch.float64: "Double",
@@ -532,6 +536,8 @@ class LSTMCell(_BackendChoice, RNNCellBase):
                     f"{name} first dim must be 4 * hidden_size = {4 * hidden_size}, but got {weight.size(0)}"
                 )
         for label, state in enumerate(hx):
+            if _ATEN_CHECKS_HIDDEN_RANK and state.dim() != 2:
+                raise RuntimeError(f"Expected 2D hidden{label} (batch x hidden_size), but got {state.dim()}D tensor")
             if input.size(0) != state.size(0):
                 raise RuntimeError(
                     f"Input batch size {input.size(0)} doesn't match hidden{label} batch size {state.size(0)}"
