@@ -1,6 +1,7 @@
 // The pointwise row kernels, included once per CPU capability by pointwise_*.cpp, each of
 // which defines CPU_CAPABILITY first. gates.h's functions run here on whole SIMD vectors
-// (at::vec::Vectorized, whose exp and tanh are SLEEF's, within 1 ulp), with a scalar tail.
+// (at::vec::Vectorized, whose exp and tanh are SLEEF's, within 1 ulp), in the opmath type:
+// float for bfloat16 storage, so bfloat16 runs vectorized too.
 #pragma once
 
 #include <ATen/cpu/vec/vec.h>
@@ -24,30 +25,44 @@ struct Math<at::vec::Vectorized<T>> {
 namespace cpu {
 namespace CPU_CAPABILITY {
 
+// V is a SIMD vector of the opmath type; count < V::size() only at the end of a row. Storage
+// of another type (bfloat16) is converted element by element through a small buffer: the
+// conversion is cheap next to exp and tanh, and the same code serves every capability.
+template <typename V, typename T>
+inline V load_as(const T* p, int64_t count) {
+  using M = typename V::value_type;
+  if constexpr (std::is_same_v<T, M>) {
+    return V::loadu(p, count);
+  } else {
+    M buf[V::size()];
+    for (int64_t k = 0; k < count; ++k) buf[k] = static_cast<M>(p[k]);
+    return V::loadu(buf, count);
+  }
+}
+
+template <typename V, typename T>
+inline void store_as(T* p, const V& v, int64_t count) {
+  using M = typename V::value_type;
+  if constexpr (std::is_same_v<T, M>) {
+    v.store(p, count);
+  } else {
+    M buf[V::size()];
+    v.store(buf, count);
+    for (int64_t k = 0; k < count; ++k) p[k] = static_cast<T>(buf[k]);
+  }
+}
+
 template <typename scalar_t, typename V>
 inline void forward_units(const ForwardStep<scalar_t>& s, int64_t r, int64_t j, int64_t count) {
-  using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H;
-  const auto load_pre = [&](int64_t block) {
-    if constexpr (std::is_same_v<V, opmath_t>) {
-      return static_cast<opmath_t>(s.pre[r * 4 * H + block * H + j]);
-    } else {
-      return V::loadu(s.pre + r * 4 * H + block * H + j, count);
-    }
-  };
-  const auto load = [&](const opmath_t* p) {
-    if constexpr (std::is_same_v<V, opmath_t>) return p[j];
-    else return V::loadu(p + j, count);
-  };
-  const auto store = [&](auto* p, const V& v) {
-    if constexpr (std::is_same_v<V, opmath_t>) p[j] = static_cast<std::remove_pointer_t<decltype(p)>>(v);
-    else v.store(p + j, count);
-  };
-  const gates::Gates<V> a = gates::activate<V>(load_pre(0), load_pre(1), load_pre(2), load_pre(3));
-  opmath_t* c_row = s.c_state + r * H;
+  const auto load = [&](const auto* p) { return load_as<V>(p + j, count); };
+  const auto store = [&](auto* p, const V& v) { store_as(p + j, v, count); };
+  const scalar_t* pre_row = s.pre + r * 4 * H;
+  const gates::Gates<V> a = gates::activate<V>(load(pre_row), load(pre_row + H), load(pre_row + 2 * H), load(pre_row + 3 * H));
+  auto* c_row = s.c_state + r * H;
   V h;
   const V c = gates::cell_forward(a, load(c_row), &h);
-  opmath_t* g_row = s.gates + r * 4 * H;
+  auto* g_row = s.gates + r * 4 * H;
   store(g_row, a.i);
   store(g_row + H, a.f);
   store(g_row + 2 * H, a.g);
@@ -60,23 +75,16 @@ inline void forward_units(const ForwardStep<scalar_t>& s, int64_t r, int64_t j, 
 
 template <typename scalar_t, typename V>
 inline void backward_units(const BackwardStep<scalar_t>& s, int64_t r, int64_t j, int64_t count) {
-  using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H;
-  const auto load = [&](const auto* p) {
-    if constexpr (std::is_same_v<V, opmath_t>) return static_cast<opmath_t>(p[j]);
-    else return V::loadu(p + j, count);
-  };
-  const auto store = [&](auto* p, const V& v) {
-    if constexpr (std::is_same_v<V, opmath_t>) p[j] = static_cast<std::remove_pointer_t<decltype(p)>>(v);
-    else v.store(p + j, count);
-  };
-  const opmath_t* g_row = s.gates + r * 4 * H;
+  const auto load = [&](const auto* p) { return load_as<V>(p + j, count); };
+  const auto store = [&](auto* p, const V& v) { store_as(p + j, v, count); };
+  const auto* g_row = s.gates + r * 4 * H;
   const gates::Gates<V> a{load(g_row), load(g_row + H), load(g_row + 2 * H), load(g_row + 3 * H)};
   const V c = load(s.cells + r * H);
   const V c_prev = load(r < s.n_prev ? s.c_prev + r * H : s.c0 + r * H);
   V dh = load(s.dh + r * H);
   if (s.dy) dh = dh + load(s.dy + r * H);
-  opmath_t* dc_row = s.dc + r * H;
+  auto* dc_row = s.dc + r * H;
   const gates::GateGrads<V> d = gates::cell_backward(a, c, c_prev, dh, load(dc_row));
   scalar_t* dg_row = s.dgates + r * 4 * H;
   store(dg_row, d.i_pre);
@@ -87,39 +95,28 @@ inline void backward_units(const BackwardStep<scalar_t>& s, int64_t r, int64_t j
   if (s.m) store(s.m + r * H, gates::use_gate(a, c));
 }
 
-// Vector code only where storage and math types agree (float, double); bfloat16 runs the
-// scalar path with float math.
-template <typename scalar_t>
-constexpr bool vectorize = std::is_same_v<scalar_t, at::opmath_type<scalar_t>>;
-
-template <typename scalar_t>
-void forward_rows_impl(const ForwardStep<scalar_t>& s, int64_t begin, int64_t end) {
-  using opmath_t = at::opmath_type<scalar_t>;
+// Every row in [begin, end): whole SIMD vectors of hidden units, then one partial vector.
+// Math runs in the opmath type, so bfloat16 rows are vectorized in float.
+template <typename scalar_t, typename Step, typename Units>
+inline void for_each_unit_block(const Step& s, int64_t begin, int64_t end, Units units) {
+  using V = at::vec::Vectorized<at::opmath_type<scalar_t>>;
   for (int64_t r = begin; r < end; ++r) {
     int64_t j = 0;
-    if constexpr (vectorize<scalar_t>) {
-      using V = at::vec::Vectorized<scalar_t>;
-      for (; j + V::size() <= s.H; j += V::size()) forward_units<scalar_t, V>(s, r, j, V::size());
-      if (j < s.H) forward_units<scalar_t, V>(s, r, j, s.H - j);
-    } else {
-      for (; j < s.H; ++j) forward_units<scalar_t, opmath_t>(s, r, j, 1);
-    }
+    for (; j + V::size() <= s.H; j += V::size()) units(s, r, j, V::size());
+    if (j < s.H) units(s, r, j, s.H - j);
   }
 }
 
 template <typename scalar_t>
+void forward_rows_impl(const ForwardStep<scalar_t>& s, int64_t begin, int64_t end) {
+  using V = at::vec::Vectorized<at::opmath_type<scalar_t>>;
+  for_each_unit_block<scalar_t>(s, begin, end, forward_units<scalar_t, V>);
+}
+
+template <typename scalar_t>
 void backward_rows_impl(const BackwardStep<scalar_t>& s, int64_t begin, int64_t end) {
-  using opmath_t = at::opmath_type<scalar_t>;
-  for (int64_t r = begin; r < end; ++r) {
-    int64_t j = 0;
-    if constexpr (vectorize<scalar_t>) {
-      using V = at::vec::Vectorized<scalar_t>;
-      for (; j + V::size() <= s.H; j += V::size()) backward_units<scalar_t, V>(s, r, j, V::size());
-      if (j < s.H) backward_units<scalar_t, V>(s, r, j, s.H - j);
-    } else {
-      for (; j < s.H; ++j) backward_units<scalar_t, opmath_t>(s, r, j, 1);
-    }
-  }
+  using V = at::vec::Vectorized<at::opmath_type<scalar_t>>;
+  for_each_unit_block<scalar_t>(s, begin, end, backward_units<scalar_t, V>);
 }
 
 }  // namespace CPU_CAPABILITY

@@ -57,7 +57,8 @@ const OneDnn* onednn() {
 
 RecurrentGemm::RecurrentGemm(const at::Tensor& weight, int64_t max_rows) : weight_t_(weight.t()) {
   const bool big = 2 * max_rows * weight.size(0) * weight.size(1) >= kPackedMinFlops;
-  if (big && weight.scalar_type() == at::kFloat && weight.is_cpu() && onednn() != nullptr) {
+  const bool onednn_dtype = weight.scalar_type() == at::kFloat || weight.scalar_type() == at::kBFloat16;
+  if (big && onednn_dtype && weight.is_cpu() && onednn() != nullptr) {
     packed_ = onednn()->reorder.call(weight.contiguous(), max_rows);
   }
 }
