@@ -446,6 +446,8 @@ class LSTM(_BackendChoice, RNNBase):
             if self.dropout != 0 and self.training and layer < self.num_layers - 1:
                 layer_output = F.dropout(layer_output, p=self.dropout, training=True)
             layer_input = layer_output
+        if len(h_n) == 1:  # a view, not a copy: one step of one layer is streaming's hot path
+            return layer_input, h_n[0].unsqueeze(0), c_n[0].unsqueeze(0)
         return layer_input, torch.stack(h_n), torch.stack(c_n)
 
 
