@@ -11,6 +11,7 @@ Presets:
 - ``default``: under 2 minutes on a 2-core CPU, everything included (the README's command);
 - ``full``: sweeps batch 1-256, hidden 64-1024, T 1-1000, layers, bidirectional, fp32/fp64/bf16,
   packed variable lengths and proj_size (long: an hour or more on a small CPU);
+- ``targets``: the CPU speed targets' shapes, fused against ``nn.LSTM`` only (a few minutes);
 - ``fastrnns``: pytorch's benchmarks/fastrnns shape, T=100, B=64, I=H=512, 1 layer;
 - ``flashrnn``: the flashrnn paper's shape, T=1024, B=16, I=H=768, bf16, on CUDA only.
 """
@@ -190,6 +191,27 @@ def _full() -> Preset:
     )
 
 
+def _targets() -> Preset:
+    # The CPU speed targets' shapes, fused against nn.LSTM (and nn.LSTMCell for a streaming step).
+    vs_nn = ("fused", "nn")
+    big = dict(T=100, B=64, I=256, H=256, impls=vs_nn)
+    return Preset(
+        name="targets",
+        description="the CPU speed targets: dense fp32, streaming, fp64, packed, proj_size=128, bf16",
+        configs=(
+            Config(**big),
+            Config(T=100, B=16, I=128, H=512, impls=vs_nn),
+            Config(T=1, B=1, I=64, H=64, impls=("fused", "nn", "cell_loop")),
+            Config(T=1, B=1, I=256, H=256, impls=("fused", "nn", "cell_loop")),
+            Config(**big, dtype="float64"),
+            Config(**big, packed=True),
+            Config(**big, proj_size=128),
+            Config(**big, dtype="bfloat16"),
+        ),
+        timing=Timing(min_run_time=0.3, min_samples=7, warmup=1, max_run_time=6.0),
+    )
+
+
 def _fastrnns() -> Preset:
     return Preset(
         name="fastrnns",
@@ -213,6 +235,7 @@ PRESETS = {
     "tiny": _tiny,
     "default": _default,
     "full": _full,
+    "targets": _targets,
     "fastrnns": _fastrnns,
     "flashrnn": _flashrnn,
 }
