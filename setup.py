@@ -33,7 +33,14 @@ def _extension():
     if sanitize:
         cxx += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g"]
         link += [f"-fsanitize={sanitize}"]
-    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    # LSTM_EXT_CUDA_ONLY=1 (with LSTM_EXT_CUDA=1; for .ci/cuda_build_check.sh): leave out the CPU
+    # kernels, so a CI machine compiles only what the CUDA path adds; the library is then CUDA-only.
+    cuda_only = os.environ.get("LSTM_EXT_CUDA_ONLY", "0") == "1"
+    if cuda_only and os.environ.get("LSTM_EXT_CUDA", "0") != "1":
+        raise RuntimeError("LSTM_EXT_CUDA_ONLY=1 needs LSTM_EXT_CUDA=1")
+    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
+    if not cuda_only:
+        sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     kwargs = dict(
         name="lstm_ext._C",
         sources=sources,
