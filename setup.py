@@ -33,7 +33,14 @@ def _extension():
     if sanitize:
         cxx += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g"]
         link += [f"-fsanitize={sanitize}"]
-    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")) + glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    # LSTM_EXT_CUDA_ONLY=1 (with LSTM_EXT_CUDA=1; for .ci/cuda_build_check.sh): leave out the CPU
+    # kernels, so a CI machine compiles only what the CUDA path adds; the library is then CUDA-only.
+    cuda_only = os.environ.get("LSTM_EXT_CUDA_ONLY", "0") == "1"
+    if cuda_only and os.environ.get("LSTM_EXT_CUDA", "0") != "1":
+        raise RuntimeError("LSTM_EXT_CUDA_ONLY=1 needs LSTM_EXT_CUDA=1")
+    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
+    if not cuda_only:
+        sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
     kwargs = dict(
         name="lstm_ext._C",
         sources=sources,
@@ -42,9 +49,15 @@ def _extension():
         py_limited_api=True,
     )
     if _cuda_requested():
+        # Explicit: a machine without a GPU has nothing to detect (A100 = 8.0, H100/H200 = 9.0).
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
-        kwargs["sources"] += sorted(glob.glob(os.path.join("csrc", "cuda", "*.cu")))
-        kwargs["extra_compile_args"] = {"cxx": cxx + ["-DLSTM_EXT_WITH_CUDA"], "nvcc": ["-O3", "--expt-relaxed-constexpr"]}
+        # csrc/cuda: the kernels (.cu, nvcc) and their op registration (.cpp, host compiler).
+        cuda_dir = os.path.join("csrc", "cuda")
+        kwargs["sources"] += sorted(glob.glob(os.path.join(cuda_dir, "*.cu")) + glob.glob(os.path.join(cuda_dir, "*.cpp")))
+        nvcc = ["-O3", "-DLSTM_EXT_WITH_CUDA"] + (["-G", "-lineinfo"] if debug else ["-lineinfo"])
+        # nvcc compiles the architectures of one .cu in parallel threads (LSTM_EXT_NVCC_THREADS, default 2).
+        nvcc += ["--threads", os.environ.get("LSTM_EXT_NVCC_THREADS", "2")]
+        kwargs["extra_compile_args"] = {"cxx": cxx + ["-DLSTM_EXT_WITH_CUDA"], "nvcc": nvcc}
         return CUDAExtension(**kwargs)
     kwargs["extra_compile_args"] = {"cxx": cxx}
     return CppExtension(**kwargs)

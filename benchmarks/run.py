@@ -34,6 +34,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto",
                         help="cpu, cuda, or a comma list like cpu,cuda (default: cuda when present, else cpu)")
     parser.add_argument("--dtype", choices=list(DTYPES), help="run every shape in this dtype instead")
+    parser.add_argument("--tf32", choices=("off", "on"), default="off",
+                        help="CUDA float32: TF32 for cuBLAS and cuDNN alike, so nn.LSTM (cuDNN) and lstm_ext "
+                             "(cuBLAS) compare at one precision (default: %(default)s; torch's own defaults "
+                             "differ: cuDNN on, cuBLAS off)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads (default: torch's own, printed)")
     parser.add_argument("--impl", action="append", metavar="NAME",
                         help=f"implementation(s) to run, repeatable or comma separated: {', '.join(IMPLS)} "
@@ -74,6 +78,9 @@ def main(argv=None) -> int:
     if not console.is_terminal:  # logs and pipes: wide enough for the tables
         console = Console(width=max(console.width, 150))
     preset = get_preset(args.preset, dtype=args.dtype)
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"
     old = compare_mod.load(args.compare) if args.compare else None  # fail early on a bad path
     command = "python benchmarks/run.py " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
     console.print(f"[bold]lstm_ext benchmark[/bold] · preset [bold]{preset.name}[/bold]: {preset.description}")

@@ -64,6 +64,7 @@ def machine_info(threads: int, devices: Iterable[torch.device]) -> dict:
         pass
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name()
+        info["tf32"] = dict(cublas=torch.backends.cuda.matmul.allow_tf32, cudnn=torch.backends.cudnn.allow_tf32)
     try:
         import lstm_ext
 

@@ -26,19 +26,25 @@ namespace gates {
 // on host (std::) and device (CUDA's math overloads), so double stays double: no
 // float-only intrinsics. A backend may specialize Math for a SIMD vector type, and the
 // gate functions below then run on whole vectors unchanged.
+// On the device the calls are qualified (::exp, CUDA's overloads): inside Math a bare exp(x)
+// would find this member itself and recurse.
 template <typename T>
 struct Math {
   HOST_DEVICE static T exp(T x) {
-#ifndef __CUDA_ARCH__
+#ifdef __CUDA_ARCH__
+    return ::exp(x);
+#else
     using std::exp;
-#endif
     return exp(x);
+#endif
   }
   HOST_DEVICE static T tanh(T x) {
-#ifndef __CUDA_ARCH__
+#ifdef __CUDA_ARCH__
+    return ::tanh(x);
+#else
     using std::tanh;
-#endif
     return tanh(x);
+#endif
   }
 };
 

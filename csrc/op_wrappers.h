@@ -81,3 +81,19 @@ struct Ops {
 };
 
 }  // namespace lstm_ext
+
+// ---- registration (one block, shared by every backend's register file) ----
+#include <torch/library.h>
+
+namespace lstm_ext {
+
+// A backend's kernels for the four ops: TORCH_LIBRARY_IMPL(lstm_ext, KEY, m) { register_ops<B>(m); }
+template <typename Backend>
+void register_ops(torch::Library& m) {
+  m.impl("lstm_layer", &Ops<Backend>::lstm_layer);
+  m.impl("lstm_layer_backward", &Ops<Backend>::lstm_layer_backward);
+  m.impl("lstm_cell", &Ops<Backend>::lstm_cell);
+  m.impl("lstm_cell_backward", &Ops<Backend>::lstm_cell_backward);
+}
+
+}  // namespace lstm_ext

@@ -26,10 +26,11 @@ def _bool_ids(name):
     return lambda flag: name if flag else f"no_{name}"
 
 
-def _cot(shape, dtype, seed):
-    """A fixed random cotangent, so every output element gets a distinct weight in the loss."""
+def _cot(like, seed):
+    """A fixed random cotangent of like's shape, dtype and device (the same values on every
+    device), so every output element gets a distinct weight in the loss."""
     g = torch.Generator().manual_seed(1000 + seed)
-    return torch.randn(shape, generator=g, dtype=F64).to(dtype)
+    return torch.randn(like.shape, generator=g, dtype=F64).to(device=like.device, dtype=like.dtype)
 
 
 def _clone_leaves(leaves):
@@ -47,7 +48,7 @@ def run_lstm(module, leaves, build, loss_on=("output", "h_n", "c_n")):
     out, (h_n, c_n) = module(inp) if hx is None else module(inp, hx)
     out_t = out.data if isinstance(out, PackedSequence) else out
     pieces = {"output": out_t, "h_n": h_n, "c_n": c_n}
-    loss = sum((pieces[k] * _cot(pieces[k].shape, pieces[k].dtype, i)).sum() for i, k in enumerate(loss_on))
+    loss = sum((pieces[k] * _cot(pieces[k], i)).sum() for i, k in enumerate(loss_on))
     if loss.requires_grad:
         loss.backward()
     res = {"out": out, "h_n": h_n, "c_n": c_n}
@@ -61,7 +62,7 @@ def run_cell(module, leaves, build, loss_on=("h", "c")):
     inp, hx = build(leaves)
     h, c = module(inp) if hx is None else module(inp, hx)
     pieces = {"h": h, "c": c}
-    loss = sum((pieces[k] * _cot(pieces[k].shape, pieces[k].dtype, i)).sum() for i, k in enumerate(loss_on))
+    loss = sum((pieces[k] * _cot(pieces[k], i)).sum() for i, k in enumerate(loss_on))
     if loss.requires_grad:
         loss.backward()
     res = {"h": h, "c": c}

@@ -16,6 +16,7 @@
 
 #include "cpu/pointwise.h"
 #include "cpu/recurrent_gemm.h"
+#include "layer_host.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -27,19 +28,6 @@ using at::Tensor;
 // waking a pool thread, small enough that a 64 x 256 step splits over two cores.
 int64_t grain_rows(int64_t H) {
   return std::max<int64_t>(1, 2048 / std::max<int64_t>(H, 1));
-}
-
-// The step processed just before step t (walking in the direction of the layer), or -1.
-int64_t previous_step(int64_t t, int64_t T, bool reverse) {
-  const int64_t prev = reverse ? t + 1 : t - 1;
-  return (prev < 0 || prev >= T) ? -1 : prev;
-}
-
-// Rows of step t whose previous state comes from step prev; the rest start from h0/c0.
-// Forward walks keep shrinking prefixes, so every row has one. Reverse walks over packed
-// input grow, and the new rows are sequences whose last element is at step t.
-int64_t rows_with_previous(const LayerShape& s, int64_t t, int64_t prev) {
-  return prev < 0 ? 0 : std::min(s.rows[t], s.rows[prev]);
 }
 
 template <typename scalar_t>
@@ -135,56 +123,16 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
   }
 }
 
-// h_{t-1} of every row of every step, laid out like the input, for dW_hh as one GEMM.
-Tensor previous_hidden(const LayerShape& s, bool reverse, const Tensor& out2d, const Tensor& h0) {
-  Tensor h_prev = at::empty({s.N, s.P}, out2d.options());
-  for (int64_t t = 0; t < s.T; ++t) {
-    const int64_t n = s.rows[t], off = s.offset[t];
-    const int64_t prev = previous_step(t, s.T, reverse);
-    const int64_t n_prev = rows_with_previous(s, t, prev);
-    if (n_prev > 0) h_prev.narrow(0, off, n_prev).copy_(out2d.narrow(0, s.offset[prev], n_prev));
-    if (n > n_prev) h_prev.narrow(0, off + n_prev, n - n_prev).copy_(h0.narrow(0, n_prev, n - n_prev));
-  }
-  return h_prev;
-}
-
-Tensor as_rows(const Tensor& t, int64_t cols) {
-  return t.reshape({-1, cols});
-}
-
 }  // namespace
 
 LayerForward layer_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& c0,
                            const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& b_ih,
                            const std::optional<Tensor>& b_hh, const std::optional<Tensor>& w_hr, bool reverse) {
-  const at::ScalarType dtype = input.scalar_type();
-  const at::ScalarType opmath = opmath_dtype(dtype);
-  const Tensor x = as_rows(input.contiguous(), s.I);
-  const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
-  const Tensor w_hr_c = w_hr.has_value() ? w_hr->contiguous() : Tensor();
-
-  Tensor gates = at::empty({s.N, 4 * s.H}, input.options().dtype(opmath));
-  // The pre-activations are computed in place in the saved gates buffer when dtypes agree.
-  Tensor pre = opmath == dtype ? gates : at::empty({s.N, 4 * s.H}, input.options());
-  if (b_ih.has_value() || b_hh.has_value()) {
-    Tensor bias = b_ih.has_value() ? *b_ih : *b_hh;
-    if (b_ih.has_value() && b_hh.has_value()) bias = *b_ih + *b_hh;
-    at::addmm_out(pre, bias, x, w_ih_c.t());
-  } else {
-    at::mm_out(pre, x, w_ih_c.t());
-  }
-
-  Tensor cells = at::empty({s.N, s.H}, input.options().dtype(opmath));
-  const c10::DimVector out_sizes = s.packed ? c10::DimVector{s.N, s.P} : c10::DimVector{s.T, s.B, s.P};
-  Tensor output = at::empty(out_sizes, input.options());
-  Tensor out2d = output.view({s.N, s.P});
-  Tensor h_state = h0.contiguous().clone();
-  Tensor c_state = c0.to(opmath, /*non_blocking=*/false, /*copy=*/true).contiguous();
-
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_layer_forward", [&] {
-    forward_loop<scalar_t>(s, reverse, pre, gates, cells, out2d, h_state, c_state, w_hh_c, w_hr_c);
+  ForwardBuffers b = forward_buffers(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr);
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "lstm_ext_layer_forward", [&] {
+    forward_loop<scalar_t>(s, reverse, b.pre, b.gates, b.cells, b.out2d, b.h_state, b.c_state, b.w_hh, b.w_hr);
   });
-  return {output, h_state, c_state.to(dtype), gates, cells};
+  return b.result();
 }
 
 LayerBackward layer_backward(const LayerShape& s, const Tensor& grad_output, const Tensor& grad_h_n,
@@ -192,45 +140,12 @@ LayerBackward layer_backward(const LayerShape& s, const Tensor& grad_output, con
                              const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& w_hr,
                              bool reverse, const Tensor& output, const Tensor& gates, const Tensor& cells,
                              std::array<bool, 3> mask) {
-  const auto [need_input, need_state, need_weights] = mask;
-  const at::ScalarType dtype = input.scalar_type();
-  const at::ScalarType opmath = opmath_dtype(dtype);
-  const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
-  const Tensor w_hr_c = w_hr.has_value() ? w_hr->contiguous() : Tensor();
-  const Tensor grad_out2d = as_rows(grad_output.contiguous(), s.P);
-  const Tensor gates_c = gates.contiguous(), cells_c = cells.contiguous();
-  const Tensor c0_op = c0.to(opmath).contiguous();
-
-  Tensor dh_state = grad_h_n.contiguous().clone();
-  Tensor dc_state = grad_c_n.to(opmath, /*non_blocking=*/false, /*copy=*/true).contiguous();
-  Tensor dgates = at::empty({s.N, 4 * s.H}, input.options());
-  const bool proj_grads = s.has_proj;
-  Tensor dh_all = proj_grads ? at::empty({s.N, s.P}, input.options()) : Tensor();
-  Tensor m_all = proj_grads ? at::empty({s.N, s.H}, input.options()) : Tensor();
-
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_layer_backward", [&] {
-    backward_loop<scalar_t>(s, reverse, grad_out2d, dh_state, dc_state, dgates, dh_all, m_all, gates_c, cells_c,
-                            c0_op, w_hh_c, w_hr_c, need_state);
+  BackwardBuffers b = backward_buffers(s, grad_output, grad_h_n, grad_c_n, input, c0, w_ih, w_hh, w_hr, gates, cells);
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "lstm_ext_layer_backward", [&] {
+    backward_loop<scalar_t>(s, reverse, b.grad_out2d, b.dh_state, b.dc_state, b.dgates, b.dh_all, b.m_all, b.gates,
+                            b.cells, b.c0, b.w_hh, b.w_hr, /*need_state_grad=*/mask[1]);
   });
-
-  // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
-  const auto empty = [&] { return at::empty({0}, input.options()); };
-  LayerBackward grads{empty(), empty(), empty(), empty(), empty(), empty(), empty()};
-  if (need_input) {
-    grads.input = at::mm(dgates, w_ih_c).view(input.sizes());
-  }
-  if (need_state) {
-    grads.h0 = dh_state;
-    grads.c0 = dc_state.to(dtype);
-  }
-  if (need_weights) {
-    const Tensor x = as_rows(input.contiguous(), s.I);
-    grads.w_ih = at::mm(dgates.t(), x);
-    grads.w_hh = at::mm(dgates.t(), previous_hidden(s, reverse, as_rows(output.contiguous(), s.P), h0.contiguous()));
-    grads.bias = dgates.sum(0, /*keepdim=*/false, opmath).to(dtype);
-    if (s.has_proj) grads.w_hr = at::mm(dh_all.t(), m_all);
-  }
-  return grads;
+  return layer_gradients(s, reverse, mask, input, h0, output, b);
 }
 
 }  // namespace cpu

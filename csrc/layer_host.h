@@ -1,0 +1,182 @@
+// The host side that every backend's layer kernels share: the kernels' signature and result
+// types, the buffers of one call, the step bookkeeping of a dense or packed sequence (which
+// step comes before which, which rows start from h0/c0), the input projection before the time
+// loop and the gradient GEMMs after it. All of it is plain ATen, so on CUDA it runs on the
+// current stream without a sync. A backend adds only its time loops (cpu/lstm_layer.cpp,
+// cuda/lstm_layer.cu), so both walk the same steps over the same rows.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+
+#include "lstm_args.h"
+
+namespace lstm_ext {
+
+struct LayerForward {
+  at::Tensor output, h_n, c_n, gates, cells;
+};
+
+// Masked-out gradients are empty tensors; bias serves both b_ih and b_hh.
+struct LayerBackward {
+  at::Tensor input, h0, c0, w_ih, w_hh, bias, w_hr;
+};
+
+// The two kernels every backend provides (arguments checked by the caller, op_wrappers.h).
+// A backend declares them as `LayerForwardFn layer_forward; LayerBackwardFn layer_backward;`.
+using LayerForwardFn = LayerForward(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
+                                    const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                    const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                                    const std::optional<at::Tensor>& w_hr, bool reverse);
+using LayerBackwardFn = LayerBackward(const LayerShape& s, const at::Tensor& grad_output, const at::Tensor& grad_h_n,
+                                      const at::Tensor& grad_c_n, const at::Tensor& input, const at::Tensor& h0,
+                                      const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                      const std::optional<at::Tensor>& w_hr, bool reverse, const at::Tensor& output,
+                                      const at::Tensor& gates, const at::Tensor& cells, std::array<bool, 3> mask);
+
+// The step processed just before step t (walking in the direction of the layer), or -1.
+inline int64_t previous_step(int64_t t, int64_t T, bool reverse) {
+  const int64_t prev = reverse ? t + 1 : t - 1;
+  return (prev < 0 || prev >= T) ? -1 : prev;
+}
+
+// Rows of step t whose previous state comes from step prev; the rest start from h0/c0.
+// Forward walks keep shrinking prefixes, so every row has one. Reverse walks over packed
+// input grow, and the new rows are sequences whose last element is at step t.
+inline int64_t rows_with_previous(const LayerShape& s, int64_t t, int64_t prev) {
+  return prev < 0 ? 0 : std::min(s.rows[t], s.rows[prev]);
+}
+
+// h_{t-1} of every row of every step, laid out like the input, for dW_hh as one GEMM.
+inline at::Tensor previous_hidden(const LayerShape& s, bool reverse, const at::Tensor& out2d, const at::Tensor& h0) {
+  at::Tensor h_prev = at::empty({s.N, s.P}, out2d.options());
+  if (!s.packed && s.T > 0) {
+    // Dense: the whole output shifted by one step, h0 in the gap. Two copies, not 2T.
+    const int64_t shifted = s.N - s.B;
+    h_prev.narrow(0, reverse ? 0 : s.B, shifted).copy_(out2d.narrow(0, reverse ? s.B : 0, shifted));
+    h_prev.narrow(0, reverse ? shifted : 0, s.B).copy_(h0);
+    return h_prev;
+  }
+  for (int64_t t = 0; t < s.T; ++t) {
+    const int64_t n = s.rows[t], off = s.offset[t];
+    const int64_t prev = previous_step(t, s.T, reverse);
+    const int64_t n_prev = rows_with_previous(s, t, prev);
+    if (n_prev > 0) h_prev.narrow(0, off, n_prev).copy_(out2d.narrow(0, s.offset[prev], n_prev));
+    if (n > n_prev) h_prev.narrow(0, off + n_prev, n - n_prev).copy_(h0.narrow(0, n_prev, n - n_prev));
+  }
+  return h_prev;
+}
+
+inline at::Tensor as_rows(const at::Tensor& t, int64_t cols) {
+  return t.reshape({-1, cols});
+}
+
+// Everything one forward call works in, allocated once; the time loop only takes views.
+struct ForwardBuffers {
+  at::Tensor w_hh, w_hr;        // contiguous recurrent and projection weights (w_hr undefined without)
+  at::Tensor pre;               // [N, 4H] pre-activations, input projection already in; may be gates itself
+  at::Tensor gates, cells;      // [N, 4H] activated gates and [N, H] cell states, saved for backward (opmath)
+  at::Tensor output, out2d;     // [T, B, P] or [N, P], and its [N, P] view
+  at::Tensor h_state, c_state;  // carried: [B, P] in the input's dtype, [B, H] in opmath
+
+  LayerForward result() const { return {output, h_state, c_state.to(output.scalar_type()), gates, cells}; }
+};
+
+// Allocates a forward call's buffers and runs the input projection for every step at once:
+// pre = x @ w_ih^T + b_ih + b_hh, one GEMM with the bias folded in as its addend.
+inline ForwardBuffers forward_buffers(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
+                                      const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                      const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                                      const std::optional<at::Tensor>& w_hr) {
+  const at::ScalarType dtype = input.scalar_type();
+  const at::ScalarType opmath = opmath_dtype(dtype);
+  ForwardBuffers b;
+  b.w_hh = w_hh.contiguous();
+  if (w_hr.has_value()) b.w_hr = w_hr->contiguous();
+  b.gates = at::empty({s.N, 4 * s.H}, input.options().dtype(opmath));
+  // The pre-activations are computed in place in the saved gates buffer when dtypes agree.
+  b.pre = opmath == dtype ? b.gates : at::empty({s.N, 4 * s.H}, input.options());
+  const at::Tensor x = as_rows(input.contiguous(), s.I);
+  const at::Tensor w_ih_t = w_ih.contiguous().t();
+  if (b_ih.has_value() || b_hh.has_value()) {
+    at::Tensor bias = b_ih.has_value() ? *b_ih : *b_hh;
+    if (b_ih.has_value() && b_hh.has_value()) bias = *b_ih + *b_hh;
+    at::addmm_out(b.pre, bias, x, w_ih_t);
+  } else {
+    at::mm_out(b.pre, x, w_ih_t);
+  }
+  b.cells = at::empty({s.N, s.H}, input.options().dtype(opmath));
+  const c10::DimVector out_sizes = s.packed ? c10::DimVector{s.N, s.P} : c10::DimVector{s.T, s.B, s.P};
+  b.output = at::empty(out_sizes, input.options());
+  b.out2d = b.output.view({s.N, s.P});
+  b.h_state = h0.contiguous().clone();
+  b.c_state = c0.to(opmath, /*non_blocking=*/false, /*copy=*/true).contiguous();
+  return b;
+}
+
+// Everything one backward call works in. dh_state / dc_state start as the gradients of h_n /
+// c_n and end as those of h0 / c0; dgates [N, 4H] collects the pre-activation gradients of
+// every step; dh_all [N, P] and m_all [N, H] the projection's (undefined without one).
+struct BackwardBuffers {
+  at::Tensor w_ih, w_hh, w_hr;  // contiguous weights
+  at::Tensor grad_out2d;        // [N, P]
+  at::Tensor gates, cells, c0;  // contiguous saved tensors; c0 in opmath
+  at::Tensor dh_state, dc_state, dgates, dh_all, m_all;
+};
+
+inline BackwardBuffers backward_buffers(const LayerShape& s, const at::Tensor& grad_output, const at::Tensor& grad_h_n,
+                                        const at::Tensor& grad_c_n, const at::Tensor& input, const at::Tensor& c0,
+                                        const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                        const std::optional<at::Tensor>& w_hr, const at::Tensor& gates,
+                                        const at::Tensor& cells) {
+  const at::ScalarType opmath = opmath_dtype(input.scalar_type());
+  BackwardBuffers b;
+  b.w_ih = w_ih.contiguous();
+  b.w_hh = w_hh.contiguous();
+  if (w_hr.has_value()) b.w_hr = w_hr->contiguous();
+  b.grad_out2d = as_rows(grad_output.contiguous(), s.P);
+  b.gates = gates.contiguous();
+  b.cells = cells.contiguous();
+  b.c0 = c0.to(opmath).contiguous();
+  b.dh_state = grad_h_n.contiguous().clone();
+  b.dc_state = grad_c_n.to(opmath, /*non_blocking=*/false, /*copy=*/true).contiguous();
+  b.dgates = at::empty({s.N, 4 * s.H}, input.options());
+  if (s.has_proj) {
+    b.dh_all = at::empty({s.N, s.P}, input.options());
+    b.m_all = at::empty({s.N, s.H}, input.options());
+  }
+  return b;
+}
+
+// After the backward time loop: the gradients the mask asks for (input, h0/c0, weights), as a
+// few large GEMMs over all steps at once.
+inline LayerBackward layer_gradients(const LayerShape& s, bool reverse, std::array<bool, 3> mask,
+                                     const at::Tensor& input, const at::Tensor& h0, const at::Tensor& output,
+                                     const BackwardBuffers& b) {
+  const auto [need_input, need_state, need_weights] = mask;
+  const at::ScalarType dtype = input.scalar_type();
+  // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
+  const auto empty = [&] { return at::empty({0}, input.options()); };
+  LayerBackward grads{empty(), empty(), empty(), empty(), empty(), empty(), empty()};
+  if (need_input) {
+    grads.input = at::mm(b.dgates, b.w_ih).view(input.sizes());
+  }
+  if (need_state) {
+    grads.h0 = b.dh_state;
+    grads.c0 = b.dc_state.to(dtype);
+  }
+  if (need_weights) {
+    const at::Tensor x = as_rows(input.contiguous(), s.I);
+    grads.w_ih = at::mm(b.dgates.t(), x);
+    const at::Tensor h_prev = previous_hidden(s, reverse, as_rows(output.contiguous(), s.P), h0.contiguous());
+    grads.w_hh = at::mm(b.dgates.t(), h_prev);
+    grads.bias = b.dgates.sum(0, /*keepdim=*/false, opmath_dtype(dtype)).to(dtype);
+    if (s.has_proj) grads.w_hr = at::mm(b.dh_all.t(), b.m_all);
+  }
+  return grads;
+}
+
+}  // namespace lstm_ext
