@@ -9,6 +9,7 @@ import glob
 import os
 
 from setuptools import find_packages, setup
+import torch.utils.cpp_extension as cpp_extension
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -28,7 +29,11 @@ def _extension():
     cxx = ["-O0", "-g"] if debug else ["-O3"]
     # No -std flag: torch.utils.cpp_extension adds the standard its own headers need
     # (C++17 up to torch 2.14, C++20 from torch 2.15).
-    cxx += ["-DPy_LIMITED_API=0x03090000", "-fdiagnostics-color=always"]
+    cxx += ["-fdiagnostics-color=always"]
+    # Newer torch defines Py_LIMITED_API itself for py_limited_api extensions; a second,
+    # different value would only redefine it.
+    if not hasattr(cpp_extension, "min_supported_cpython"):
+        cxx += ["-DPy_LIMITED_API=0x03090000"]
     link = []
     if sanitize:
         cxx += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g"]
