@@ -23,6 +23,8 @@
 #   - detect_leaks=0: CPython and torch keep allocations alive until exit on purpose
 #     (interned objects, registries, thread pools); LeakSanitizer would report them all.
 #     tests/test_leaks.py measures growth instead.
+#   - CFLAGS=-fno-wrapv: Python's own build flags (sysconfig) pass -fwrapv, which defines signed
+#     overflow as wrapping, and UBSan's signed-integer-overflow check then never fires.
 #   - UBSan reports are recoverable by default: halt_on_error=1 makes the first one fatal.
 #   - log_path: every report of every process goes to a file, and the job fails when one
 #     exists, so a report in a subprocess cannot be lost in a test's captured output.
@@ -61,7 +63,7 @@ if ! ls "$TREE"/lstm_ext/_C*.so >/dev/null 2>&1; then
   rm -rf "$TREE" && mkdir -p "$TREE"
   (cd "$ROOT" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar -cf - --) | tar -xf - -C "$TREE"
   echo "sanitize: building in $TREE with -fsanitize=address,undefined"
-  (cd "$TREE" && MAX_JOBS="${SANITIZE_JOBS:-$(nproc)}" LSTM_EXT_SANITIZE=address,undefined \
+  (cd "$TREE" && MAX_JOBS="${SANITIZE_JOBS:-$(nproc)}" LSTM_EXT_SANITIZE=address,undefined CFLAGS="${CFLAGS:-} -fno-wrapv" \
     python setup.py build_ext --inplace >"$WORK/build.log" 2>&1) || { tail -40 "$WORK/build.log"; exit 1; }
 fi
 BUILT=$(date +%s)
