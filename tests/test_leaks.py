@@ -3,7 +3,8 @@ memory linear in T, with no recursion or stack use that grows with T.
 
 RSS is the process's resident set (/proc/self/statm), measured after a warm-up so that the
 allocator's pools, torch's lazy initialisation and the kernels' first-call setup are already paid.
-The long-sequence runs each get a fresh process, so its peak RSS (ru_maxrss) belongs to that T.
+The long-sequence runs each get a fresh process, whose peak RSS (VmHWM, reset after the warm-up
+through /proc/self/clear_refs) belongs to that T alone.
 Both tests are marked slow: the sanitizer job skips them (ASan's quarantine holds freed memory,
 so its RSS says nothing about leaks).
 """
@@ -78,7 +79,7 @@ def test_ten_thousand_calls_leave_rss_flat():
 
 
 LONG_SCRIPT = r"""
-import json, resource, sys, threading
+import json, sys, threading
 import torch
 import lstm_ext
 
@@ -100,19 +101,24 @@ def train(steps, report):
     report.update(nodes=len(nodes), finite=bool(torch.isfinite(out).all() and torch.isfinite(x.grad).all()
                                                  and all(torch.isfinite(p.grad).all() for p in lstm.parameters())))
 
-def kb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KB on Linux: the peak so far
+def status_kb(key):
+    with open("/proc/self/status") as f:
+        return int(next(line.split()[1] for line in f if line.startswith(key + ":")))
 
 warm = {}
 train(100, warm)
 lstm.zero_grad()
-base = kb()
+# Reset the peak (VmHWM) to the current RSS, so that the peak read afterwards is this run's alone:
+# a peak left over from importing torch could otherwise hide the whole run.
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status_kb("VmRSS")
 report = {}
 # A thread with a 1 MB stack: recursion or stack buffers that grow with T would overflow it.
 threading.stack_size(1 << 20)
 worker = threading.Thread(target=train, args=(T, report))
 worker.start(); worker.join()
-report.update(T=T, peak_kb=kb(), base_kb=base)
+report.update(T=T, peak_kb=status_kb("VmHWM"), base_kb=base)
 print("LONG" + json.dumps(report))
 """
 
@@ -130,13 +136,13 @@ def _long_run(T: int) -> dict:
 # I = 16: the input and its gradient (2 I), the saved gates and their gradient dgates (4H + 4H),
 # the saved cell states (H), the output, its gradient and the square's temporary (3 H), and the
 # gathered h_{t-1} for dW_hh (H): (2*16 + 8*64 + 64 + 3*64 + 64) * 4 B = 3,456 B of tensors.
-# Resident memory also holds what malloc keeps of freed forward temporaries: measured 4.8-5.1 KB a
+# Resident memory also holds what malloc keeps of freed forward temporaries: measured 5.2 KB a
 # step on torch 2.15 (README, "Hardening"). Stated bound: 6 KB a step, about what one more
 # per-step copy of the gates (1 KB) kept alive would reach.
 BYTES_PER_STEP_BOUND = 6144
 
 
-@pytest.mark.skipif(not hasattr(os, "sysconf"), reason="needs resource/sysconf (POSIX)")
+@pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs /proc/self/clear_refs (Linux)")
 def test_long_sequence_trains_in_linear_memory():
     runs = {T: _long_run(T) for T in (25_000, 50_000, 100_000)}
     growth = {T: (r["peak_kb"] - r["base_kb"]) * 1024 for T, r in runs.items()}
