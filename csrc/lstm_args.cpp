@@ -110,6 +110,22 @@ void check_steps(LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
               " must equal the batch of h0 (", s.B, ")");
 }
 
+// One LSTMCell step's arguments; op names the op in the messages.
+void check_cell(const at::Tensor& input, const at::Tensor& hx, const at::Tensor& cx, const at::Tensor& w_ih,
+                const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                const char* op) {
+  check_floating(input, op);
+  TORCH_CHECK(input.dim() == 2, op, ": expected input of shape [batch, input_size], got ", input.dim(), "-D");
+  LayerShape s;
+  s.B = input.size(0);
+  s.I = input.size(1);
+  check_weights(s, input, w_ih, w_hh, b_ih, b_hh, std::nullopt, op);
+  check_shape(hx, {s.B, s.H}, "hx", op);
+  check_shape(cx, {s.B, s.H}, "cx", op);
+  check_like(hx, input, "hx", op);
+  check_like(cx, input, "cx", op);
+}
+
 c10::DimVector output_sizes(const LayerShape& s) {
   if (s.packed) return {s.N, s.P};
   return {s.T, s.B, s.P};
@@ -160,17 +176,7 @@ LayerShape check_layer_backward(
 void check_cell_forward(
     const at::Tensor& input, const at::Tensor& hx, const at::Tensor& cx, const at::Tensor& w_ih,
     const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh) {
-  const char* op = "lstm_ext::lstm_cell";
-  check_floating(input, op);
-  TORCH_CHECK(input.dim() == 2, op, ": expected input of shape [batch, input_size], got ", input.dim(), "-D");
-  LayerShape s;
-  s.B = input.size(0);
-  s.I = input.size(1);
-  check_weights(s, input, w_ih, w_hh, b_ih, b_hh, std::nullopt, op);
-  check_shape(hx, {s.B, s.H}, "hx", op);
-  check_shape(cx, {s.B, s.H}, "cx", op);
-  check_like(hx, input, "hx", op);
-  check_like(cx, input, "cx", op);
+  check_cell(input, hx, cx, w_ih, w_hh, b_ih, b_hh, "lstm_ext::lstm_cell");
 }
 
 }  // namespace lstm_ext
@@ -182,7 +188,7 @@ void check_cell_backward(
     const at::Tensor& cx, const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& gates,
     const at::Tensor& cy) {
   const char* op = "lstm_ext::lstm_cell_backward";
-  check_cell_forward(input, hx, cx, w_ih, w_hh, std::nullopt, std::nullopt);
+  check_cell(input, hx, cx, w_ih, w_hh, std::nullopt, std::nullopt, op);
   const int64_t B = input.size(0), H = w_hh.size(0) / 4;
   check_shape(grad_hy, {B, H}, "grad_hy", op);
   check_shape(grad_cy, {B, H}, "grad_cy", op);

@@ -57,12 +57,29 @@ def _grad_like(need: bool, like: torch.Tensor, shape: Optional[Sequence[int]] = 
     return like.new_empty(tuple(like.shape if shape is None else shape) if need else (0,))
 
 
+def _check_devices(op: str, input: torch.Tensor, batch_sizes: Optional[torch.Tensor] = None, **tensors) -> None:
+    """The fake kernels' share of the C++ argument checks: devices.
+
+    A call that mixes a meta tensor with real ones dispatches to the fake (Meta) kernel, not to
+    the C++ kernel whose checks would refuse it; without this check it would hand back
+    uninitialised real tensors. Same words as csrc/lstm_args.cpp.
+    """
+    for name, t in tensors.items():
+        if t is not None and t.device != input.device:
+            raise RuntimeError(f"lstm_ext::{op}: expected {name} on device {input.device} like input, got {t.device}")
+    if batch_sizes is not None and batch_sizes.device.type != "cpu" and batch_sizes.device != input.device:
+        raise RuntimeError(
+            f"lstm_ext::{op}: expected batch_sizes on the CPU (as PackedSequence keeps it), got {batch_sizes.device}"
+        )
+
+
 if LOAD_ERROR is None:
 
     # ---- lstm_layer -----------------------------------------------------------------
 
     @torch.library.register_fake("lstm_ext::lstm_layer")
     def _lstm_layer_fake(input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse):
+        _check_devices("lstm_layer", input, batch_sizes, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
         hidden = w_hh.shape[0] // 4
         proj = h0.shape[-1]
         rows = input.shape[0] * input.shape[1] if batch_sizes is None else input.shape[0]
@@ -77,6 +94,10 @@ if LOAD_ERROR is None:
         grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, reverse,
         output, gates, cells, output_mask,
     ):
+        _check_devices(
+            "lstm_layer_backward", input, batch_sizes, grad_output=grad_output, grad_h_n=grad_h_n, grad_c_n=grad_c_n,
+            h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, w_hr=w_hr, output=output, gates=gates, cells=cells,
+        )
         need_input, need_state, need_weights = output_mask
         return (
             _grad_like(need_input, input), _grad_like(need_state, h0), _grad_like(need_state, c0),
@@ -124,12 +145,17 @@ if LOAD_ERROR is None:
 
     @torch.library.register_fake("lstm_ext::lstm_cell")
     def _lstm_cell_fake(input, hx, cx, w_ih, w_hh, b_ih, b_hh):
+        _check_devices("lstm_cell", input, hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
         opmath = _opmath(input.dtype)
         gates = input.new_empty((input.shape[0], w_ih.shape[0]), dtype=opmath)
         return torch.empty_like(hx), torch.empty_like(cx), gates
 
     @torch.library.register_fake("lstm_ext::lstm_cell_backward")
     def _lstm_cell_backward_fake(grad_hy, grad_cy, input, hx, cx, w_ih, w_hh, gates, cy, output_mask):
+        _check_devices(
+            "lstm_cell_backward", input, grad_hy=grad_hy, grad_cy=grad_cy, hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh,
+            gates=gates, cy=cy,
+        )
         need_input, need_state, need_weights = output_mask
         return (
             _grad_like(need_input, input), _grad_like(need_state, hx), _grad_like(need_state, cx),

@@ -27,6 +27,7 @@ BACKENDS = [
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "distributed: multi-process torch.distributed (gloo) test; runs by default")
+    config.addinivalue_line("markers", "slow: long memory/growth runs; runs by default, the sanitizer job skips them")
 
 
 def requires_fused():
