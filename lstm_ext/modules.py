@@ -38,7 +38,8 @@ from torch import Tensor
 from torch.nn.modules.rnn import RNNBase, RNNCellBase
 from torch.nn.utils.rnn import PackedSequence
 
-from . import _ops, reference
+from . import _ops, _variant_ops, reference
+from ._variant_options import VariantOptions, Zoneout, register_parameters
 
 __all__ = ["LSTM", "LSTMCell", "BACKENDS"]
 
@@ -91,6 +92,43 @@ def _use_fused(backend: str, device: torch.device, dtype: torch.dtype) -> bool:
     if backend == "fused":
         raise RuntimeError(_ops.missing_kernel_message(device, dtype))
     return False
+
+
+def _use_fused_variant(backend: str, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether a variant (peephole, zoneout) runs the fused variant kernel; raises for
+    backend="fused" without one."""
+    if backend == "reference":
+        return False
+    if _variant_ops.has_variant_kernel(device, dtype):
+        return True
+    if backend == "fused":
+        raise RuntimeError(_variant_ops.missing_variant_kernel_message(device, dtype))
+    return False
+
+
+def _init_variant_parameters(module: torch.nn.Module, names: list[list[str]]) -> None:
+    """Peephole weights start like every LSTM weight (uniform in +-1/sqrt(hidden_size)); layer-norm
+    gains at 1 and biases at 0, as nn.LayerNorm's."""
+    bound = 1.0 / module.hidden_size**0.5 if module.hidden_size > 0 else 0.0
+    with torch.no_grad():
+        for name in (name for group in names for name in group):
+            param = getattr(module, name)
+            if name.startswith("peephole_"):
+                param.uniform_(-bound, bound)
+            else:
+                param.fill_(1.0 if "_weight" in name else 0.0)
+
+
+def _peephole(module: torch.nn.Module, names: list[str]) -> Optional[Tensor]:
+    """``[3H]`` = (p_i, p_f, p_o) of one layer-direction, or None without peepholes."""
+    if not module.variant_options.peephole:
+        return None
+    return torch.cat([getattr(module, name) for name in names if name.startswith("peephole_")])
+
+
+def _layer_norm(module: torch.nn.Module, names: list[str]) -> list[Tensor]:
+    """The six layer-norm gains and biases of one layer-direction (ih, hh, c), or [] without."""
+    return [getattr(module, name) for name in names if name.startswith("layer_norm_")]
 
 
 def _autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
@@ -162,21 +200,25 @@ def _check_dtypes(input: Tensor, params: list[Optional[Tensor]], hiddens: list[T
 
 
 class _BackendChoice:
-    """The ``backend`` attribute both layers share: shown in repr when not the default, and
-    restored as "auto" for modules pickled before it existed."""
+    """The ``backend`` and ``variant_options`` attributes both layers share: shown in repr when
+    not the default, and restored as the defaults for modules pickled before they existed."""
 
     backend: str
+    variant_options: VariantOptions
 
     def extra_repr(self) -> str:
         s = super().extra_repr()  # type: ignore[misc]
         if self.backend != "auto":
             s += f", backend={self.backend!r}"
-        return s
+        variants = self.variant_options.extra_repr()
+        return f"{s}, {variants}" if variants else s
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)  # type: ignore[misc]
         if "backend" not in self.__dict__:
             self.backend = "auto"
+        if "variant_options" not in self.__dict__:
+            self.variant_options = VariantOptions()
 
 
 class LSTM(_BackendChoice, RNNBase):
@@ -221,17 +263,40 @@ class LSTM(_BackendChoice, RNNBase):
         dtype: Optional[torch.dtype] = None,
         *,
         backend: str = "auto",
+        recurrent_dropout: float = 0.0,
+        peephole: bool = False,
+        zoneout: Zoneout = 0.0,
+        layer_norm: bool = False,
     ) -> None: ...
 
     @overload
-    def __init__(self, *args, backend: str = "auto", **kwargs) -> None: ...
+    def __init__(
+        self, *args, backend: str = "auto", recurrent_dropout: float = 0.0, peephole: bool = False,
+        zoneout: Zoneout = 0.0, layer_norm: bool = False, **kwargs,
+    ) -> None: ...
 
-    def __init__(self, *args, backend: str = "auto", **kwargs) -> None:
+    def __init__(
+        self, *args, backend: str = "auto", recurrent_dropout: float = 0.0, peephole: bool = False,
+        zoneout: Zoneout = 0.0, layer_norm: bool = False, **kwargs,
+    ) -> None:
         # The arguments go to RNNBase untouched, as nn.LSTM passes them, so that a wrong one
         # fails with nn.LSTM's exact words.
         _check_backend(backend)
+        options = VariantOptions.parse(
+            recurrent_dropout=recurrent_dropout, peephole=peephole, zoneout=zoneout, layer_norm=layer_norm
+        )
         super().__init__("LSTM", *args, **kwargs)
+        options.check_proj_size(self.proj_size)
         self.backend = backend
+        self.variant_options = options
+        num_directions = 2 if self.bidirectional else 1
+        suffixes = [
+            f"_l{layer}{'_reverse' if direction else ''}"
+            for layer in range(self.num_layers) for direction in range(num_directions)
+        ]
+        factory = {"device": self.weight_ih_l0.device, "dtype": self.weight_ih_l0.dtype}
+        self._variant_names = register_parameters(self, options, self.hidden_size, suffixes, factory)
+        _init_variant_parameters(self, self._variant_names)
 
     # ---- the checks nn.LSTM makes, with nn.LSTM's wording --------------------------------
 
@@ -372,18 +437,22 @@ class LSTM(_BackendChoice, RNNBase):
         # What ATen's lstm checks before it computes: devices, then a non-empty sequence.
         h_0, c_0 = hx[0], hx[1]
         weights = [w for index in range(len(self._all_weights)) for w in self._layer_weights(index)]
-        _check_devices(input, weights, [h_0, c_0])
+        peepholes = [_peephole(self, names) for names in self._variant_names]
+        layer_norms = [_layer_norm(self, names) for names in self._variant_names]
+        _check_devices(input, weights + peepholes + sum(layer_norms, []), [h_0, c_0])
         if batch_sizes is None and input.size(1 if self.batch_first else 0) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         autocast_dtype = _autocast_dtype(input.device)
         if autocast_dtype is not None:  # nn.LSTM runs in autocast's dtype, so do we
             input, h_0, c_0 = _cast(input, autocast_dtype), _cast(h_0, autocast_dtype), _cast(c_0, autocast_dtype)
             weights = [_cast(w, autocast_dtype) for w in weights]
-        _check_dtypes(input, weights, [h_0, c_0])
+            peepholes = [_cast(p, autocast_dtype) for p in peepholes]
+            layer_norms = [[_cast(p, autocast_dtype) for p in group] for group in layer_norms]
+        _check_dtypes(input, weights + peepholes + sum(layer_norms, []), [h_0, c_0])
 
         if batch_sizes is None and self.batch_first:
             input = input.transpose(0, 1)
-        output, h_n, c_n = self._run_layers(input, h_0, c_0, weights, batch_sizes)
+        output, h_n, c_n = self._run_layers(input, h_0, c_0, weights, batch_sizes, peepholes, layer_norms)
         if batch_sizes is None and self.batch_first:
             output = output.transpose(0, 1)
 
@@ -408,14 +477,24 @@ class LSTM(_BackendChoice, RNNBase):
         c_0: Tensor,
         weights: list[Optional[Tensor]],
         batch_sizes: Optional[Tensor],
+        peepholes: list[Optional[Tensor]],
+        layer_norms: list[list[Tensor]],
     ) -> tuple[Tensor, Tensor, Tensor]:
         """All layers and directions, one layer function call each.
 
         ``input`` is time-major ``[T, B, I]`` or packed data ``[N, I]``; ``weights`` holds
-        ``[w_ih, w_hh, b_ih, b_hh, w_hr]`` per layer-direction (None where absent).
+        ``[w_ih, w_hh, b_ih, b_hh, w_hr]`` per layer-direction (None where absent), ``peepholes``
+        the ``[3H]`` peephole weights per layer-direction (None without peepholes), ``layer_norms``
+        the six layer-norm gains and biases per layer-direction (empty without layer norm).
         """
-        fused = _use_fused(self.backend, input.device, input.dtype)
+        options = self.variant_options
+        if options.needs_variant_kernel:
+            fused = _use_fused_variant(self.backend, input.device, input.dtype)
+        else:
+            fused = _use_fused(self.backend, input.device, input.dtype)
         num_directions = 2 if self.bidirectional else 1
+        # zoneout weights are shaped like one direction's output: [T, B, H] dense, [N, H] packed
+        state_shape = (*input.shape[:-1], self.hidden_size)
 
         layer_input = input
         h_n: list[Tensor] = []
@@ -425,7 +504,20 @@ class LSTM(_BackendChoice, RNNBase):
             for direction in range(num_directions):
                 index = layer * num_directions + direction
                 w_ih, w_hh, b_ih, b_hh, w_hr = weights[5 * index : 5 * index + 5]
-                if fused:
+                w_hh = reference.drop_connect(w_hh, options.recurrent_dropout, self.training)
+                if options.needs_variant_kernel:
+                    variant = dict(
+                        peephole=peepholes[index],
+                        zoneout_h=reference.zoneout_weights(options.zoneout_h, state_shape, self.training, input),
+                        zoneout_c=reference.zoneout_weights(options.zoneout_c, state_shape, self.training, input),
+                        layer_norm=tuple(layer_norms[index]) or None,
+                    )
+                    run_layer = _variant_ops.lstm_variant_layer if fused else reference.variant_lstm_layer
+                    output, h, c = run_layer(
+                        layer_input, h_0[index], c_0[index], w_ih, w_hh, b_ih, b_hh, batch_sizes, direction == 1,
+                        **variant,
+                    )
+                elif fused:
                     output, h, c = _ops.lstm_layer(
                         layer_input.contiguous(), h_0[index].contiguous(), c_0[index].contiguous(),
                         w_ih.contiguous(), w_hh.contiguous(),
@@ -478,10 +570,21 @@ class LSTMCell(_BackendChoice, RNNCellBase):
         dtype: Optional[torch.dtype] = None,
         *,
         backend: str = "auto",
+        recurrent_dropout: float = 0.0,
+        peephole: bool = False,
+        zoneout: Zoneout = 0.0,
+        layer_norm: bool = False,
     ) -> None:
         _check_backend(backend)
+        options = VariantOptions.parse(
+            recurrent_dropout=recurrent_dropout, peephole=peephole, zoneout=zoneout, layer_norm=layer_norm
+        )
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
         self.backend = backend
+        self.variant_options = options
+        factory = {"device": self.weight_ih.device, "dtype": self.weight_ih.dtype}
+        self._variant_names = register_parameters(self, options, hidden_size, [""], factory)
+        _init_variant_parameters(self, self._variant_names)
 
     def forward(self, input: Tensor, hx: Optional[_HiddenState] = None) -> _HiddenState:
         """One step.
@@ -512,12 +615,20 @@ class LSTMCell(_BackendChoice, RNNCellBase):
         self._check_step_args(input, hx)
         h_0, c_0 = hx[0], hx[1]
         weights = [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
+        peephole = _peephole(self, self._variant_names[0])
+        layer_norm = _layer_norm(self, self._variant_names[0])
         autocast_dtype = _autocast_dtype(input.device)
         if autocast_dtype is not None and _autocast_casts_lstm_cell(input.device.type):
             # what torch's autocast kernel for lstm_cell does before it runs
             input, h_0, c_0 = _cast(input, autocast_dtype), _cast(h_0, autocast_dtype), _cast(c_0, autocast_dtype)
             weights = [_cast(w, autocast_dtype) for w in weights]
-        h, c = self._step(input, h_0, c_0, *weights)
+            peephole = _cast(peephole, autocast_dtype)
+            layer_norm = [_cast(p, autocast_dtype) for p in layer_norm]
+        weights[1] = reference.drop_connect(weights[1], self.variant_options.recurrent_dropout, self.training)
+        if self.variant_options.needs_variant_kernel:
+            h, c = self._variant_step(input, h_0, c_0, *weights, peephole, tuple(layer_norm) or None)
+        else:
+            h, c = self._step(input, h_0, c_0, *weights)
         if not is_batched:
             h, c = h.squeeze(0), c.squeeze(0)
         return h, c
@@ -555,7 +666,8 @@ class LSTMCell(_BackendChoice, RNNCellBase):
                         f"mat1 and mat2 must have the same dtype, but got "
                         f"{_scalar_type_name(mat1.dtype)} and {_scalar_type_name(mat2.dtype)}"
                     )
-        _check_devices(input, [w_ih, w_hh, self.bias_ih, self.bias_hh], [hx[0], hx[1]])
+        variant_params = [_peephole(self, self._variant_names[0]), *_layer_norm(self, self._variant_names[0])]
+        _check_devices(input, [w_ih, w_hh, self.bias_ih, self.bias_hh, *variant_params], [hx[0], hx[1]])
 
     def _step(
         self, input: Tensor, h_0: Tensor, c_0: Tensor,
@@ -576,3 +688,32 @@ class LSTMCell(_BackendChoice, RNNCellBase):
                 None if b_ih is None else b_ih.contiguous(), None if b_hh is None else b_hh.contiguous(),
             )
         return reference.lstm_cell(input, (h_0, c_0), w_ih, w_hh, b_ih, b_hh)
+
+    def _variant_step(
+        self, input: Tensor, h_0: Tensor, c_0: Tensor,
+        w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], peephole: Optional[Tensor],
+        layer_norm: Optional[tuple[Tensor, ...]],
+    ) -> _HiddenState:
+        """One step with peepholes, zoneout and/or layer norm: the fused variant kernel as a layer of
+        one step, or the reference cell (mixed dtypes, dtypes without a variant kernel, backend="reference")."""
+        options = self.variant_options
+        shape = (input.size(0), self.hidden_size)
+        keep_h = reference.zoneout_weights(options.zoneout_h, shape, self.training, input)
+        keep_c = reference.zoneout_weights(options.zoneout_c, shape, self.training, input)
+        dtypes = {t.dtype for t in (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh, peephole, *(layer_norm or ())) if t is not None}
+        if len(dtypes) == 1 and _use_fused_variant(self.backend, input.device, input.dtype):
+            _, h, c = _variant_ops.lstm_variant_layer(
+                input.unsqueeze(0), h_0, c_0, w_ih, w_hh, b_ih, b_hh, None, False, peephole=peephole,
+                zoneout_h=None if keep_h is None else keep_h.unsqueeze(0),
+                zoneout_c=None if keep_c is None else keep_c.unsqueeze(0), layer_norm=layer_norm,
+            )
+            return h, c
+        if len(dtypes) > 1 and self.backend == "fused":
+            raise RuntimeError(
+                f"lstm_ext: the fused LSTMCell needs input, hx, cx and the parameters in one dtype, "
+                f"got {sorted(str(d) for d in dtypes)}; use backend='auto' or 'reference' for mixed dtypes"
+            )
+        return reference.variant_lstm_cell(
+            input, (h_0, c_0), w_ih, w_hh, b_ih, b_hh, peephole=peephole, zoneout_h=keep_h, zoneout_c=keep_c,
+            layer_norm=layer_norm,
+        )
