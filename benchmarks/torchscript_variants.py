@@ -1,7 +1,8 @@
 """TorchScript versions of the LSTM variants: what a user writes today when ``nn.LSTM`` lacks one.
 
 One layer, one direction, zero initial state: the input projection of all steps is one GEMM
-up front, then a scripted loop does one ``mm`` and the variant's gate arithmetic per step.
+up front (with layer norm, one ``layer_norm`` too), then a scripted loop does one ``mm`` and the
+variant's gate arithmetic per step.
 Recurrent dropout drops ``W_hh`` once per call with ``F.dropout``; zoneout draws its masks for all
 steps at once. The random draws come in the same order as ``lstm_ext.LSTM``'s (``W_hh``'s mask,
 then zoneout's h masks, then c masks), so with one seed both see the same masks.
@@ -10,6 +11,7 @@ then zoneout's h masks, then c masks), so with one seed both see the same masks.
 """
 
 import warnings
+from typing import List
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +20,8 @@ from torch import Tensor, nn
 
 class ScriptVariantLSTM(nn.Module):
     peephole: torch.jit.Final[bool]
+    layer_norm: torch.jit.Final[bool]
+    lesson: torch.jit.Final[bool]
     recurrent_dropout: torch.jit.Final[float]
     zoneout_h: torch.jit.Final[float]
     zoneout_c: torch.jit.Final[float]
@@ -32,6 +36,14 @@ class ScriptVariantLSTM(nn.Module):
         self.peepholes = nn.Parameter(
             torch.cat([params[n].detach() for n in names]) if self.peephole else params["bias_ih_l0"].new_empty(0)
         )
+        self.layer_norm = "layer_norm_ih_weight_l0" in params
+        # (ih_weight, ih_bias, hh_weight, hh_bias, c_weight, c_bias), or empty
+        norms = [f"layer_norm_{w}_{k}_l0" for w in ("ih", "hh", "c") for k in ("weight", "bias")]
+        self.norms = nn.ParameterList([nn.Parameter(params[n].detach().clone()) for n in norms if n in params])
+        self.lesson = "use_gate_weight_l0" in params
+        # the lesson's use gate: W_u and b_u, or empty
+        self.use_gate = nn.ParameterList([nn.Parameter(params[n].detach().clone())
+                                          for n in ("use_gate_weight_l0", "use_gate_bias_l0") if n in params])
         self.recurrent_dropout = recurrent_dropout
         self.zoneout_h = zoneout_h
         self.zoneout_c = zoneout_c
@@ -44,7 +56,13 @@ class ScriptVariantLSTM(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         steps, batch = x.size(0), x.size(1)
         hidden = self.weight_hh.size(1)
-        premul = torch.matmul(x, self.weight_ih.t()) + (self.bias_ih + self.bias_hh)  # [T, B, 4H]
+        norms: List[Tensor] = [p for p in self.norms]
+        use_gate: List[Tensor] = [p for p in self.use_gate]
+        if self.layer_norm:
+            premul = F.layer_norm(torch.matmul(x, self.weight_ih.t()), [4 * hidden], norms[0], norms[1])
+            premul = premul + (self.bias_ih + self.bias_hh)
+        else:
+            premul = torch.matmul(x, self.weight_ih.t()) + (self.bias_ih + self.bias_hh)  # [T, B, 4H]
         w_hh = self.weight_hh
         if self.recurrent_dropout > 0 and self.training:
             w_hh = F.dropout(w_hh, self.recurrent_dropout, True)
@@ -57,7 +75,10 @@ class ScriptVariantLSTM(nn.Module):
         c = x.new_zeros(batch, hidden)
         outputs = []
         for t in range(steps):
-            gates = premul[t] + torch.mm(h, w_hh_t)
+            if self.layer_norm:
+                gates = premul[t] + F.layer_norm(torch.mm(h, w_hh_t), [4 * hidden], norms[2], norms[3])
+            else:
+                gates = premul[t] + torch.mm(h, w_hh_t)
             i, f, g, o = gates.chunk(4, 1)
             if self.peephole:
                 i = i + p[0] * c
@@ -65,7 +86,13 @@ class ScriptVariantLSTM(nn.Module):
             c_new = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
             if self.peephole:
                 o = o + p[2] * c_new
-            h_new = torch.sigmoid(o) * torch.tanh(c_new)
+            if self.lesson:
+                kept = torch.sigmoid(f) * c
+                h_new = torch.tanh(F.linear(kept, use_gate[0], use_gate[1])) * torch.sigmoid(o)
+            elif self.layer_norm:
+                h_new = torch.sigmoid(o) * torch.tanh(F.layer_norm(c_new, [hidden], norms[4], norms[5]))
+            else:
+                h_new = torch.sigmoid(o) * torch.tanh(c_new)
             if self.zoneout_h > 0:
                 h_new = keep_h[t] * h + (1 - keep_h[t]) * h_new
             if self.zoneout_c > 0:

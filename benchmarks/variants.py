@@ -2,7 +2,7 @@
 
     python benchmarks/variants.py --threads 2 --out bench-variants.json
 
-For each variant (recurrent dropout, peephole, zoneout, all three) and each shape, in one
+For each variant (recurrent dropout, peephole, zoneout, layer norm, all four, the lesson's use gate) and each shape, in one
 process and one run, round-robin (every implementation timed once per round, the median over
 rounds kept, so a load spike on a shared machine hits all of them alike):
 
@@ -38,7 +38,9 @@ VARIANTS = {
     "recurrent_dropout": dict(recurrent_dropout=0.25),
     "peephole": dict(peephole=True),
     "zoneout": dict(zoneout=(0.1, 0.05)),
-    "all": dict(recurrent_dropout=0.25, peephole=True, zoneout=(0.1, 0.05)),
+    "layer_norm": dict(layer_norm=True),
+    "all": dict(recurrent_dropout=0.25, peephole=True, zoneout=(0.1, 0.05), layer_norm=True),
+    "lesson": dict(use_gate="lesson"),
 }
 SHAPES = {  # (T, B, I, H)
     "big": (100, 64, 256, 256),

@@ -8,6 +8,10 @@
 // Zoneout (Krueger et al. 2016): each unit keeps its previous value with weight `keep`
 // (a 0/1 mask in training, the probability itself in eval mode):
 //   c_carried = keep_c * c_prev + (1 - keep_c) * c      h = keep_h * h_prev + (1 - keep_h) * o * tanh(c)
+// The lesson's use gate (use_gate="lesson"): h = U * V with U = tanh(W_u (c_prev * f) + b_u) and
+// V = o, the standard output gate: the use gate squashes W_u applied to the forgotten memory
+// (LTM_{t-1} * f_t) rather than c. The GEMM lives in the kernels; here the use gate squashes
+// its result u_pre, and `kept` (c_prev * f) gets a second gradient path, d_kept.
 // Layer norm (Ba et al. 2016) adds no math here: the use gate then squashes LN(c) instead of c,
 // and the row-wise normalisation lives in the kernels.
 // With p = 0 and keep = 0 all reduce to gates.h's standard cell.
@@ -83,15 +87,17 @@ HOST_DEVICE inline T use_backward(const Gates<T>& a, T tanh_long_term, const Kee
 }
 
 // Backward of the remember, learn and forget gates. dc: every gradient reaching c (before
-// zoneout) except o's peephole path, which is added here; dc_next: gradient of c after zoneout.
+// zoneout) except o's peephole path, which is added here; dc_next: gradient of c after zoneout;
+// d_kept: the gradient reaching kept = c_prev * f other than through c (the lesson's use gate).
 template <typename T>
 HOST_DEVICE inline void remember_backward(const Gates<T>& a, T c_prev, const Peephole<T>& p, const Keep<T>& keep,
-                                          T dc, T dc_next, GateGrads<T>* g) {
+                                          T dc, T dc_next, T d_kept, GateGrads<T>* g) {
   dc = dc + (dc_next - keep.c * dc_next) + g->o_pre * p.o;
+  const T dk = dc + d_kept;
   g->i_pre = dc * a.g * a.i * (T(1) - a.i);
-  g->f_pre = dc * c_prev * a.f * (T(1) - a.f);
+  g->f_pre = dk * c_prev * a.f * (T(1) - a.f);
   g->g_pre = dc * a.i * (T(1) - a.g * a.g);
-  g->c_prev = keep.c * dc_next + dc * a.f + g->i_pre * p.i + g->f_pre * p.f;
+  g->c_prev = keep.c * dc_next + dk * a.f + g->i_pre * p.i + g->f_pre * p.f;
 }
 
 // One unit without layer norm, backward. dh: gradient reaching h (after zoneout); dc_next:
@@ -102,7 +108,7 @@ HOST_DEVICE inline GateGrads<T> cell_backward(const Gates<T>& a, T c, T c_prev, 
                                               const Keep<T>& keep, T dh, T dc_next, T* dh_prev) {
   GateGrads<T> g;
   const T dc = use_backward(a, gates::tanh_(c), keep, dh, &g, dh_prev);
-  remember_backward(a, c_prev, p, keep, dc, dc_next, &g);
+  remember_backward(a, c_prev, p, keep, dc, dc_next, T(0), &g);
   return g;
 }
 

@@ -27,7 +27,7 @@ def has_variant_kernel(device: torch.device, dtype: torch.dtype) -> bool:
 
 def missing_variant_kernel_message(device: torch.device, dtype: torch.dtype) -> str:
     return (
-        f"lstm_ext: no fused variant kernel (peephole, zoneout, layer_norm) for {device.type} tensors of dtype {dtype}; "
+        f"lstm_ext: no fused variant kernel (peephole, zoneout, layer_norm, use_gate='lesson') for {device.type} tensors of dtype {dtype}; "
         f"the variant kernels run float32 and float64 on the CPU; use backend='reference' or backend='auto'"
     )
 
@@ -36,7 +36,7 @@ if LOAD_ERROR is None:
 
     @torch.library.register_fake("lstm_ext::lstm_variant_layer")
     def _variant_layer_fake(xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight,
-                            ln_c_bias, batch_sizes, reverse):
+                            ln_c_bias, w_u, b_u, batch_sizes, reverse):
         hidden = w_hh.shape[0] // 4
         rows = xgates.shape[0] * xgates.shape[1] if batch_sizes is None else xgates.shape[0]
         output = xgates.new_empty((*xgates.shape[:-1], hidden))
@@ -46,12 +46,13 @@ if LOAD_ERROR is None:
         rec = xgates.new_empty((rows, 4 * hidden) if ln_hh_weight is not None else (0,))
         layer_norm = ln_hh_weight is not None or ln_c_weight is not None
         stats = xgates.new_empty((rows, 3) if layer_norm else (0,))
-        return output, torch.empty_like(h0), torch.empty_like(c0), gates, cells, states, rec, stats
+        lesson = xgates.new_empty((2, rows, hidden) if w_u is not None else (0,))
+        return output, torch.empty_like(h0), torch.empty_like(c0), gates, cells, states, rec, stats, lesson
 
     @torch.library.register_fake("lstm_ext::lstm_variant_layer_backward")
     def _variant_layer_backward_fake(
         grad_output, grad_h_n, grad_c_n, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight,
-        ln_c_bias, batch_sizes, reverse, output, gates, cells, states, rec, stats, output_mask,
+        ln_c_bias, w_u, b_u, batch_sizes, reverse, output, gates, cells, states, rec, stats, lesson, output_mask,
     ):
         need_xgates, need_state, need_weights = output_mask
 
@@ -62,30 +63,32 @@ if LOAD_ERROR is None:
             _grad_like(need_xgates, gates, (*output.shape[:-1], gates.shape[-1])),
             _grad_like(need_state, h0), _grad_like(need_state, c0), _grad_like(need_weights, w_hh),
             weight_grad(peephole), weight_grad(ln_hh_weight), weight_grad(ln_c_weight), weight_grad(ln_c_bias),
+            weight_grad(w_u), weight_grad(b_u),
         )
 
     def _variant_layer_setup_context(ctx, inputs, output):
-        (xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, batch_sizes,
-         reverse) = inputs
-        out, _, _, gates, cells, states, rec, stats = output
+        (xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u,
+         batch_sizes, reverse) = inputs
+        out, _, _, gates, cells, states, rec, stats, lesson = output
         ctx.save_for_backward(h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias,
-                              batch_sizes, out, gates, cells, states, rec, stats)
+                              w_u, b_u, batch_sizes, out, gates, cells, states, rec, stats, lesson)
         ctx.reverse = reverse
 
     def _variant_layer_backward(ctx, grad_output, grad_h_n, grad_c_n, *_saved_grads):
         _refuse_double_backward()
-        (h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, batch_sizes, out,
-         gates, cells, states, rec, stats) = ctx.saved_tensors
+        (h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u, batch_sizes,
+         out, gates, cells, states, rec, stats, lesson) = ctx.saved_tensors
         need = ctx.needs_input_grad
-        mask = [need[0], need[1] or need[2], need[3] or need[4] or any(need[7:10])]
+        mask = [need[0], need[1] or need[2], need[3] or need[4] or any(need[7:12])]
         grads = ops.lstm_variant_layer_backward(
             _or_zeros(grad_output, out), _or_zeros(grad_h_n, h0), _or_zeros(grad_c_n, c0), h0, c0, w_hh,
-            peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, batch_sizes, ctx.reverse, out,
-            gates, cells, states, rec, stats, mask,
+            peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u, batch_sizes,
+            ctx.reverse, out, gates, cells, states, rec, stats, lesson, mask,
         )
-        g_xgates, g_h0, g_c0, g_w_hh, g_peephole, g_ln_hh, g_ln_c_weight, g_ln_c_bias = grads
-        inputs = (None, h0, c0, w_hh, peephole, None, None, ln_hh_weight, ln_c_weight, ln_c_bias)
-        chosen = (g_xgates, g_h0, g_c0, g_w_hh, g_peephole, None, None, g_ln_hh, g_ln_c_weight, g_ln_c_bias)
+        g_xgates, g_h0, g_c0, g_w_hh, g_peephole, g_ln_hh, g_ln_c_weight, g_ln_c_bias, g_w_u, g_b_u = grads
+        inputs = (None, h0, c0, w_hh, peephole, None, None, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u)
+        chosen = (g_xgates, g_h0, g_c0, g_w_hh, g_peephole, None, None, g_ln_hh, g_ln_c_weight, g_ln_c_bias, g_w_u,
+                  g_b_u)
         result = [
             grad if need[i] and (i == 0 or inputs[i] is not None) else None for i, grad in enumerate(chosen)
         ]
@@ -127,6 +130,7 @@ def lstm_variant_layer(
     zoneout_h: Optional[Tensor] = None,
     zoneout_c: Optional[Tensor] = None,
     layer_norm: Optional[Sequence[Tensor]] = None,
+    lesson_use_gate: Optional[tuple[Tensor, Optional[Tensor]]] = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One variant layer-direction through the fused kernel; the contract of
     :func:`lstm_ext.reference.variant_lstm_layer`.
@@ -135,12 +139,14 @@ def lstm_variant_layer(
     w_ih ``[4H, I]``, w_hh ``[4H, H]``, biases ``[4H]`` or None, peephole ``[3H]`` (p_i, p_f, p_o),
     zoneout_h / zoneout_c shaped like the output (``[T, B, H]`` or ``[N, H]``): the weight of each
     unit's previous value; layer_norm: the gains and biases ``(ih_weight [4H], ih_bias [4H],
-    hh_weight [4H], hh_bias [4H], c_weight [H], c_bias [H])``. Returns ``(output, h_n [B, H], c_n [B, H])``.
+    hh_weight [4H], hh_bias [4H], c_weight [H], c_bias [H])``; lesson_use_gate: ``(W_u [H, H], b_u [H]
+    or None)``, the lesson's use gate. Returns ``(output, h_n [B, H], c_n [B, H])``.
     """
     xgates, ln_hh_weight, ln_c_weight, ln_c_bias = input_gates(input, w_ih, b_ih, b_hh, layer_norm)
+    w_u, b_u = lesson_use_gate if lesson_use_gate is not None else (None, None)
     output, h_n, c_n = ops.lstm_variant_layer(
-        xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, batch_sizes,
-        reverse,
+        xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u,
+        batch_sizes, reverse,
     )[:3]
     return output, h_n, c_n
 

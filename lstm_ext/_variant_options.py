@@ -10,7 +10,10 @@ Options (all off by default; with every option off the layer is exactly ``nn.LST
   probability in training (Krueger et al. 2016); in eval mode the expectation;
 - ``layer_norm=True``: the layer-normalized LSTM of Ba, Kiros & Hinton (2016): layer norm on the
   input projection and on the recurrent projection separately, before the bias, and on the new
-  cell state before the use gate's tanh; the un-normalized cell state is carried.
+  cell state before the use gate's tanh; the un-normalized cell state is carried;
+- ``use_gate="lesson"``: the use gate exactly as the lesson teaches it, ``h = U_t * V_t`` with
+  ``U_t = tanh(W_u (LTM_{t-1} * f_t) + b_u)`` and ``V_t`` the standard output gate (the standard
+  cell squashes the new cell state, ``tanh(c_t)``, with no weights of its own).
 
 New parameters, per layer ``k`` (``_reverse`` added for the backward direction), after the
 ``nn.LSTM`` parameters of that layer-direction; ``LSTMCell`` uses the same names without ``_l{k}``:
@@ -19,7 +22,9 @@ New parameters, per layer ``k`` (``_reverse`` added for the backward direction),
   like the LSTM's weights (uniform in +-1/sqrt(hidden_size));
 - ``layer_norm_ih_weight_l{k}``, ``layer_norm_ih_bias_l{k}``, ``layer_norm_hh_weight_l{k}``,
   ``layer_norm_hh_bias_l{k}``: ``[4 * hidden_size]``; ``layer_norm_c_weight_l{k}``,
-  ``layer_norm_c_bias_l{k}``: ``[hidden_size]``; gains start at 1 and biases at 0 (as nn.LayerNorm).
+  ``layer_norm_c_bias_l{k}``: ``[hidden_size]``; gains start at 1 and biases at 0 (as nn.LayerNorm);
+- ``use_gate_weight_l{k}`` (W_u, ``[hidden_size, hidden_size]``) and, with ``bias=True``,
+  ``use_gate_bias_l{k}`` (b_u, ``[hidden_size]``), initialised like the LSTM's weights.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import torch
 Zoneout = Union[float, tuple[float, float]]
 
 _PEEPHOLES = ("i", "f", "o")
+USE_GATES = ("standard", "lesson")
 # (what is normalized, its width in hidden units): the input projection, the recurrent one, the cell
 LAYER_NORMS = (("ih", 4), ("hh", 4), ("c", 1))
 
@@ -60,13 +66,18 @@ class VariantOptions:
     zoneout_h: float = 0.0
     zoneout_c: float = 0.0
     layer_norm: bool = False
+    use_gate: str = "standard"
 
     @staticmethod
     def parse(
         *, recurrent_dropout: object = 0.0, peephole: object = False, zoneout: object = 0.0,
-        layer_norm: object = False,
+        layer_norm: object = False, use_gate: object = "standard",
     ) -> "VariantOptions":
         """Checks each option's type and range; raises TypeError / ValueError naming the option."""
+        if not isinstance(use_gate, str):
+            raise TypeError(f"lstm_ext: use_gate must be a str ('standard' or 'lesson'), got {type(use_gate).__name__}")
+        if use_gate not in USE_GATES:
+            raise ValueError(f"lstm_ext: use_gate must be 'standard' or 'lesson', got {use_gate!r}")
         if isinstance(zoneout, (tuple, list)):
             if len(zoneout) != 2:
                 raise ValueError(f"lstm_ext: zoneout must be one probability or a pair (z_h, z_c), got {zoneout!r}")
@@ -79,6 +90,7 @@ class VariantOptions:
             zoneout_h=z_h,
             zoneout_c=z_c,
             layer_norm=_flag(layer_norm, "layer_norm"),
+            use_gate=use_gate,
         )
 
     @property
@@ -89,13 +101,28 @@ class VariantOptions:
     def needs_variant_kernel(self) -> bool:
         """Whether the step's arithmetic differs from the plain LSTM's (recurrent dropout only
         changes the weight, and runs on the plain kernel)."""
-        return self.peephole or self.zoneout or self.layer_norm
+        return self.peephole or self.zoneout or self.layer_norm or self.lesson
+
+    @property
+    def lesson(self) -> bool:
+        return self.use_gate == "lesson"
+
+    def check_combinations(self, proj_size: int) -> None:
+        """Refuses, at construction, the combinations the variant kernel does not run."""
+        self.check_proj_size(proj_size)
+        if self.lesson and self.layer_norm:
+            raise ValueError(
+                "lstm_ext: use_gate='lesson' cannot be combined with layer_norm=True: layer norm normalizes the "
+                "cell state before the use gate's tanh, but the lesson's use gate squashes W_u (LTM_{t-1} * f_t), "
+                "not the cell state"
+            )
 
     def check_proj_size(self, proj_size: int) -> None:
         """Refuses, at construction, the options the projected LSTM (LSTMP) does not support."""
         if proj_size <= 0:
             return
-        for name, on in (("peephole", self.peephole), ("zoneout", self.zoneout), ("layer_norm", self.layer_norm)):
+        for name, on in (("peephole", self.peephole), ("zoneout", self.zoneout), ("layer_norm", self.layer_norm),
+                         ("use_gate='lesson'", self.lesson)):
             if on:
                 raise ValueError(
                     f"lstm_ext: {name} cannot be combined with proj_size > 0: the fused variant kernel "
@@ -113,9 +140,11 @@ class VariantOptions:
             parts.append(f"zoneout={z}")
         if self.layer_norm:
             parts.append("layer_norm=True")
+        if self.lesson:
+            parts.append("use_gate='lesson'")
         return ", ".join(parts)
 
-    def parameter_shapes(self, hidden_size: int) -> dict[str, tuple[int, ...]]:
+    def parameter_shapes(self, hidden_size: int, bias: bool = True) -> dict[str, tuple[int, ...]]:
         """The new parameters of one layer-direction, by name without the layer suffix."""
         shapes: dict[str, tuple[int, ...]] = {}
         if self.peephole:
@@ -125,16 +154,20 @@ class VariantOptions:
             for what, width in LAYER_NORMS:
                 shapes[f"layer_norm_{what}_weight"] = (width * hidden_size,)
                 shapes[f"layer_norm_{what}_bias"] = (width * hidden_size,)
+        if self.lesson:
+            shapes["use_gate_weight"] = (hidden_size, hidden_size)
+            if bias:
+                shapes["use_gate_bias"] = (hidden_size,)
         return shapes
 
 
-def register_parameters(module: torch.nn.Module, options: VariantOptions, hidden_size: int, suffixes: list[str],
-                        factory_kwargs: dict) -> list[list[str]]:
+def register_parameters(module: torch.nn.Module, options: VariantOptions, hidden_size: int, bias: bool,
+                        suffixes: list[str], factory_kwargs: dict) -> list[list[str]]:
     """Registers the variant parameters of every layer-direction; returns their names per suffix."""
     names: list[list[str]] = []
     for suffix in suffixes:
         own = []
-        for base, shape in options.parameter_shapes(hidden_size).items():
+        for base, shape in options.parameter_shapes(hidden_size, bias).items():
             name = base + suffix
             module.register_parameter(name, torch.nn.Parameter(torch.empty(shape, **factory_kwargs)))
             own.append(name)

@@ -113,7 +113,7 @@ def _init_variant_parameters(module: torch.nn.Module, names: list[list[str]]) ->
     with torch.no_grad():
         for name in (name for group in names for name in group):
             param = getattr(module, name)
-            if name.startswith("peephole_"):
+            if name.startswith(("peephole_", "use_gate_")):
                 param.uniform_(-bound, bound)
             else:
                 param.fill_(1.0 if "_weight" in name else 0.0)
@@ -129,6 +129,14 @@ def _peephole(module: torch.nn.Module, names: list[str]) -> Optional[Tensor]:
 def _layer_norm(module: torch.nn.Module, names: list[str]) -> list[Tensor]:
     """The six layer-norm gains and biases of one layer-direction (ih, hh, c), or [] without."""
     return [getattr(module, name) for name in names if name.startswith("layer_norm_")]
+
+
+def _lesson(module: torch.nn.Module, names: list[str]) -> list[Optional[Tensor]]:
+    """``[W_u, b_u]`` of the lesson's use gate (b_u None without bias), or [] for the standard one."""
+    if not module.variant_options.lesson:
+        return []
+    w_u, *b_u = [getattr(module, name) for name in names if name.startswith("use_gate_")]  # weight, then bias
+    return [w_u, b_u[0] if b_u else None]
 
 
 def _autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
@@ -267,26 +275,28 @@ class LSTM(_BackendChoice, RNNBase):
         peephole: bool = False,
         zoneout: Zoneout = 0.0,
         layer_norm: bool = False,
+        use_gate: str = "standard",
     ) -> None: ...
 
     @overload
     def __init__(
         self, *args, backend: str = "auto", recurrent_dropout: float = 0.0, peephole: bool = False,
-        zoneout: Zoneout = 0.0, layer_norm: bool = False, **kwargs,
+        zoneout: Zoneout = 0.0, layer_norm: bool = False, use_gate: str = "standard", **kwargs,
     ) -> None: ...
 
     def __init__(
         self, *args, backend: str = "auto", recurrent_dropout: float = 0.0, peephole: bool = False,
-        zoneout: Zoneout = 0.0, layer_norm: bool = False, **kwargs,
+        zoneout: Zoneout = 0.0, layer_norm: bool = False, use_gate: str = "standard", **kwargs,
     ) -> None:
         # The arguments go to RNNBase untouched, as nn.LSTM passes them, so that a wrong one
         # fails with nn.LSTM's exact words.
         _check_backend(backend)
         options = VariantOptions.parse(
-            recurrent_dropout=recurrent_dropout, peephole=peephole, zoneout=zoneout, layer_norm=layer_norm
+            recurrent_dropout=recurrent_dropout, peephole=peephole, zoneout=zoneout, layer_norm=layer_norm,
+            use_gate=use_gate,
         )
         super().__init__("LSTM", *args, **kwargs)
-        options.check_proj_size(self.proj_size)
+        options.check_combinations(self.proj_size)
         self.backend = backend
         self.variant_options = options
         num_directions = 2 if self.bidirectional else 1
@@ -295,7 +305,7 @@ class LSTM(_BackendChoice, RNNBase):
             for layer in range(self.num_layers) for direction in range(num_directions)
         ]
         factory = {"device": self.weight_ih_l0.device, "dtype": self.weight_ih_l0.dtype}
-        self._variant_names = register_parameters(self, options, self.hidden_size, suffixes, factory)
+        self._variant_names = register_parameters(self, options, self.hidden_size, self.bias, suffixes, factory)
         _init_variant_parameters(self, self._variant_names)
 
     # ---- the checks nn.LSTM makes, with nn.LSTM's wording --------------------------------
@@ -439,7 +449,9 @@ class LSTM(_BackendChoice, RNNBase):
         weights = [w for index in range(len(self._all_weights)) for w in self._layer_weights(index)]
         peepholes = [_peephole(self, names) for names in self._variant_names]
         layer_norms = [_layer_norm(self, names) for names in self._variant_names]
-        _check_devices(input, weights + peepholes + sum(layer_norms, []), [h_0, c_0])
+        lessons = [_lesson(self, names) for names in self._variant_names]
+        variant_params = peepholes + sum(layer_norms, []) + sum(lessons, [])
+        _check_devices(input, weights + variant_params, [h_0, c_0])
         if batch_sizes is None and input.size(1 if self.batch_first else 0) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         autocast_dtype = _autocast_dtype(input.device)
@@ -448,11 +460,13 @@ class LSTM(_BackendChoice, RNNBase):
             weights = [_cast(w, autocast_dtype) for w in weights]
             peepholes = [_cast(p, autocast_dtype) for p in peepholes]
             layer_norms = [[_cast(p, autocast_dtype) for p in group] for group in layer_norms]
-        _check_dtypes(input, weights + peepholes + sum(layer_norms, []), [h_0, c_0])
+            lessons = [[_cast(p, autocast_dtype) for p in group] for group in lessons]
+            variant_params = peepholes + sum(layer_norms, []) + sum(lessons, [])
+        _check_dtypes(input, weights + variant_params, [h_0, c_0])
 
         if batch_sizes is None and self.batch_first:
             input = input.transpose(0, 1)
-        output, h_n, c_n = self._run_layers(input, h_0, c_0, weights, batch_sizes, peepholes, layer_norms)
+        output, h_n, c_n = self._run_layers(input, h_0, c_0, weights, batch_sizes, peepholes, layer_norms, lessons)
         if batch_sizes is None and self.batch_first:
             output = output.transpose(0, 1)
 
@@ -479,13 +493,15 @@ class LSTM(_BackendChoice, RNNBase):
         batch_sizes: Optional[Tensor],
         peepholes: list[Optional[Tensor]],
         layer_norms: list[list[Tensor]],
+        lessons: list[list[Optional[Tensor]]],
     ) -> tuple[Tensor, Tensor, Tensor]:
         """All layers and directions, one layer function call each.
 
         ``input`` is time-major ``[T, B, I]`` or packed data ``[N, I]``; ``weights`` holds
         ``[w_ih, w_hh, b_ih, b_hh, w_hr]`` per layer-direction (None where absent), ``peepholes``
         the ``[3H]`` peephole weights per layer-direction (None without peepholes), ``layer_norms``
-        the six layer-norm gains and biases per layer-direction (empty without layer norm).
+        the six layer-norm gains and biases per layer-direction (empty without layer norm), ``lessons``
+        ``[W_u, b_u]`` of the lesson's use gate per layer-direction (empty for the standard one).
         """
         options = self.variant_options
         if options.needs_variant_kernel:
@@ -511,6 +527,7 @@ class LSTM(_BackendChoice, RNNBase):
                         zoneout_h=reference.zoneout_weights(options.zoneout_h, state_shape, self.training, input),
                         zoneout_c=reference.zoneout_weights(options.zoneout_c, state_shape, self.training, input),
                         layer_norm=tuple(layer_norms[index]) or None,
+                        lesson_use_gate=tuple(lessons[index]) or None,
                     )
                     run_layer = _variant_ops.lstm_variant_layer if fused else reference.variant_lstm_layer
                     output, h, c = run_layer(
@@ -574,16 +591,19 @@ class LSTMCell(_BackendChoice, RNNCellBase):
         peephole: bool = False,
         zoneout: Zoneout = 0.0,
         layer_norm: bool = False,
+        use_gate: str = "standard",
     ) -> None:
         _check_backend(backend)
         options = VariantOptions.parse(
-            recurrent_dropout=recurrent_dropout, peephole=peephole, zoneout=zoneout, layer_norm=layer_norm
+            recurrent_dropout=recurrent_dropout, peephole=peephole, zoneout=zoneout, layer_norm=layer_norm,
+            use_gate=use_gate,
         )
+        options.check_combinations(0)
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
         self.backend = backend
         self.variant_options = options
         factory = {"device": self.weight_ih.device, "dtype": self.weight_ih.dtype}
-        self._variant_names = register_parameters(self, options, hidden_size, [""], factory)
+        self._variant_names = register_parameters(self, options, hidden_size, bias, [""], factory)
         _init_variant_parameters(self, self._variant_names)
 
     def forward(self, input: Tensor, hx: Optional[_HiddenState] = None) -> _HiddenState:
@@ -617,6 +637,7 @@ class LSTMCell(_BackendChoice, RNNCellBase):
         weights = [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
         peephole = _peephole(self, self._variant_names[0])
         layer_norm = _layer_norm(self, self._variant_names[0])
+        lesson = _lesson(self, self._variant_names[0])
         autocast_dtype = _autocast_dtype(input.device)
         if autocast_dtype is not None and _autocast_casts_lstm_cell(input.device.type):
             # what torch's autocast kernel for lstm_cell does before it runs
@@ -624,9 +645,11 @@ class LSTMCell(_BackendChoice, RNNCellBase):
             weights = [_cast(w, autocast_dtype) for w in weights]
             peephole = _cast(peephole, autocast_dtype)
             layer_norm = [_cast(p, autocast_dtype) for p in layer_norm]
+            lesson = [_cast(p, autocast_dtype) for p in lesson]
         weights[1] = reference.drop_connect(weights[1], self.variant_options.recurrent_dropout, self.training)
         if self.variant_options.needs_variant_kernel:
-            h, c = self._variant_step(input, h_0, c_0, *weights, peephole, tuple(layer_norm) or None)
+            h, c = self._variant_step(input, h_0, c_0, *weights, peephole, tuple(layer_norm) or None,
+                                      tuple(lesson) or None)
         else:
             h, c = self._step(input, h_0, c_0, *weights)
         if not is_batched:
@@ -666,7 +689,8 @@ class LSTMCell(_BackendChoice, RNNCellBase):
                         f"mat1 and mat2 must have the same dtype, but got "
                         f"{_scalar_type_name(mat1.dtype)} and {_scalar_type_name(mat2.dtype)}"
                     )
-        variant_params = [_peephole(self, self._variant_names[0]), *_layer_norm(self, self._variant_names[0])]
+        names = self._variant_names[0]
+        variant_params = [_peephole(self, names), *_layer_norm(self, names), *_lesson(self, names)]
         _check_devices(input, [w_ih, w_hh, self.bias_ih, self.bias_hh, *variant_params], [hx[0], hx[1]])
 
     def _step(
@@ -692,7 +716,7 @@ class LSTMCell(_BackendChoice, RNNCellBase):
     def _variant_step(
         self, input: Tensor, h_0: Tensor, c_0: Tensor,
         w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], peephole: Optional[Tensor],
-        layer_norm: Optional[tuple[Tensor, ...]],
+        layer_norm: Optional[tuple[Tensor, ...]], lesson: Optional[tuple[Tensor, Optional[Tensor]]],
     ) -> _HiddenState:
         """One step with peepholes, zoneout and/or layer norm: the fused variant kernel as a layer of
         one step, or the reference cell (mixed dtypes, dtypes without a variant kernel, backend="reference")."""
@@ -700,12 +724,14 @@ class LSTMCell(_BackendChoice, RNNCellBase):
         shape = (input.size(0), self.hidden_size)
         keep_h = reference.zoneout_weights(options.zoneout_h, shape, self.training, input)
         keep_c = reference.zoneout_weights(options.zoneout_c, shape, self.training, input)
-        dtypes = {t.dtype for t in (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh, peephole, *(layer_norm or ())) if t is not None}
+        variant_params = (peephole, *(layer_norm or ()), *(lesson or ()))
+        dtypes = {t.dtype for t in (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh, *variant_params) if t is not None}
         if len(dtypes) == 1 and _use_fused_variant(self.backend, input.device, input.dtype):
             _, h, c = _variant_ops.lstm_variant_layer(
                 input.unsqueeze(0), h_0, c_0, w_ih, w_hh, b_ih, b_hh, None, False, peephole=peephole,
                 zoneout_h=None if keep_h is None else keep_h.unsqueeze(0),
                 zoneout_c=None if keep_c is None else keep_c.unsqueeze(0), layer_norm=layer_norm,
+                lesson_use_gate=lesson,
             )
             return h, c
         if len(dtypes) > 1 and self.backend == "fused":
@@ -715,5 +741,5 @@ class LSTMCell(_BackendChoice, RNNCellBase):
             )
         return reference.variant_lstm_cell(
             input, (h_0, c_0), w_ih, w_hh, b_ih, b_hh, peephole=peephole, zoneout_h=keep_h, zoneout_c=keep_c,
-            layer_norm=layer_norm,
+            layer_norm=layer_norm, lesson=lesson,
         )

@@ -30,8 +30,9 @@ The lesson's use gate builds ``U_t = tanh(LTM_{t-1} * f_t)``: the tanh of the *f
 long-term memory, before the learned part is added. torch, cuDNN and lstm_ext take the tanh of
 the *new* cell state, ``tanh(c_t) = tanh(learned + kept)``, the one the remember gate just made.
 Here :func:`use_gate` is ``tanh(long_term) * sigmoid(use)`` and :func:`lstm_cell` always calls it
-with ``c_t``, so the results match ``torch.nn.LSTM`` (to rounding). Calling
-``use_gate(forget_gate(c, f), o)`` instead would give the lesson's variant.
+with ``c_t``, so the results match ``torch.nn.LSTM`` (to rounding). The lesson's own use gate,
+``U_t = tanh(W_u (LTM_{t-1} * f_t) + b_u)`` with new weights ``W_u``, ``b_u``, is
+:func:`lesson_use_gate` (``use_gate="lesson"`` of :class:`lstm_ext.LSTM`).
 
 Projections (``proj_size > 0``, LSTMP): the short-term memory is projected after the use gate,
 ``h_t = (sigmoid(o) * tanh(c_t)) @ W_hr.T`` with ``W_hr`` ``[P, H]``, so ``h`` has ``P`` columns and
@@ -52,8 +53,8 @@ from torch import Tensor
 __all__ = [
     "learn_gate", "forget_gate", "remember_gate", "use_gate", "lstm_cell", "lstm_layer",
     # the variants
-    "drop_connect", "peephole_gates", "zoneout", "zoneout_weights", "layer_norm_gates", "variant_lstm_cell",
-    "variant_lstm_layer",
+    "drop_connect", "peephole_gates", "zoneout", "zoneout_weights", "layer_norm_gates", "lesson_use_gate",
+    "variant_lstm_cell", "variant_lstm_layer",
 ]
 
 
@@ -268,6 +269,21 @@ def layer_norm_gates(
     return gates
 
 
+def lesson_use_gate(forgotten: Tensor, use: Tensor, w_u: Tensor, b_u: Optional[Tensor]) -> Tensor:
+    """The use gate exactly as the lesson teaches it: the new short-term memory ``U_t * V_t`` with
+
+    - ``U_t = tanh(W_u (LTM_{t-1} * f_t) + b_u)``: ``forgotten`` is the forget gate's output
+      ``LTM_{t-1} * f_t`` ``[B, H]``, ``w_u`` ``[H, H]`` and ``b_u`` ``[H]`` (or None) are new parameters;
+    - ``V_t = sigmoid(W_v [STM_{t-1}, E_t] + b_v)``: the standard output gate, ``use`` its pre-activation.
+
+    How it differs from the standard cell (:func:`use_gate`): the standard use gate squashes the
+    *new* long-term memory, ``tanh(LTM_t)``, with no weights of its own; the lesson's squashes a
+    learned linear map of the *forgotten old* memory, before the learn gate's part is added. The
+    long-term memory itself (remember gate) is the same in both. Returns ``[B, H]``.
+    """
+    return torch.tanh(F.linear(forgotten, w_u, b_u)) * torch.sigmoid(use)
+
+
 def variant_lstm_cell(
     input: Tensor,
     hx: tuple[Tensor, Tensor],
@@ -280,8 +296,10 @@ def variant_lstm_cell(
     zoneout_h: Optional[Tensor] = None,
     zoneout_c: Optional[Tensor] = None,
     layer_norm: Optional[tuple[Tensor, ...]] = None,
+    lesson: Optional[tuple[Tensor, Optional[Tensor]]] = None,
 ) -> tuple[Tensor, Tensor]:
-    """One step of the LSTM with peepholes, zoneout and/or layer norm; :func:`lstm_cell` when all are off.
+    """One step of the LSTM with peepholes, zoneout, layer norm and/or the lesson's use gate;
+    :func:`lstm_cell` when all are off.
 
     Args:
         input ``[B, I]``; hx ``(h, c)`` ``[B, H]`` each; weights as in :func:`lstm_cell`.
@@ -290,6 +308,7 @@ def variant_lstm_cell(
         layer_norm: ``(ih_weight [4H], ih_bias [4H], hh_weight [4H], hh_bias [4H], c_weight [H],
             c_bias [H])`` or None: see :func:`layer_norm_gates`; the use gate then squashes
             ``LN(LTM_t)`` while the un-normalized ``LTM_t`` is carried to the next step.
+        lesson: ``(W_u [H, H], b_u [H] or None)``: the use gate is :func:`lesson_use_gate`.
 
     Returns:
         ``(h_t, c_t)``, ``[B, H]`` each, after zoneout: the state the next step starts from.
@@ -311,7 +330,10 @@ def variant_lstm_cell(
     long_term = c_new
     if layer_norm is not None:
         long_term = F.layer_norm(c_new, (c_new.shape[-1],), layer_norm[4], layer_norm[5], eps=LAYER_NORM_EPS)
-    h_new = use_gate(long_term, o)  # STM_t
+    if lesson is not None:
+        h_new = lesson_use_gate(kept, o, *lesson)  # STM_t = U_t * V_t
+    else:
+        h_new = use_gate(long_term, o)  # STM_t
     return zoneout(h, h_new, zoneout_h), zoneout(c, c_new, zoneout_c)
 
 
@@ -330,11 +352,12 @@ def variant_lstm_layer(
     zoneout_h: Optional[Tensor] = None,
     zoneout_c: Optional[Tensor] = None,
     layer_norm: Optional[tuple[Tensor, ...]] = None,
+    lesson_use_gate: Optional[tuple[Tensor, Optional[Tensor]]] = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """One variant layer-direction: :func:`lstm_layer`'s contract without a projection, plus
     ``peephole`` ``[3H]``, the zoneout keep weights ``zoneout_h`` / ``zoneout_c``, shaped like the
-    output (``[T, B, H]`` dense, ``[N, H]`` packed), and ``layer_norm``'s six gains and biases (see
-    :func:`variant_lstm_cell`). The output is the zoned-out ``h`` of every step.
+    output (``[T, B, H]`` dense, ``[N, H]`` packed), ``layer_norm``'s six gains and biases and the
+    lesson's ``(W_u, b_u)`` (see :func:`variant_lstm_cell`). The output is the zoned-out ``h`` of every step.
     """
     def rows_of(weights: Optional[Tensor]) -> list[Optional[Tensor]]:
         if weights is None:
@@ -346,7 +369,7 @@ def variant_lstm_layer(
     def step(t: int, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         h_t, c_t = variant_lstm_cell(
             x, (h, c), w_ih, w_hh, b_ih, b_hh, peephole=peephole, zoneout_h=keep_h[t], zoneout_c=keep_c[t],
-            layer_norm=layer_norm,
+            layer_norm=layer_norm, lesson=lesson_use_gate,
         )
         return h_t, h_t, c_t
 

@@ -24,6 +24,8 @@ OPTIONS = {
     "zoneout-pair": dict(zoneout=(0.2, 0.5)),
     "layer_norm": dict(layer_norm=True),
     "all": dict(recurrent_dropout=0.2, peephole=True, zoneout=(0.1, 0.4), layer_norm=True),
+    "lesson": dict(use_gate="lesson"),
+    "lesson-all": dict(use_gate="lesson", recurrent_dropout=0.2, peephole=True, zoneout=(0.1, 0.4)),
 }
 LAYOUTS = {
     "one-layer": dict(),
@@ -148,6 +150,23 @@ def test_layer_norm_parameter_names_shapes_and_init():
     ]
 
 
+def test_lesson_parameter_names_and_shapes():
+    lstm = lstm_ext.LSTM(3, 5, num_layers=2, bidirectional=True, use_gate="lesson")
+    plain = [n for n, _ in nn.LSTM(3, 5, num_layers=2, bidirectional=True).named_parameters()]
+    extra = {n: p.shape for n, p in lstm.named_parameters() if n not in plain}
+    assert extra == {f"use_gate_{kind}_l{k}{s}": (5, 5) if kind == "weight" else (5,)
+                     for k in range(2) for s in ("", "_reverse") for kind in ("weight", "bias")}
+    no_bias = lstm_ext.LSTM(3, 5, bias=False, use_gate="lesson")
+    assert [n for n, _ in no_bias.named_parameters()] == ["weight_ih_l0", "weight_hh_l0", "use_gate_weight_l0"]
+    cell = lstm_ext.LSTMCell(3, 5, use_gate="lesson")
+    assert [n for n, _ in cell.named_parameters()][-2:] == ["use_gate_weight", "use_gate_bias"]
+
+
+def test_standard_use_gate_is_the_default_and_changes_nothing():
+    ours = lstm_ext.LSTM(3, 5, use_gate="standard")
+    assert list(ours.state_dict()) == list(nn.LSTM(3, 5).state_dict())
+
+
 def test_state_dict_and_pickle_round_trip():
     lstm = lstm_ext.LSTM(3, 5, peephole=True, zoneout=(0.1, 0.2), recurrent_dropout=0.3, layer_norm=True).eval()
     copy = pickle.loads(pickle.dumps(lstm))
@@ -252,6 +271,9 @@ def test_variants_in_bfloat16_fall_back_to_the_reference_or_refuse():
         (dict(recurrent_dropout=None), TypeError, r"recurrent_dropout must be a number"),
         (dict(peephole=1), TypeError, r"peephole must be True or False"),
         (dict(layer_norm="yes"), TypeError, r"layer_norm must be True or False"),
+        (dict(use_gate="lessons"), ValueError, r"use_gate must be 'standard' or 'lesson', got 'lessons'"),
+        (dict(use_gate=None), TypeError, r"use_gate must be a str"),
+        (dict(use_gate="lesson", layer_norm=True), ValueError, r"use_gate='lesson' cannot be combined with layer_norm"),
     ],
 )
 def test_bad_option_values(cls, kwargs, error, message):
@@ -259,7 +281,9 @@ def test_bad_option_values(cls, kwargs, error, message):
         cls(3, 4, **kwargs)
 
 
-@pytest.mark.parametrize("kwargs", [dict(peephole=True), dict(zoneout=0.1), dict(layer_norm=True)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(peephole=True), dict(zoneout=0.1), dict(layer_norm=True), dict(use_gate="lesson")]
+)
 def test_proj_size_is_refused_with_a_reason(kwargs):
     with pytest.raises(ValueError, match="cannot be combined with proj_size"):
         lstm_ext.LSTM(3, 4, proj_size=2, **kwargs)

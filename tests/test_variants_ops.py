@@ -35,11 +35,13 @@ VARIANTS = {
     "zoneout-eval": dict(zoneout_h=0.3, zoneout_c=0.6, training=False),
     "layer-norm": dict(layer_norm=True),
     "all": dict(peephole=True, zoneout_h=0.5, zoneout_c=0.5, layer_norm=True),
+    "lesson": dict(lesson=True),
+    "lesson-peephole-zoneout": dict(lesson=True, peephole=True, zoneout_h=0.3, zoneout_c=0.6),
 }
 
 
 def layer_case(T=5, B=3, I=4, H=6, bias=True, packed=False, reverse=False, peephole=False, zoneout_h=0.0,
-               zoneout_c=0.0, training=True, layer_norm=False, dtype=torch.float64, seed=0):
+               zoneout_c=0.0, training=True, layer_norm=False, lesson=False, dtype=torch.float64, seed=0):
     """(args, kwargs) of lstm_variant_layer; differentiable leaves require grad."""
     g = torch.Generator().manual_seed(seed)
     rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * 0.5).requires_grad_()  # noqa: E731
@@ -66,6 +68,8 @@ def layer_case(T=5, B=3, I=4, H=6, bias=True, packed=False, reverse=False, peeph
     if layer_norm:  # gains near 1, biases near 0: (ih_weight, ih_bias, hh_weight, hh_bias, c_weight, c_bias)
         gain = lambda n: (1 + torch.randn(n, generator=g, dtype=dtype) * 0.3).requires_grad_()  # noqa: E731
         kwargs["layer_norm"] = (gain(4 * H), rand(4 * H), gain(4 * H), rand(4 * H), gain(H), rand(H))
+    if lesson:  # (W_u, b_u)
+        kwargs["lesson_use_gate"] = (rand(H, H), rand(H) if bias else None)
     return args, kwargs
 
 
@@ -123,25 +127,25 @@ def _op_args(args, kwargs):
     xgates, ln_hh, ln_c_weight, ln_c_bias = (
         detach(t) for t in _variant_ops.input_gates(input, w_ih, b_ih, b_hh, layer_norm)
     )
+    w_u, b_u = (detach(t) for t in kwargs.get("lesson_use_gate", (None, None)))
     return (xgates, h0, c0, w_hh, detach(kwargs["peephole"]), detach(kwargs["zoneout_h"]),
-            detach(kwargs["zoneout_c"]), ln_hh, ln_c_weight, ln_c_bias, batch_sizes, reverse)
+            detach(kwargs["zoneout_c"]), ln_hh, ln_c_weight, ln_c_bias, w_u, b_u, batch_sizes, reverse)
 
 
-@pytest.mark.parametrize("variant", ["peephole", "layer-norm", "all"])
+@pytest.mark.parametrize("variant", ["peephole", "layer-norm", "all", "lesson-peephole-zoneout"])
 @pytest.mark.parametrize("shape", ["dense", "packed-reverse"])
 def test_opcheck(shape, variant):
     op_args = _op_args(*layer_case(**SHAPES[shape], **VARIANTS[variant]))
-    differentiable = (0, 1, 2, 3, 4, 7, 8, 9)  # xgates, h0, c0, w_hh, peephole, layer-norm gains and bias
+    differentiable = (0, 1, 2, 3, 4, 7, 8, 9, 10, 11)  # all but the zoneout weights, batch_sizes, reverse
     torch.library.opcheck(ops.lstm_variant_layer, tuple(
         t.clone().requires_grad_() if i in differentiable and t is not None else t for i, t in enumerate(op_args)
     ))
     output, h_n, c_n, *saved = ops.lstm_variant_layer(*op_args)
-    h0, c0, w_hh, peephole, keep_h, keep_c, ln_hh, ln_c_weight, ln_c_bias, batch_sizes, reverse = op_args[1:]
     for mask in ([True, True, True], [False, False, True], [True, False, False]):
         torch.library.opcheck(
             ops.lstm_variant_layer_backward,
-            (torch.randn_like(output), torch.randn_like(h_n), torch.randn_like(c_n), h0, c0, w_hh, peephole, keep_h,
-             keep_c, ln_hh, ln_c_weight, ln_c_bias, batch_sizes, reverse, output, *saved, mask),
+            (torch.randn_like(output), torch.randn_like(h_n), torch.randn_like(c_n), *op_args[1:], output, *saved,
+             mask),
         )
 
 
@@ -186,3 +190,21 @@ def test_errors_name_the_problem():
         ops.lstm_variant_layer(*ln[:9], None, *ln[10:])
     with pytest.raises(RuntimeError, match="expected ln_hh_weight of shape"):
         ops.lstm_variant_layer(*ln[:7], ln[7][:-1], *ln[8:])
+    lesson = _op_args(*layer_case(lesson=True))
+    with pytest.raises(RuntimeError, match="expected w_u of shape"):
+        ops.lstm_variant_layer(*lesson[:10], lesson[10][:-1], *lesson[11:])
+    with pytest.raises(RuntimeError, match="b_u needs w_u"):
+        ops.lstm_variant_layer(*lesson[:10], None, *lesson[11:])
+    with pytest.raises(RuntimeError, match="does not combine with layer norm"):
+        ops.lstm_variant_layer(*ln[:10], *lesson[10:12], *ln[12:])
+
+
+def test_lesson_use_gate_is_the_lessons_equation():
+    args, kwargs = layer_case(lesson=True, T=1)
+    input, h0, c0, w_ih, w_hh, b_ih, b_hh = args[:7]
+    w_u, b_u = kwargs["lesson_use_gate"]
+    _, h_n, c_n = _variant_ops.lstm_variant_layer(*args, **kwargs)
+    i, f, g, o = (input[0] @ w_ih.T + b_ih + h0 @ w_hh.T + b_hh).chunk(4, 1)
+    forgotten = c0 * torch.sigmoid(f)  # LTM_{t-1} * f_t
+    assert_close(c_n, forgotten + torch.sigmoid(i) * torch.tanh(g))  # the standard remember gate
+    assert_close(h_n, torch.tanh(forgotten @ w_u.T + b_u) * torch.sigmoid(o))  # U_t * V_t

@@ -1,5 +1,5 @@
-// The fused pointwise passes of one variant time step (peephole, zoneout, layer norm), on a
-// range of rows. Compiled once per CPU capability (lstm_variant_pointwise_*.cpp), picked at
+// The fused pointwise passes of one variant time step (peephole, zoneout, layer norm, the
+// lesson's use gate), on a range of rows. Compiled once per CPU capability (lstm_variant_pointwise_*.cpp), picked at
 // run time. float and double only: the variants keep one dtype throughout.
 #pragma once
 
@@ -28,6 +28,10 @@ struct VariantForwardStep {
   const scalar_t* ln_c_bias;
   scalar_t* rec;             // [rows, 4H] h_prev @ W_hh^T, normalized in place (with ln_hh)
   scalar_t* stats;           // [rows, kStats] (with any layer norm)
+  // The lesson's use gate runs in two passes around the GEMM u_pre = kept @ W_u^T + b_u:
+  // the first (use_pre null) writes kept = c_prev * f, the second squashes use_pre.
+  scalar_t* kept;            // [rows, H], or null
+  const scalar_t* use_pre;   // [rows, H], or null
   scalar_t* gates;           // [rows, 4H] activated; may equal pre
   scalar_t* cells;           // [rows, H] c before zoneout
   scalar_t* states;          // [rows, H] c after zoneout, or null without zoneout on c
@@ -52,6 +56,11 @@ struct VariantBackwardStep {
   const scalar_t* ln_c_bias;
   const scalar_t* rec;     // [rows, 4H] the normalized recurrent projection (with ln_hh)
   const scalar_t* stats;   // [rows, kStats]
+  // The lesson's use gate, in two passes around the GEMM d_kept = d_use @ W_u: the first
+  // (d_kept null) writes d_use and o's gradient; the second the other gradients.
+  const scalar_t* use_pre;  // [rows, H], or null
+  scalar_t* d_use;          // [rows, H] gradient of u_pre, or null
+  const scalar_t* d_kept;   // [rows, H], or null
   scalar_t* dh;            // in: gradient reaching h from the next step; out: zoneout's direct part
   const scalar_t* dy;      // gradient of this step's output
   scalar_t* dc;            // in: gradient of c_carried; out: gradient of c_prev

@@ -99,6 +99,25 @@ void variant_forward_rows_impl(const VariantForwardStep<scalar_t>& s, int64_t be
     scalar_t* g_row = s.gates + r * 4 * H;
     scalar_t* c_row = s.c_state + r * H;
     scalar_t* h_row = s.h_state + r * H;
+    const auto keep = [&](const Lanes<scalar_t>& l) { return keep_lanes(l, s.keep_h, s.keep_c, r, H); };
+    const auto finish = [&](const Lanes<scalar_t>& l, const variant_gates::Cell<V>& cell, const V& long_term) {
+      const auto next = variant_gates::cell_output(cell, long_term, l.load(c_row), l.load(h_row), keep(l));
+      if (s.states) l.store(s.states + r * H, next.c);
+      l.store(c_row, next.c);
+      l.store(h_row, next.h);
+      l.store(s.out + r * H, next.h);
+    };
+    // The use gate on what was saved: the lesson's second pass, or layer norm's on c.
+    const auto finish_saved = [&](const Lanes<scalar_t>& l, const V& long_term) {
+      variant_gates::Cell<V> cell;
+      cell.a.o = l.load(g_row + 3 * H);
+      cell.c = l.load(s.cells + r * H);
+      finish(l, cell, long_term);
+    };
+    if (s.use_pre) {
+      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) { finish_saved(l, l.load(s.use_pre + r * H)); });
+      continue;
+    }
     if (s.ln_hh) {  // pre += ln_hh * normalize(h_prev @ W_hh^T), the bias already in pre
       scalar_t* rec = s.rec + r * 4 * H;
       scalar_t mean, rstd;
@@ -111,14 +130,6 @@ void variant_forward_rows_impl(const VariantForwardStep<scalar_t>& s, int64_t be
       s.stats[r * kStats] = rstd;
       pre = g_row;
     }
-    const auto keep = [&](const Lanes<scalar_t>& l) { return keep_lanes(l, s.keep_h, s.keep_c, r, H); };
-    const auto finish = [&](const Lanes<scalar_t>& l, const variant_gates::Cell<V>& cell, const V& long_term) {
-      const auto next = variant_gates::cell_output(cell, long_term, l.load(c_row), l.load(h_row), keep(l));
-      if (s.states) l.store(s.states + r * H, next.c);
-      l.store(c_row, next.c);
-      l.store(h_row, next.h);
-      l.store(s.out + r * H, next.h);
-    };
     for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
       const auto cell = variant_gates::cell_gates<V>(l.load(pre), l.load(pre + H), l.load(pre + 2 * H),
                                                      l.load(pre + 3 * H), l.load(c_row), peephole_lanes(l, s.peephole, H));
@@ -127,7 +138,8 @@ void variant_forward_rows_impl(const VariantForwardStep<scalar_t>& s, int64_t be
       l.store(g_row + 2 * H, cell.a.g);
       l.store(g_row + 3 * H, cell.a.o);
       l.store(s.cells + r * H, cell.c);
-      if (!s.ln_c_weight) finish(l, cell, cell.c);
+      if (s.kept) l.store(s.kept + r * H, gates::forget_gate(cell.a, l.load(c_row)));
+      if (!s.ln_c_weight && !s.kept) finish(l, cell, cell.c);
     });
     if (!s.ln_c_weight) continue;
     // The use gate squashes LN(c); c itself is carried.
@@ -136,11 +148,7 @@ void variant_forward_rows_impl(const VariantForwardStep<scalar_t>& s, int64_t be
     s.stats[r * kStats + 1] = mean;
     s.stats[r * kStats + 2] = rstd;
     for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
-      variant_gates::Cell<V> cell;
-      cell.a.o = l.load(g_row + 3 * H);
-      cell.c = l.load(s.cells + r * H);
-      const V normed = (cell.c - V(mean)) * V(rstd) * l.load(s.ln_c_weight) + l.load(s.ln_c_bias);
-      finish(l, cell, normed);
+      finish_saved(l, (l.load(s.cells + r * H) - V(mean)) * V(rstd) * l.load(s.ln_c_weight) + l.load(s.ln_c_bias));
     });
   }
 }
@@ -168,7 +176,25 @@ void variant_backward_rows_impl(const VariantBackwardStep<scalar_t>& s, int64_t 
       l.store(dg_row + 3 * H, d.o_pre);
       l.store(dc_row, d.c_prev);
     };
-    if (!s.ln_c_weight) {
+    if (s.use_pre && !s.d_kept) {  // the lesson's first pass: the use gate on u_pre
+      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
+        gates::GateGrads<V> d;
+        V dh_prev;
+        l.store(s.d_use + r * H,
+                variant_gates::use_backward<V>(gates_of(l), gates::tanh_(l.load(s.use_pre + r * H)), keep(l),
+                                               l.load(dh_row) + l.load(s.dy + r * H), &d, &dh_prev));
+        l.store(dg_row + 3 * H, d.o_pre);
+        if (s.keep_h) l.store(dh_row, dh_prev);
+      });
+    } else if (s.use_pre) {  // the lesson's second pass: c reaches h only through kept
+      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
+        gates::GateGrads<V> d;
+        d.o_pre = l.load(dg_row + 3 * H);
+        variant_gates::remember_backward<V>(gates_of(l), l.load(c_prev_row), peephole(l), keep(l), V(scalar_t(0)),
+                                            l.load(dc_row), l.load(s.d_kept + r * H), &d);
+        store_grads(l, d);
+      });
+    } else if (!s.ln_c_weight) {
       for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
         V dh_prev;
         const auto d = variant_gates::cell_backward<V>(gates_of(l), l.load(cells), l.load(c_prev_row), peephole(l),
@@ -198,7 +224,7 @@ void variant_backward_rows_impl(const VariantBackwardStep<scalar_t>& s, int64_t 
             gates::GateGrads<V> d;
             d.o_pre = l.load(dg_row + 3 * H);
             variant_gates::remember_backward<V>(gates_of(l), l.load(c_prev_row), peephole(l), keep(l), dc,
-                                                l.load(dc_row), &d);
+                                                l.load(dc_row), V(scalar_t(0)), &d);
             store_grads(l, d);
           });
     }
