@@ -13,12 +13,13 @@ rounds kept, so a load spike on a shared machine hits all of them alike):
 
 Ratios: ``cost`` = fused / plain_fused (target <= 1.2), ``vs_reference`` = reference / fused,
 ``vs_torchscript`` = torchscript / fused. Every implementation's output is first checked
-against the reference on the same seed (same zoneout and dropout masks).
+against the float64 reference on the same seed (same zoneout and dropout masks); see check().
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -76,20 +77,25 @@ def build(variant: str, shape: tuple, seed: int = 0) -> dict:
 
 
 def check(built: dict, x: torch.Tensor, seed: int = 1) -> dict:
-    """max |output - reference output| per implementation, on the same masks (plain_fused: n/a)."""
+    """max |output - truth| per implementation, on the same masks (plain_fused: n/a).
+
+    The truth is the reference run in float64. A float32 implementation passes when its error
+    is at most 4x the float32 reference's own error, plus 1e-5: as accurate as plain PyTorch in
+    float32 (over 100 steps of a layer-norm LSTM that error reaches ~1e-4, more than the
+    project's float32 tolerance allows even the reference).
+    """
+    truth_module = copy.deepcopy(built["reference"][0]).double()
     outs = {}
-    for name, (_, forward) in built.items():
+    for name, (_, forward) in [*built.items(), ("truth", (None, lambda inp: truth_module(inp.double())[0]))]:
         torch.manual_seed(seed)
         with torch.no_grad():
             outs[name] = forward(x)
-    errors = {}
-    for name, out in outs.items():
-        if name == "plain_fused":
-            continue
-        err = (out - outs["reference"]).abs().max().item()
-        torch.testing.assert_close(out, outs["reference"], rtol=1e-4, atol=1e-5,
-                                   msg=lambda m, name=name: f"{name} differs from the reference: {m}")
-        errors[name] = err
+    truth = outs.pop("truth")
+    errors = {name: (out.double() - truth).abs().max().item() for name, out in outs.items() if name != "plain_fused"}
+    bound = 4 * errors["reference"] + 1e-5
+    for name, err in errors.items():
+        if not err <= bound:
+            raise AssertionError(f"{name} differs from the float64 reference by {err:.3g} > {bound:.3g}")
     return errors
 
 

@@ -227,13 +227,20 @@ class _BackendChoice:
             self.backend = "auto"
         if "variant_options" not in self.__dict__:
             self.variant_options = VariantOptions()
+            # no variant parameters in any layer-direction (LSTMCell: its one)
+            self._variant_names = [[] for _ in getattr(self, "_all_weights", [None])]
 
 
 class LSTM(_BackendChoice, RNNBase):
     r"""Multi-layer LSTM, a drop-in replacement for :class:`torch.nn.LSTM` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTM` plus the keyword-only ``backend``
-    (``"auto"``, ``"fused"`` or ``"reference"``, see :mod:`lstm_ext.modules`).
+    (``"auto"``, ``"fused"`` or ``"reference"``, see :mod:`lstm_ext.modules`) and the variant
+    options, all off by default (then the layer, its parameters and its state_dict are exactly
+    ``nn.LSTM``'s): ``recurrent_dropout`` (DropConnect on ``W_hh``), ``peephole``, ``zoneout`` (a
+    probability or a pair ``(z_h, z_c)``), ``layer_norm`` and ``use_gate="lesson"``; see
+    :mod:`lstm_ext._variant_options` for what each does and the names of its parameters. The
+    variants run fused for float32 / float64 on the CPU (the reference elsewhere, with "auto").
 
     Shapes (``L`` sequence length, ``N`` batch, ``D`` = 2 if bidirectional else 1,
     ``H`` hidden_size, ``P`` = proj_size or ``H``):
@@ -562,7 +569,8 @@ class LSTMCell(_BackendChoice, RNNCellBase):
     r"""One LSTM step, a drop-in replacement for :class:`torch.nn.LSTMCell` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTMCell` plus the keyword-only ``backend``
-    (``"auto"``, ``"fused"`` or ``"reference"``, see :mod:`lstm_ext.modules`).
+    (``"auto"``, ``"fused"`` or ``"reference"``, see :mod:`lstm_ext.modules`) and the variant
+    options of :class:`LSTM` (parameter names without the ``_l{k}`` suffix).
 
     Shapes: input ``[N, input_size]`` or unbatched ``[input_size]``; hx optional ``(h_0, c_0)``,
     each ``[N, hidden_size]`` (unbatched ``[hidden_size]``), zeros when omitted. Returns

@@ -25,14 +25,14 @@ def test_every_implementation_matches_the_reference_on_the_same_masks(variant):
     x = torch.randn(3, 2, 8)
     errors = variants.check(built, x)
     assert set(errors) == {"fused", "reference", "torchscript"}
-    assert errors["reference"] == 0.0
+    assert all(err < 1e-5 for err in errors.values())
 
 
 def test_a_wrong_implementation_is_caught():
     built = variants.build("zoneout", variants.SHAPES["tiny"])
     module, forward = built["torchscript"]
     built["torchscript"] = (module, lambda x: forward(x) * 1.01)
-    with pytest.raises(AssertionError, match="torchscript differs"):
+    with pytest.raises(AssertionError, match="torchscript differs from the float64 reference"):
         variants.check(built, torch.randn(3, 2, 8))
 
 

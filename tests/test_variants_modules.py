@@ -177,6 +177,17 @@ def test_state_dict_and_pickle_round_trip():
         assert text in repr(lstm)
 
 
+@pytest.mark.parametrize("cls, args", [(lstm_ext.LSTM, (3, 5, 2)), (lstm_ext.LSTMCell, (3, 5))])
+def test_modules_pickled_before_the_variants_still_run(cls, args):
+    module = cls(*args).eval()
+    state = dict(module.__dict__)
+    del state["variant_options"], state["_variant_names"]
+    old = cls.__new__(cls)
+    old.__setstate__(state)
+    x = torch.randn(4, 2, 3) if cls is lstm_ext.LSTM else torch.randn(2, 3)
+    assert_close(old(x), module(x))
+
+
 # ---- the semantics of each variant ----------------------------------------------------------
 
 
