@@ -39,3 +39,36 @@ TORCH_LIBRARY(lstm_ext, m) {
       "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_cx, Tensor grad_w_ih, Tensor grad_w_hh, "
       "Tensor grad_bias)");
 }
+
+// ---- LSTM variants (peephole, zoneout, layer norm, the lesson's use gate) ----------------
+// The recurrence only: xgates = input @ w_ih^T + b_ih + b_hh (with layer norm: LN(input @ w_ih^T)
+// + biases), computed by the caller, dense [T, B, 4H] or packed [N, 4H] with batch_sizes. No
+// projection: h0, c0 [B, H], w_hh [4H, H]. peephole [3H] = (p_i, p_f, p_o); zoneout_h / zoneout_c
+// shaped like output: how much of the previous h / c each unit keeps (0/1 masks in training, the
+// probability in eval mode). ln_hh_weight [4H]: gain of the layer norm of h_prev @ w_hh^T (its
+// bias belongs in xgates); ln_c_weight, ln_c_bias [H]: the layer norm of c before the use gate.
+// w_u [H, H], b_u [H]: the lesson's use gate, h = o * tanh((c_prev * f) @ w_u^T + b_u) (not with
+// layer norm).
+// Saved for backward: cells (c before zoneout), states (c after zoneout, empty without zoneout_c),
+// rec (normalized h_prev @ w_hh^T, empty without ln_hh_weight), stats ([N, 3]: 1/std of the
+// recurrent projection, mean and 1/std of c; empty without layer norm), lesson ([2, N, H]:
+// c_prev * f and the use gate's pre-activation; empty without w_u). CPU: float32, float64.
+TORCH_LIBRARY_FRAGMENT(lstm_ext, m) {
+  m.def(
+      "lstm_variant_layer(Tensor xgates, Tensor h0, Tensor c0, Tensor w_hh, Tensor? peephole, "
+      "Tensor? zoneout_h, Tensor? zoneout_c, Tensor? ln_hh_weight, Tensor? ln_c_weight, Tensor? ln_c_bias, "
+      "Tensor? w_u, Tensor? b_u, Tensor? batch_sizes, bool reverse) "
+      "-> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor cells, Tensor states, Tensor rec, "
+      "Tensor stats, Tensor lesson)");
+  // output_mask: (xgates, h0/c0, weights: w_hh, peephole, layer-norm gains, w_u, b_u); masked-out
+  // gradients come back empty.
+  m.def(
+      "lstm_variant_layer_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor h0, "
+      "Tensor c0, Tensor w_hh, Tensor? peephole, Tensor? zoneout_h, Tensor? zoneout_c, Tensor? ln_hh_weight, "
+      "Tensor? ln_c_weight, Tensor? ln_c_bias, Tensor? w_u, Tensor? b_u, Tensor? batch_sizes, bool reverse, "
+      "Tensor output, Tensor gates, Tensor cells, Tensor states, Tensor rec, Tensor stats, Tensor lesson, "
+      "bool[3] output_mask) "
+      "-> (Tensor grad_xgates, Tensor grad_h0, Tensor grad_c0, Tensor grad_w_hh, Tensor grad_peephole, "
+      "Tensor grad_ln_hh_weight, Tensor grad_ln_c_weight, Tensor grad_ln_c_bias, Tensor grad_w_u, "
+      "Tensor grad_b_u)");
+}

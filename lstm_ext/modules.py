@@ -38,7 +38,8 @@ from torch import Tensor
 from torch.nn.modules.rnn import RNNBase, RNNCellBase
 from torch.nn.utils.rnn import PackedSequence
 
-from . import _ops, reference
+from . import _ops, _variant_ops, reference
+from ._variant_options import VariantOptions, Zoneout, register_parameters
 
 __all__ = ["LSTM", "LSTMCell", "BACKENDS"]
 
@@ -91,6 +92,51 @@ def _use_fused(backend: str, device: torch.device, dtype: torch.dtype) -> bool:
     if backend == "fused":
         raise RuntimeError(_ops.missing_kernel_message(device, dtype))
     return False
+
+
+def _use_fused_variant(backend: str, device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether a variant (peephole, zoneout) runs the fused variant kernel; raises for
+    backend="fused" without one."""
+    if backend == "reference":
+        return False
+    if _variant_ops.has_variant_kernel(device, dtype):
+        return True
+    if backend == "fused":
+        raise RuntimeError(_variant_ops.missing_variant_kernel_message(device, dtype))
+    return False
+
+
+def _init_variant_parameters(module: torch.nn.Module, names: list[list[str]]) -> None:
+    """Peephole weights start like every LSTM weight (uniform in +-1/sqrt(hidden_size)); layer-norm
+    gains at 1 and biases at 0, as nn.LayerNorm's."""
+    bound = 1.0 / module.hidden_size**0.5 if module.hidden_size > 0 else 0.0
+    with torch.no_grad():
+        for name in (name for group in names for name in group):
+            param = getattr(module, name)
+            if name.startswith(("peephole_", "use_gate_")):
+                param.uniform_(-bound, bound)
+            else:
+                param.fill_(1.0 if "_weight" in name else 0.0)
+
+
+def _peephole(module: torch.nn.Module, names: list[str]) -> Optional[Tensor]:
+    """``[3H]`` = (p_i, p_f, p_o) of one layer-direction, or None without peepholes."""
+    if not module.variant_options.peephole:
+        return None
+    return torch.cat([getattr(module, name) for name in names if name.startswith("peephole_")])
+
+
+def _layer_norm(module: torch.nn.Module, names: list[str]) -> list[Tensor]:
+    """The six layer-norm gains and biases of one layer-direction (ih, hh, c), or [] without."""
+    return [getattr(module, name) for name in names if name.startswith("layer_norm_")]
+
+
+def _lesson(module: torch.nn.Module, names: list[str]) -> list[Optional[Tensor]]:
+    """``[W_u, b_u]`` of the lesson's use gate (b_u None without bias), or [] for the standard one."""
+    if not module.variant_options.lesson:
+        return []
+    w_u, *b_u = [getattr(module, name) for name in names if name.startswith("use_gate_")]  # weight, then bias
+    return [w_u, b_u[0] if b_u else None]
 
 
 def _autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
@@ -162,28 +208,39 @@ def _check_dtypes(input: Tensor, params: list[Optional[Tensor]], hiddens: list[T
 
 
 class _BackendChoice:
-    """The ``backend`` attribute both layers share: shown in repr when not the default, and
-    restored as "auto" for modules pickled before it existed."""
+    """The ``backend`` and ``variant_options`` attributes both layers share: shown in repr when
+    not the default, and restored as the defaults for modules pickled before they existed."""
 
     backend: str
+    variant_options: VariantOptions
 
     def extra_repr(self) -> str:
         s = super().extra_repr()  # type: ignore[misc]
         if self.backend != "auto":
             s += f", backend={self.backend!r}"
-        return s
+        variants = self.variant_options.extra_repr()
+        return f"{s}, {variants}" if variants else s
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)  # type: ignore[misc]
         if "backend" not in self.__dict__:
             self.backend = "auto"
+        if "variant_options" not in self.__dict__:
+            self.variant_options = VariantOptions()
+            # no variant parameters in any layer-direction (LSTMCell: its one)
+            self._variant_names = [[] for _ in getattr(self, "_all_weights", [None])]
 
 
 class LSTM(_BackendChoice, RNNBase):
     r"""Multi-layer LSTM, a drop-in replacement for :class:`torch.nn.LSTM` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTM` plus the keyword-only ``backend``
-    (``"auto"``, ``"fused"`` or ``"reference"``, see :mod:`lstm_ext.modules`).
+    (``"auto"``, ``"fused"`` or ``"reference"``, see :mod:`lstm_ext.modules`) and the variant
+    options, all off by default (then the layer, its parameters and its state_dict are exactly
+    ``nn.LSTM``'s): ``recurrent_dropout`` (DropConnect on ``W_hh``), ``peephole``, ``zoneout`` (a
+    probability or a pair ``(z_h, z_c)``), ``layer_norm`` and ``use_gate="lesson"``; see
+    :mod:`lstm_ext._variant_options` for what each does and the names of its parameters. The
+    variants run fused for float32 / float64 on the CPU (the reference elsewhere, with "auto").
 
     Shapes (``L`` sequence length, ``N`` batch, ``D`` = 2 if bidirectional else 1,
     ``H`` hidden_size, ``P`` = proj_size or ``H``):
@@ -221,17 +278,42 @@ class LSTM(_BackendChoice, RNNBase):
         dtype: Optional[torch.dtype] = None,
         *,
         backend: str = "auto",
+        recurrent_dropout: float = 0.0,
+        peephole: bool = False,
+        zoneout: Zoneout = 0.0,
+        layer_norm: bool = False,
+        use_gate: str = "standard",
     ) -> None: ...
 
     @overload
-    def __init__(self, *args, backend: str = "auto", **kwargs) -> None: ...
+    def __init__(
+        self, *args, backend: str = "auto", recurrent_dropout: float = 0.0, peephole: bool = False,
+        zoneout: Zoneout = 0.0, layer_norm: bool = False, use_gate: str = "standard", **kwargs,
+    ) -> None: ...
 
-    def __init__(self, *args, backend: str = "auto", **kwargs) -> None:
+    def __init__(
+        self, *args, backend: str = "auto", recurrent_dropout: float = 0.0, peephole: bool = False,
+        zoneout: Zoneout = 0.0, layer_norm: bool = False, use_gate: str = "standard", **kwargs,
+    ) -> None:
         # The arguments go to RNNBase untouched, as nn.LSTM passes them, so that a wrong one
         # fails with nn.LSTM's exact words.
         _check_backend(backend)
+        options = VariantOptions.parse(
+            recurrent_dropout=recurrent_dropout, peephole=peephole, zoneout=zoneout, layer_norm=layer_norm,
+            use_gate=use_gate,
+        )
         super().__init__("LSTM", *args, **kwargs)
+        options.check_combinations(self.proj_size)
         self.backend = backend
+        self.variant_options = options
+        num_directions = 2 if self.bidirectional else 1
+        suffixes = [
+            f"_l{layer}{'_reverse' if direction else ''}"
+            for layer in range(self.num_layers) for direction in range(num_directions)
+        ]
+        factory = {"device": self.weight_ih_l0.device, "dtype": self.weight_ih_l0.dtype}
+        self._variant_names = register_parameters(self, options, self.hidden_size, self.bias, suffixes, factory)
+        _init_variant_parameters(self, self._variant_names)
 
     # ---- the checks nn.LSTM makes, with nn.LSTM's wording --------------------------------
 
@@ -372,18 +454,26 @@ class LSTM(_BackendChoice, RNNBase):
         # What ATen's lstm checks before it computes: devices, then a non-empty sequence.
         h_0, c_0 = hx[0], hx[1]
         weights = [w for index in range(len(self._all_weights)) for w in self._layer_weights(index)]
-        _check_devices(input, weights, [h_0, c_0])
+        peepholes = [_peephole(self, names) for names in self._variant_names]
+        layer_norms = [_layer_norm(self, names) for names in self._variant_names]
+        lessons = [_lesson(self, names) for names in self._variant_names]
+        variant_params = peepholes + sum(layer_norms, []) + sum(lessons, [])
+        _check_devices(input, weights + variant_params, [h_0, c_0])
         if batch_sizes is None and input.size(1 if self.batch_first else 0) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         autocast_dtype = _autocast_dtype(input.device)
         if autocast_dtype is not None:  # nn.LSTM runs in autocast's dtype, so do we
             input, h_0, c_0 = _cast(input, autocast_dtype), _cast(h_0, autocast_dtype), _cast(c_0, autocast_dtype)
             weights = [_cast(w, autocast_dtype) for w in weights]
-        _check_dtypes(input, weights, [h_0, c_0])
+            peepholes = [_cast(p, autocast_dtype) for p in peepholes]
+            layer_norms = [[_cast(p, autocast_dtype) for p in group] for group in layer_norms]
+            lessons = [[_cast(p, autocast_dtype) for p in group] for group in lessons]
+            variant_params = peepholes + sum(layer_norms, []) + sum(lessons, [])
+        _check_dtypes(input, weights + variant_params, [h_0, c_0])
 
         if batch_sizes is None and self.batch_first:
             input = input.transpose(0, 1)
-        output, h_n, c_n = self._run_layers(input, h_0, c_0, weights, batch_sizes)
+        output, h_n, c_n = self._run_layers(input, h_0, c_0, weights, batch_sizes, peepholes, layer_norms, lessons)
         if batch_sizes is None and self.batch_first:
             output = output.transpose(0, 1)
 
@@ -408,14 +498,26 @@ class LSTM(_BackendChoice, RNNBase):
         c_0: Tensor,
         weights: list[Optional[Tensor]],
         batch_sizes: Optional[Tensor],
+        peepholes: list[Optional[Tensor]],
+        layer_norms: list[list[Tensor]],
+        lessons: list[list[Optional[Tensor]]],
     ) -> tuple[Tensor, Tensor, Tensor]:
         """All layers and directions, one layer function call each.
 
         ``input`` is time-major ``[T, B, I]`` or packed data ``[N, I]``; ``weights`` holds
-        ``[w_ih, w_hh, b_ih, b_hh, w_hr]`` per layer-direction (None where absent).
+        ``[w_ih, w_hh, b_ih, b_hh, w_hr]`` per layer-direction (None where absent), ``peepholes``
+        the ``[3H]`` peephole weights per layer-direction (None without peepholes), ``layer_norms``
+        the six layer-norm gains and biases per layer-direction (empty without layer norm), ``lessons``
+        ``[W_u, b_u]`` of the lesson's use gate per layer-direction (empty for the standard one).
         """
-        fused = _use_fused(self.backend, input.device, input.dtype)
+        options = self.variant_options
+        if options.needs_variant_kernel:
+            fused = _use_fused_variant(self.backend, input.device, input.dtype)
+        else:
+            fused = _use_fused(self.backend, input.device, input.dtype)
         num_directions = 2 if self.bidirectional else 1
+        # zoneout weights are shaped like one direction's output: [T, B, H] dense, [N, H] packed
+        state_shape = (*input.shape[:-1], self.hidden_size)
 
         layer_input = input
         h_n: list[Tensor] = []
@@ -425,7 +527,21 @@ class LSTM(_BackendChoice, RNNBase):
             for direction in range(num_directions):
                 index = layer * num_directions + direction
                 w_ih, w_hh, b_ih, b_hh, w_hr = weights[5 * index : 5 * index + 5]
-                if fused:
+                w_hh = reference.drop_connect(w_hh, options.recurrent_dropout, self.training)
+                if options.needs_variant_kernel:
+                    variant = dict(
+                        peephole=peepholes[index],
+                        zoneout_h=reference.zoneout_weights(options.zoneout_h, state_shape, self.training, input),
+                        zoneout_c=reference.zoneout_weights(options.zoneout_c, state_shape, self.training, input),
+                        layer_norm=tuple(layer_norms[index]) or None,
+                        lesson_use_gate=tuple(lessons[index]) or None,
+                    )
+                    run_layer = _variant_ops.lstm_variant_layer if fused else reference.variant_lstm_layer
+                    output, h, c = run_layer(
+                        layer_input, h_0[index], c_0[index], w_ih, w_hh, b_ih, b_hh, batch_sizes, direction == 1,
+                        **variant,
+                    )
+                elif fused:
                     output, h, c = _ops.lstm_layer(
                         layer_input.contiguous(), h_0[index].contiguous(), c_0[index].contiguous(),
                         w_ih.contiguous(), w_hh.contiguous(),
@@ -455,7 +571,8 @@ class LSTMCell(_BackendChoice, RNNCellBase):
     r"""One LSTM step, a drop-in replacement for :class:`torch.nn.LSTMCell` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTMCell` plus the keyword-only ``backend``
-    (``"auto"``, ``"fused"`` or ``"reference"``, see :mod:`lstm_ext.modules`).
+    (``"auto"``, ``"fused"`` or ``"reference"``, see :mod:`lstm_ext.modules`) and the variant
+    options of :class:`LSTM` (parameter names without the ``_l{k}`` suffix).
 
     Shapes: input ``[N, input_size]`` or unbatched ``[input_size]``; hx optional ``(h_0, c_0)``,
     each ``[N, hidden_size]`` (unbatched ``[hidden_size]``), zeros when omitted. Returns
@@ -480,10 +597,24 @@ class LSTMCell(_BackendChoice, RNNCellBase):
         dtype: Optional[torch.dtype] = None,
         *,
         backend: str = "auto",
+        recurrent_dropout: float = 0.0,
+        peephole: bool = False,
+        zoneout: Zoneout = 0.0,
+        layer_norm: bool = False,
+        use_gate: str = "standard",
     ) -> None:
         _check_backend(backend)
+        options = VariantOptions.parse(
+            recurrent_dropout=recurrent_dropout, peephole=peephole, zoneout=zoneout, layer_norm=layer_norm,
+            use_gate=use_gate,
+        )
+        options.check_combinations(0)
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
         self.backend = backend
+        self.variant_options = options
+        factory = {"device": self.weight_ih.device, "dtype": self.weight_ih.dtype}
+        self._variant_names = register_parameters(self, options, hidden_size, bias, [""], factory)
+        _init_variant_parameters(self, self._variant_names)
 
     def forward(self, input: Tensor, hx: Optional[_HiddenState] = None) -> _HiddenState:
         """One step.
@@ -514,12 +645,23 @@ class LSTMCell(_BackendChoice, RNNCellBase):
         self._check_step_args(input, hx)
         h_0, c_0 = hx[0], hx[1]
         weights = [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
+        peephole = _peephole(self, self._variant_names[0])
+        layer_norm = _layer_norm(self, self._variant_names[0])
+        lesson = _lesson(self, self._variant_names[0])
         autocast_dtype = _autocast_dtype(input.device)
         if autocast_dtype is not None and _autocast_casts_lstm_cell(input.device.type):
             # what torch's autocast kernel for lstm_cell does before it runs
             input, h_0, c_0 = _cast(input, autocast_dtype), _cast(h_0, autocast_dtype), _cast(c_0, autocast_dtype)
             weights = [_cast(w, autocast_dtype) for w in weights]
-        h, c = self._step(input, h_0, c_0, *weights)
+            peephole = _cast(peephole, autocast_dtype)
+            layer_norm = [_cast(p, autocast_dtype) for p in layer_norm]
+            lesson = [_cast(p, autocast_dtype) for p in lesson]
+        weights[1] = reference.drop_connect(weights[1], self.variant_options.recurrent_dropout, self.training)
+        if self.variant_options.needs_variant_kernel:
+            h, c = self._variant_step(input, h_0, c_0, *weights, peephole, tuple(layer_norm) or None,
+                                      tuple(lesson) or None)
+        else:
+            h, c = self._step(input, h_0, c_0, *weights)
         if not is_batched:
             h, c = h.squeeze(0), c.squeeze(0)
         return h, c
@@ -557,7 +699,9 @@ class LSTMCell(_BackendChoice, RNNCellBase):
                         f"mat1 and mat2 must have the same dtype, but got "
                         f"{_scalar_type_name(mat1.dtype)} and {_scalar_type_name(mat2.dtype)}"
                     )
-        _check_devices(input, [w_ih, w_hh, self.bias_ih, self.bias_hh], [hx[0], hx[1]])
+        names = self._variant_names[0]
+        variant_params = [_peephole(self, names), *_layer_norm(self, names), *_lesson(self, names)]
+        _check_devices(input, [w_ih, w_hh, self.bias_ih, self.bias_hh, *variant_params], [hx[0], hx[1]])
 
     def _step(
         self, input: Tensor, h_0: Tensor, c_0: Tensor,
@@ -578,3 +722,34 @@ class LSTMCell(_BackendChoice, RNNCellBase):
                 None if b_ih is None else b_ih.contiguous(), None if b_hh is None else b_hh.contiguous(),
             )
         return reference.lstm_cell(input, (h_0, c_0), w_ih, w_hh, b_ih, b_hh)
+
+    def _variant_step(
+        self, input: Tensor, h_0: Tensor, c_0: Tensor,
+        w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor], peephole: Optional[Tensor],
+        layer_norm: Optional[tuple[Tensor, ...]], lesson: Optional[tuple[Tensor, Optional[Tensor]]],
+    ) -> _HiddenState:
+        """One step with peepholes, zoneout and/or layer norm: the fused variant kernel as a layer of
+        one step, or the reference cell (mixed dtypes, dtypes without a variant kernel, backend="reference")."""
+        options = self.variant_options
+        shape = (input.size(0), self.hidden_size)
+        keep_h = reference.zoneout_weights(options.zoneout_h, shape, self.training, input)
+        keep_c = reference.zoneout_weights(options.zoneout_c, shape, self.training, input)
+        variant_params = (peephole, *(layer_norm or ()), *(lesson or ()))
+        dtypes = {t.dtype for t in (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh, *variant_params) if t is not None}
+        if len(dtypes) == 1 and _use_fused_variant(self.backend, input.device, input.dtype):
+            _, h, c = _variant_ops.lstm_variant_layer(
+                input.unsqueeze(0), h_0, c_0, w_ih, w_hh, b_ih, b_hh, None, False, peephole=peephole,
+                zoneout_h=None if keep_h is None else keep_h.unsqueeze(0),
+                zoneout_c=None if keep_c is None else keep_c.unsqueeze(0), layer_norm=layer_norm,
+                lesson_use_gate=lesson,
+            )
+            return h, c
+        if len(dtypes) > 1 and self.backend == "fused":
+            raise RuntimeError(
+                f"lstm_ext: the fused LSTMCell needs input, hx, cx and the parameters in one dtype, "
+                f"got {sorted(str(d) for d in dtypes)}; use backend='auto' or 'reference' for mixed dtypes"
+            )
+        return reference.variant_lstm_cell(
+            input, (h_0, c_0), w_ih, w_hh, b_ih, b_hh, peephole=peephole, zoneout_h=keep_h, zoneout_c=keep_c,
+            layer_norm=layer_norm, lesson=lesson,
+        )

@@ -30,8 +30,9 @@ The lesson's use gate builds ``U_t = tanh(LTM_{t-1} * f_t)``: the tanh of the *f
 long-term memory, before the learned part is added. torch, cuDNN and lstm_ext take the tanh of
 the *new* cell state, ``tanh(c_t) = tanh(learned + kept)``, the one the remember gate just made.
 Here :func:`use_gate` is ``tanh(long_term) * sigmoid(use)`` and :func:`lstm_cell` always calls it
-with ``c_t``, so the results match ``torch.nn.LSTM`` (to rounding). Calling
-``use_gate(forget_gate(c, f), o)`` instead would give the lesson's variant.
+with ``c_t``, so the results match ``torch.nn.LSTM`` (to rounding). The lesson's own use gate,
+``U_t = tanh(W_u (LTM_{t-1} * f_t) + b_u)`` with new weights ``W_u``, ``b_u``, is
+:func:`lesson_use_gate` (``use_gate="lesson"`` of :class:`lstm_ext.LSTM`).
 
 Projections (``proj_size > 0``, LSTMP): the short-term memory is projected after the use gate,
 ``h_t = (sigmoid(o) * tanh(c_t)) @ W_hr.T`` with ``W_hr`` ``[P, H]``, so ``h`` has ``P`` columns and
@@ -49,7 +50,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-__all__ = ["learn_gate", "forget_gate", "remember_gate", "use_gate", "lstm_cell", "lstm_layer"]
+__all__ = [
+    "learn_gate", "forget_gate", "remember_gate", "use_gate", "lstm_cell", "lstm_layer",
+    # the variants
+    "drop_connect", "peephole_gates", "zoneout", "zoneout_weights", "layer_norm_gates", "lesson_use_gate",
+    "variant_lstm_cell", "variant_lstm_layer",
+]
 
 
 def learn_gate(combine: Tensor, ignore: Tensor) -> Tensor:
@@ -155,6 +161,17 @@ def lstm_layer(
     Returns:
         ``(output, h_n [B, P], c_n [B, H])``.
     """
+    def step(t: int, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        h_t, c_t = lstm_cell(x, (h, c), w_ih, w_hh, b_ih, b_hh)
+        if w_hr is not None:
+            h_t = h_t @ w_hr.T
+        return h_t, h_t, c_t
+
+    return _walk(input, h0, c0, batch_sizes, reverse, step)
+
+
+def _walk(input: Tensor, h0: Tensor, c0: Tensor, batch_sizes: Optional[Tensor], reverse: bool, step) -> tuple[Tensor, Tensor, Tensor]:
+    """The time loop of a layer: ``step(t, x_t, h, c) -> (output_t, h_t, c_t)`` on the active rows."""
     if batch_sizes is None:
         steps = [input[t] for t in range(input.shape[0])]
     else:
@@ -166,10 +183,7 @@ def lstm_layer(
     for t in order:
         x = steps[t]
         active = x.shape[0]  # rows taking part in this step (all of them when dense)
-        h_t, c_t = lstm_cell(x, (h[:active], c[:active]), w_ih, w_hh, b_ih, b_hh)
-        if w_hr is not None:
-            h_t = h_t @ w_hr.T
-        outputs[t] = h_t
+        outputs[t], h_t, c_t = step(t, x, h[:active], c[:active])
         # rows past `active` keep their state: finished (forward) or not yet started (reverse)
         h = torch.cat([h_t, h[active:]]) if active < h.shape[0] else h_t
         c = torch.cat([c_t, c[active:]]) if active < c.shape[0] else c_t
@@ -179,3 +193,184 @@ def lstm_layer(
     else:
         output = torch.cat(outputs) if outputs else input.new_empty((0, h0.shape[1]))
     return output, h, c
+
+
+# ---- the variants: recurrent dropout, peephole, zoneout, layer norm -------------------------
+#
+# Each is a small change to one gate of the cell above, named after the gate it touches.
+
+
+def drop_connect(weight: Tensor, p: float, training: bool = True) -> Tensor:
+    """Recurrent dropout as DropConnect on ``W_hh`` (AWD-LSTM's weight drop).
+
+    Each weight is zeroed with probability ``p`` and the others scaled by ``1 / (1 - p)``, like
+    ``F.dropout`` (which draws the mask from torch's generator). One mask per call: the caller
+    drops ``W_hh`` once per forward, and every step of the sequence uses the same dropped weight.
+    Identity when ``p == 0`` or outside training.
+    """
+    if not training or p == 0:
+        return weight
+    return F.dropout(weight, p, training=True)
+
+
+def peephole_gates(ignore: Tensor, forget: Tensor, long_term: Tensor, peephole: Tensor) -> tuple[Tensor, Tensor]:
+    """Peephole connections (Gers & Schmidhuber) into the learn gate's ignore factor and the forget factor.
+
+    The gates also look at the long-term memory through diagonal weights:
+    ``i_pre + p_i * LTM_{t-1}`` and ``f_pre + p_f * LTM_{t-1}``. ``peephole`` is ``[3H]`` =
+    ``(p_i, p_f, p_o)``; ``p_o`` looks at the *new* long-term memory in the use gate (see
+    :func:`variant_lstm_cell`). Returns the two pre-activations, ``[B, H]`` each.
+    """
+    p_i, p_f, _ = peephole.chunk(3)
+    return ignore + p_i * long_term, forget + p_f * long_term
+
+
+def zoneout(previous: Tensor, new: Tensor, keep: Optional[Tensor]) -> Tensor:
+    """Zoneout (Krueger et al. 2016): each unit keeps its previous value with weight ``keep``.
+
+    ``keep * previous + (1 - keep) * new``; ``keep`` is a 0/1 mask in training and the zoneout
+    probability in eval mode (the expectation). None: no zoneout, ``new`` itself.
+    """
+    if keep is None:
+        return new
+    return keep * previous + (1 - keep) * new
+
+
+def zoneout_weights(z: float, shape: tuple[int, ...], training: bool, like: Tensor) -> Optional[Tensor]:
+    """The ``keep`` weights of :func:`zoneout` for one layer: Bernoulli(z) masks drawn from torch's
+    generator in training (so ``torch.manual_seed`` reproduces them), the constant ``z`` in eval
+    mode, None when ``z == 0``."""
+    if z == 0:
+        return None
+    if training:
+        return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(z)
+    return torch.full(shape, z, dtype=like.dtype, device=like.device)
+
+
+LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
+
+
+def layer_norm_gates(
+    input: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
+    layer_norm: tuple[Tensor, ...],
+) -> Tensor:
+    """The four pre-activations of the layer-normalized LSTM (Ba, Kiros & Hinton 2016):
+    ``LN(E_t @ W_ih^T) + LN(STM_{t-1} @ W_hh^T) + b_ih + b_hh``, each projection normalized on
+    its own over its ``4H`` features, before the bias. ``layer_norm`` holds the gains and biases
+    ``(ih_weight, ih_bias, hh_weight, hh_bias, c_weight, c_bias)``; the last two are for
+    :func:`variant_lstm_cell`'s use gate. Returns ``[B, 4H]``.
+    """
+    ih_weight, ih_bias, hh_weight, hh_bias = layer_norm[:4]
+    gates = F.layer_norm(F.linear(input, w_ih), (w_ih.shape[0],), ih_weight, ih_bias, eps=LAYER_NORM_EPS)
+    gates = gates + F.layer_norm(F.linear(h, w_hh), (w_hh.shape[0],), hh_weight, hh_bias, eps=LAYER_NORM_EPS)
+    for bias in (b_ih, b_hh):
+        if bias is not None:
+            gates = gates + bias
+    return gates
+
+
+def lesson_use_gate(forgotten: Tensor, use: Tensor, w_u: Tensor, b_u: Optional[Tensor]) -> Tensor:
+    """The use gate exactly as the lesson teaches it: the new short-term memory ``U_t * V_t`` with
+
+    - ``U_t = tanh(W_u (LTM_{t-1} * f_t) + b_u)``: ``forgotten`` is the forget gate's output
+      ``LTM_{t-1} * f_t`` ``[B, H]``, ``w_u`` ``[H, H]`` and ``b_u`` ``[H]`` (or None) are new parameters;
+    - ``V_t = sigmoid(W_v [STM_{t-1}, E_t] + b_v)``: the standard output gate, ``use`` its pre-activation.
+
+    How it differs from the standard cell (:func:`use_gate`): the standard use gate squashes the
+    *new* long-term memory, ``tanh(LTM_t)``, with no weights of its own; the lesson's squashes a
+    learned linear map of the *forgotten old* memory, before the learn gate's part is added. The
+    long-term memory itself (remember gate) is the same in both. Returns ``[B, H]``.
+    """
+    return torch.tanh(F.linear(forgotten, w_u, b_u)) * torch.sigmoid(use)
+
+
+def variant_lstm_cell(
+    input: Tensor,
+    hx: tuple[Tensor, Tensor],
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor] = None,
+    b_hh: Optional[Tensor] = None,
+    *,
+    peephole: Optional[Tensor] = None,
+    zoneout_h: Optional[Tensor] = None,
+    zoneout_c: Optional[Tensor] = None,
+    layer_norm: Optional[tuple[Tensor, ...]] = None,
+    lesson: Optional[tuple[Tensor, Optional[Tensor]]] = None,
+) -> tuple[Tensor, Tensor]:
+    """One step of the LSTM with peepholes, zoneout, layer norm and/or the lesson's use gate;
+    :func:`lstm_cell` when all are off.
+
+    Args:
+        input ``[B, I]``; hx ``(h, c)`` ``[B, H]`` each; weights as in :func:`lstm_cell`.
+        peephole: ``[3H]`` = ``(p_i, p_f, p_o)`` or None.
+        zoneout_h, zoneout_c: ``[B, H]`` keep weights (see :func:`zoneout`) or None.
+        layer_norm: ``(ih_weight [4H], ih_bias [4H], hh_weight [4H], hh_bias [4H], c_weight [H],
+            c_bias [H])`` or None: see :func:`layer_norm_gates`; the use gate then squashes
+            ``LN(LTM_t)`` while the un-normalized ``LTM_t`` is carried to the next step.
+        lesson: ``(W_u [H, H], b_u [H] or None)``: the use gate is :func:`lesson_use_gate`.
+
+    Returns:
+        ``(h_t, c_t)``, ``[B, H]`` each, after zoneout: the state the next step starts from.
+    """
+    h, c = hx
+    if layer_norm is None:
+        gates = F.linear(input, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
+    else:
+        gates = layer_norm_gates(input, h, w_ih, w_hh, b_ih, b_hh, layer_norm)
+    i, f, g, o = gates.chunk(4, dim=1)
+    if peephole is not None:
+        i, f = peephole_gates(i, f, c, peephole)
+
+    learned = learn_gate(g, i)  # N_t * i_t
+    kept = forget_gate(c, f)  # LTM_{t-1} * f_t
+    c_new = remember_gate(learned, kept)  # LTM_t
+    if peephole is not None:
+        o = o + peephole.chunk(3)[2] * c_new  # the use gate looks at the new long-term memory
+    long_term = c_new
+    if layer_norm is not None:
+        long_term = F.layer_norm(c_new, (c_new.shape[-1],), layer_norm[4], layer_norm[5], eps=LAYER_NORM_EPS)
+    if lesson is not None:
+        h_new = lesson_use_gate(kept, o, *lesson)  # STM_t = U_t * V_t
+    else:
+        h_new = use_gate(long_term, o)  # STM_t
+    return zoneout(h, h_new, zoneout_h), zoneout(c, c_new, zoneout_c)
+
+
+def variant_lstm_layer(
+    input: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor],
+    b_hh: Optional[Tensor],
+    batch_sizes: Optional[Tensor],
+    reverse: bool,
+    *,
+    peephole: Optional[Tensor] = None,
+    zoneout_h: Optional[Tensor] = None,
+    zoneout_c: Optional[Tensor] = None,
+    layer_norm: Optional[tuple[Tensor, ...]] = None,
+    lesson_use_gate: Optional[tuple[Tensor, Optional[Tensor]]] = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One variant layer-direction: :func:`lstm_layer`'s contract without a projection, plus
+    ``peephole`` ``[3H]``, the zoneout keep weights ``zoneout_h`` / ``zoneout_c``, shaped like the
+    output (``[T, B, H]`` dense, ``[N, H]`` packed), ``layer_norm``'s six gains and biases and the
+    lesson's ``(W_u, b_u)`` (see :func:`variant_lstm_cell`). The output is the zoned-out ``h`` of every step.
+    """
+    def rows_of(weights: Optional[Tensor]) -> list[Optional[Tensor]]:
+        if weights is None:
+            return [None] * (input.shape[0] if batch_sizes is None else len(batch_sizes))
+        return list(weights) if batch_sizes is None else list(torch.split(weights, batch_sizes.tolist()))
+
+    keep_h, keep_c = rows_of(zoneout_h), rows_of(zoneout_c)
+
+    def step(t: int, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        h_t, c_t = variant_lstm_cell(
+            x, (h, c), w_ih, w_hh, b_ih, b_hh, peephole=peephole, zoneout_h=keep_h[t], zoneout_c=keep_c[t],
+            layer_norm=layer_norm, lesson=lesson_use_gate,
+        )
+        return h_t, h_t, c_t
+
+    return _walk(input, h0, c0, batch_sizes, reverse, step)

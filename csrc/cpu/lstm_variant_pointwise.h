@@ -1,0 +1,78 @@
+// The fused pointwise passes of one variant time step (peephole, zoneout, layer norm, the
+// lesson's use gate), on a range of rows. Compiled once per CPU capability (lstm_variant_pointwise_*.cpp), picked at
+// run time. float and double only: the variants keep one dtype throughout.
+#pragma once
+
+#include <cstdint>
+
+namespace lstm_ext {
+namespace cpu {
+
+// LayerNorm's epsilon, as torch.nn.LayerNorm's default.
+constexpr double kLayerNormEps = 1e-5;
+
+// Per row of every step, saved for backward with layer norm: 1/std of the recurrent projection,
+// mean and 1/std of the new cell state.
+constexpr int64_t kStats = 3;
+
+// Null pointers mean "option off": no peephole weights, no zoneout on h or c, no layer norm.
+template <typename scalar_t>
+struct VariantForwardStep {
+  int64_t H;
+  const scalar_t* pre;       // [rows, 4H] pre-activations, i f g o (with layer norm: xgates only)
+  const scalar_t* peephole;  // [3H] p_i, p_f, p_o, or null
+  const scalar_t* keep_h;    // [rows, H] zoneout weights of this step, or null
+  const scalar_t* keep_c;
+  const scalar_t* ln_hh;     // [4H] gain of the recurrent projection's layer norm, or null
+  const scalar_t* ln_c_weight;  // [H] gain and bias of the cell state's layer norm, or null
+  const scalar_t* ln_c_bias;
+  scalar_t* rec;             // [rows, 4H] h_prev @ W_hh^T, normalized in place (with ln_hh)
+  scalar_t* stats;           // [rows, kStats] (with any layer norm)
+  // The lesson's use gate runs in two passes around the GEMM u_pre = kept @ W_u^T + b_u:
+  // the first (use_pre null) writes kept = c_prev * f, the second squashes use_pre.
+  scalar_t* kept;            // [rows, H], or null
+  const scalar_t* use_pre;   // [rows, H], or null
+  scalar_t* gates;           // [rows, 4H] activated; may equal pre
+  scalar_t* cells;           // [rows, H] c before zoneout
+  scalar_t* states;          // [rows, H] c after zoneout, or null without zoneout on c
+  scalar_t* c_state;         // carried c, updated in place
+  scalar_t* h_state;         // carried h, updated in place
+  scalar_t* out;             // [rows, H] this step's output
+};
+
+template <typename scalar_t>
+struct VariantBackwardStep {
+  int64_t H;
+  const scalar_t* gates;
+  const scalar_t* cells;
+  const scalar_t* c_prev;  // carried c of the previous step, rows below n_prev
+  const scalar_t* c0;      // the other rows
+  int64_t n_prev;
+  const scalar_t* peephole;
+  const scalar_t* keep_h;
+  const scalar_t* keep_c;
+  const scalar_t* ln_hh;
+  const scalar_t* ln_c_weight;
+  const scalar_t* ln_c_bias;
+  const scalar_t* rec;     // [rows, 4H] the normalized recurrent projection (with ln_hh)
+  const scalar_t* stats;   // [rows, kStats]
+  // The lesson's use gate, in two passes around the GEMM d_kept = d_use @ W_u: the first
+  // (d_kept null) writes d_use and o's gradient; the second the other gradients.
+  const scalar_t* use_pre;  // [rows, H], or null
+  scalar_t* d_use;          // [rows, H] gradient of u_pre, or null
+  const scalar_t* d_kept;   // [rows, H], or null
+  scalar_t* dh;            // in: gradient reaching h from the next step; out: zoneout's direct part
+  const scalar_t* dy;      // gradient of this step's output
+  scalar_t* dc;            // in: gradient of c_carried; out: gradient of c_prev
+  scalar_t* dgates;        // [rows, 4H] gradients of the pre-activations
+  scalar_t* dln_c;         // [rows, H] gradient reaching LN(c) (with ln_c)
+  scalar_t* drec;          // [rows, 4H] gradient of h_prev @ W_hh^T (with ln_hh)
+};
+
+template <typename scalar_t>
+using VariantForwardRows = void (*)(const VariantForwardStep<scalar_t>&, int64_t begin, int64_t end);
+template <typename scalar_t>
+using VariantBackwardRows = void (*)(const VariantBackwardStep<scalar_t>&, int64_t begin, int64_t end);
+
+}  // namespace cpu
+}  // namespace lstm_ext

@@ -1,0 +1,210 @@
+"""The fused variant op (peephole, zoneout) against the plain-PyTorch reference.
+
+Outputs, final states and the gradients of every input, in float64 and float32, dense and
+packed, both directions; float64 gradcheck; opcheck; the op's own argument checks.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from lstm_ext import _ops, _variant_ops, reference
+from tolerances import assert_close
+
+pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
+
+ops = torch.ops.lstm_ext
+
+SHAPES = {
+    "dense": dict(),
+    "dense-reverse": dict(reverse=True),
+    "no-bias": dict(bias=False),
+    "packed": dict(packed=True, T=6, B=4),
+    "packed-reverse": dict(packed=True, reverse=True, T=6, B=4),
+    "one-step": dict(T=1, B=1),
+    "odd-sizes": dict(T=3, B=5, I=7, H=9),
+    "wide": dict(T=3, B=2, I=3, H=37),  # several SIMD vectors and a tail
+}
+VARIANTS = {
+    "peephole": dict(peephole=True),
+    "zoneout-h": dict(zoneout_h=0.4),
+    "zoneout-c": dict(zoneout_c=0.4),
+    "zoneout-both": dict(zoneout_h=0.3, zoneout_c=0.6),
+    "zoneout-eval": dict(zoneout_h=0.3, zoneout_c=0.6, training=False),
+    "layer-norm": dict(layer_norm=True),
+    "all": dict(peephole=True, zoneout_h=0.5, zoneout_c=0.5, layer_norm=True),
+    "lesson": dict(lesson=True),
+    "lesson-peephole-zoneout": dict(lesson=True, peephole=True, zoneout_h=0.3, zoneout_c=0.6),
+}
+
+
+def layer_case(T=5, B=3, I=4, H=6, bias=True, packed=False, reverse=False, peephole=False, zoneout_h=0.0,
+               zoneout_c=0.0, training=True, layer_norm=False, lesson=False, dtype=torch.float64, seed=0):
+    """(args, kwargs) of lstm_variant_layer; differentiable leaves require grad."""
+    g = torch.Generator().manual_seed(seed)
+    rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * 0.5).requires_grad_()  # noqa: E731
+    batch_sizes = None
+    if packed:
+        lengths = torch.randint(1, T + 1, (B,), generator=g).sort(descending=True).values
+        lengths[0] = T
+        x = pack_padded_sequence(torch.randn(T, B, I, generator=g, dtype=dtype), lengths)
+        input, batch_sizes = x.data.requires_grad_(), x.batch_sizes
+    else:
+        input = rand(T, B, I)
+    state_shape = (*input.shape[:-1], H)
+
+    def keep(z):
+        if z == 0:
+            return None
+        if not training:
+            return torch.full(state_shape, z, dtype=dtype)
+        return torch.bernoulli(torch.full(state_shape, z, dtype=dtype), generator=g)
+
+    args = (input, rand(B, H), rand(B, H), rand(4 * H, I), rand(4 * H, H),
+            rand(4 * H) if bias else None, rand(4 * H) if bias else None, batch_sizes, reverse)
+    kwargs = dict(peephole=rand(3 * H) if peephole else None, zoneout_h=keep(zoneout_h), zoneout_c=keep(zoneout_c))
+    if layer_norm:  # gains near 1, biases near 0: (ih_weight, ih_bias, hh_weight, hh_bias, c_weight, c_bias)
+        gain = lambda n: (1 + torch.randn(n, generator=g, dtype=dtype) * 0.3).requires_grad_()  # noqa: E731
+        kwargs["layer_norm"] = (gain(4 * H), rand(4 * H), gain(4 * H), rand(4 * H), gain(H), rand(H))
+    if lesson:  # (W_u, b_u)
+        kwargs["lesson_use_gate"] = (rand(H, H), rand(H) if bias else None)
+    return args, kwargs
+
+
+def _flat(args, kwargs):
+    for t in (*args, *kwargs.values()):
+        yield from (t if isinstance(t, tuple) else (t,))
+
+
+def _leaves(args, kwargs):
+    return [t for t in _flat(args, kwargs) if isinstance(t, torch.Tensor) and t.requires_grad]
+
+
+def _run(fn, args, kwargs, seed=1):
+    """Outputs, then the gradients of every leaf under a fixed random linear loss."""
+    outs = fn(*args, **kwargs)
+    g = torch.Generator().manual_seed(seed)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs)
+    grads = torch.autograd.grad(loss, _leaves(args, kwargs))
+    return [o.detach() for o in outs], list(grads)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=list(VARIANTS))
+@pytest.mark.parametrize("shape", SHAPES, ids=list(SHAPES))
+def test_fused_matches_reference(shape, variant, dtype):
+    args, kwargs = layer_case(**SHAPES[shape], **VARIANTS[variant], dtype=dtype)
+    fused_out, fused_grads = _run(_variant_ops.lstm_variant_layer, args, kwargs)
+    ref_out, ref_grads = _run(reference.variant_lstm_layer, args, kwargs)
+    assert len(fused_grads) == len(ref_grads) >= 5
+    for actual, expected in zip(fused_out + fused_grads, ref_out + ref_grads):
+        assert_close(actual, expected)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=list(VARIANTS))
+@pytest.mark.parametrize("shape", ["dense", "packed-reverse", "no-bias"])
+def test_gradcheck(shape, variant):
+    args, kwargs = layer_case(**{**SHAPES[shape], "T": 3}, **VARIANTS[variant])
+    leaves = _leaves(args, kwargs)
+
+    def fn(*leaf_values):
+        it = iter(leaf_values)
+        swap = lambda t: next(it) if isinstance(t, torch.Tensor) and t.requires_grad else t  # noqa: E731
+        a = [swap(t) for t in args]
+        k = {n: tuple(swap(x) for x in t) if isinstance(t, tuple) else swap(t) for n, t in kwargs.items()}
+        return _variant_ops.lstm_variant_layer(*a, **k)
+
+    assert torch.autograd.gradcheck(fn, leaves)
+
+
+def _op_args(args, kwargs):
+    detach = lambda t: t.detach() if isinstance(t, torch.Tensor) else t  # noqa: E731
+    input, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse = (detach(t) for t in args)
+    layer_norm = kwargs.get("layer_norm")
+    layer_norm = None if layer_norm is None else tuple(detach(t) for t in layer_norm)
+    xgates, ln_hh, ln_c_weight, ln_c_bias = (
+        detach(t) for t in _variant_ops.input_gates(input, w_ih, b_ih, b_hh, layer_norm)
+    )
+    w_u, b_u = (detach(t) for t in kwargs.get("lesson_use_gate", (None, None)))
+    return (xgates, h0, c0, w_hh, detach(kwargs["peephole"]), detach(kwargs["zoneout_h"]),
+            detach(kwargs["zoneout_c"]), ln_hh, ln_c_weight, ln_c_bias, w_u, b_u, batch_sizes, reverse)
+
+
+@pytest.mark.parametrize("variant", ["peephole", "layer-norm", "all", "lesson-peephole-zoneout"])
+@pytest.mark.parametrize("shape", ["dense", "packed-reverse"])
+def test_opcheck(shape, variant):
+    op_args = _op_args(*layer_case(**SHAPES[shape], **VARIANTS[variant]))
+    differentiable = (0, 1, 2, 3, 4, 7, 8, 9, 10, 11)  # all but the zoneout weights, batch_sizes, reverse
+    torch.library.opcheck(ops.lstm_variant_layer, tuple(
+        t.clone().requires_grad_() if i in differentiable and t is not None else t for i, t in enumerate(op_args)
+    ))
+    output, h_n, c_n, *saved = ops.lstm_variant_layer(*op_args)
+    for mask in ([True, True, True], [False, False, True], [True, False, False]):
+        torch.library.opcheck(
+            ops.lstm_variant_layer_backward,
+            (torch.randn_like(output), torch.randn_like(h_n), torch.randn_like(c_n), *op_args[1:], output, *saved,
+             mask),
+        )
+
+
+def test_keep_one_holds_the_state_and_keep_zero_is_the_plain_lstm():
+    args, kwargs = layer_case(zoneout_h=1.0, zoneout_c=1.0, training=False)
+    input, h0, c0 = args[:3]
+    output, h_n, c_n = _variant_ops.lstm_variant_layer(*args, **kwargs)
+    assert_close(output, h0.expand_as(output))
+    assert_close((h_n, c_n), (h0, c0))
+    zero = dict(peephole=torch.zeros_like(kwargs["zoneout_h"][0, 0, :1].expand(18)),
+                zoneout_h=torch.zeros_like(kwargs["zoneout_h"]), zoneout_c=torch.zeros_like(kwargs["zoneout_c"]))
+    assert_close(_variant_ops.lstm_variant_layer(*args, **zero), reference.lstm_layer(*args[:7], None, *args[7:]))
+
+
+def test_layer_norm_carries_the_unnormalized_cell_state():
+    args, kwargs = layer_case(layer_norm=True, T=1)
+    input, h0, c0, w_ih, w_hh, b_ih, b_hh = args[:7]
+    ln = kwargs["layer_norm"]
+    _, h_n, c_n = _variant_ops.lstm_variant_layer(*args, **kwargs)
+    norm = lambda x, w, b: torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b)  # noqa: E731
+    gates = norm(input[0] @ w_ih.T, ln[0], ln[1]) + norm(h0 @ w_hh.T, ln[2], ln[3]) + b_ih + b_hh
+    i, f, g, o = gates.chunk(4, 1)
+    c = torch.sigmoid(f) * c0 + torch.sigmoid(i) * torch.tanh(g)
+    assert_close(c_n, c)  # carried as is
+    assert_close(h_n, torch.sigmoid(o) * torch.tanh(norm(c, ln[4], ln[5])))
+
+
+def test_errors_name_the_problem():
+    op_args = list(_op_args(*layer_case(peephole=True, zoneout_h=0.5)))
+    with pytest.raises(RuntimeError, match="expected peephole of shape"):
+        ops.lstm_variant_layer(*op_args[:4], op_args[4][:-1], *op_args[5:])
+    with pytest.raises(RuntimeError, match="expected zoneout_h of shape"):
+        ops.lstm_variant_layer(*op_args[:5], op_args[5][:-1], *op_args[6:])
+    with pytest.raises(RuntimeError, match="4 \\* hidden_size"):
+        ops.lstm_variant_layer(op_args[0][..., :-1], *op_args[1:])
+    with pytest.raises(RuntimeError, match="float32 and float64"):
+        ops.lstm_variant_layer(*(t.bfloat16() if isinstance(t, torch.Tensor) else t for t in op_args))
+    with pytest.raises(RuntimeError, match="h0"):
+        ops.lstm_variant_layer(op_args[0], op_args[1][:, :-1], *op_args[2:])
+    ln = _op_args(*layer_case(layer_norm=True))
+    with pytest.raises(RuntimeError, match="ln_c_weight and ln_c_bias both or neither"):
+        ops.lstm_variant_layer(*ln[:9], None, *ln[10:])
+    with pytest.raises(RuntimeError, match="expected ln_hh_weight of shape"):
+        ops.lstm_variant_layer(*ln[:7], ln[7][:-1], *ln[8:])
+    lesson = _op_args(*layer_case(lesson=True))
+    with pytest.raises(RuntimeError, match="expected w_u of shape"):
+        ops.lstm_variant_layer(*lesson[:10], lesson[10][:-1], *lesson[11:])
+    with pytest.raises(RuntimeError, match="b_u needs w_u"):
+        ops.lstm_variant_layer(*lesson[:10], None, *lesson[11:])
+    with pytest.raises(RuntimeError, match="does not combine with layer norm"):
+        ops.lstm_variant_layer(*ln[:10], *lesson[10:12], *ln[12:])
+
+
+def test_lesson_use_gate_is_the_lessons_equation():
+    args, kwargs = layer_case(lesson=True, T=1)
+    input, h0, c0, w_ih, w_hh, b_ih, b_hh = args[:7]
+    w_u, b_u = kwargs["lesson_use_gate"]
+    _, h_n, c_n = _variant_ops.lstm_variant_layer(*args, **kwargs)
+    i, f, g, o = (input[0] @ w_ih.T + b_ih + h0 @ w_hh.T + b_hh).chunk(4, 1)
+    forgotten = c0 * torch.sigmoid(f)  # LTM_{t-1} * f_t
+    assert_close(c_n, forgotten + torch.sigmoid(i) * torch.tanh(g))  # the standard remember gate
+    assert_close(h_n, torch.tanh(forgotten @ w_u.T + b_u) * torch.sigmoid(o))  # U_t * V_t
