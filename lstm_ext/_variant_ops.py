@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._ops import LOAD_ERROR, _grad_like, _or_zeros, _refuse_double_backward, ops
+from ._ops import LOAD_ERROR, _check_devices, _grad_like, _or_zeros, _refuse_double_backward, ops
 
 VARIANT_DTYPES = (torch.float32, torch.float64)
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default; the kernels use the same (kLayerNormEps)
@@ -37,6 +37,9 @@ if LOAD_ERROR is None:
     @torch.library.register_fake("lstm_ext::lstm_variant_layer")
     def _variant_layer_fake(xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight,
                             ln_c_bias, w_u, b_u, batch_sizes, reverse):
+        _check_devices("lstm_variant_layer", xgates, batch_sizes, h0=h0, c0=c0, w_hh=w_hh, peephole=peephole,
+                       zoneout_h=zoneout_h, zoneout_c=zoneout_c, ln_hh_weight=ln_hh_weight,
+                       ln_c_weight=ln_c_weight, ln_c_bias=ln_c_bias, w_u=w_u, b_u=b_u)
         hidden = w_hh.shape[0] // 4
         rows = xgates.shape[0] * xgates.shape[1] if batch_sizes is None else xgates.shape[0]
         output = xgates.new_empty((*xgates.shape[:-1], hidden))
@@ -54,6 +57,10 @@ if LOAD_ERROR is None:
         grad_output, grad_h_n, grad_c_n, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight,
         ln_c_bias, w_u, b_u, batch_sizes, reverse, output, gates, cells, states, rec, stats, lesson, output_mask,
     ):
+        _check_devices("lstm_variant_layer_backward", grad_output, batch_sizes, grad_h_n=grad_h_n, grad_c_n=grad_c_n,
+                       h0=h0, c0=c0, w_hh=w_hh, peephole=peephole, zoneout_h=zoneout_h, zoneout_c=zoneout_c,
+                       ln_hh_weight=ln_hh_weight, ln_c_weight=ln_c_weight, ln_c_bias=ln_c_bias, w_u=w_u, b_u=b_u,
+                       output=output, gates=gates, cells=cells, states=states, rec=rec, stats=stats, lesson=lesson)
         need_xgates, need_state, need_weights = output_mask
 
         def weight_grad(weight):

@@ -29,6 +29,8 @@ from hypothesis import strategies as st
 
 from lstm_ext import _ops, reference
 from test_ops import cell_args, layer_args
+from test_variants_ops import _op_args as variant_op_args
+from test_variants_ops import layer_case as variant_layer_case
 
 pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
 
@@ -66,6 +68,27 @@ def _good_calls() -> dict[str, tuple[object, list]]:
     calls["lstm_cell_backward"] = (
         ops.lstm_cell_backward, [*grads, input, hx, cx, w_ih, w_hh, gates, cy, [True, True, True]]
     )
+    calls.update(_variant_calls(g))
+    return calls
+
+
+def _variant_calls(g: torch.Generator) -> dict[str, tuple[object, list]]:
+    """The variant op with every optional feature on (peephole, zoneout, layer norm, lesson) and
+    a packed call with only a peephole, forward and backward."""
+    cases = {
+        "dense-all": dict(peephole=True, zoneout_h=0.3, zoneout_c=0.2, layer_norm=True),
+        "dense-lesson": dict(peephole=True, zoneout_h=0.3, lesson=True),
+        "packed-peephole": dict(packed=True, reverse=True, peephole=True),
+    }
+    calls = {}
+    for name, variant in cases.items():
+        args = list(variant_op_args(*variant_layer_case(T=4, B=3, I=5, H=6, **variant, seed=5)))
+        calls[f"lstm_variant_layer-{name}"] = (ops.lstm_variant_layer, args)
+        output, h_n, c_n, *saved = ops.lstm_variant_layer(*args)
+        grads = [torch.randn(t.shape, generator=g, dtype=t.dtype) for t in (output, h_n, c_n)]
+        calls[f"lstm_variant_layer_backward-{name}"] = (
+            ops.lstm_variant_layer_backward, [*grads, *args[1:], output, *saved, [True, True, True]]
+        )
     return calls
 
 

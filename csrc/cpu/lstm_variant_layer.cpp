@@ -318,10 +318,15 @@ Tensor10 lstm_variant_layer_backward(const Tensor& grad_output, const Tensor& gr
   check_tensor(grad_h_n, {s.B, s.H}, gates, "grad_h_n", op);
   check_tensor(grad_c_n, {s.B, s.H}, gates, "grad_c_n", op);
   check_tensor(cells, {s.N, s.H}, gates, "cells", op);
-  if (zoneout_c.has_value()) check_tensor(states, {s.N, s.H}, gates, "states", op);
-  if (ln_hh_weight.has_value()) check_tensor(rec, {s.N, 4 * s.H}, gates, "rec", op);
-  if (ln_hh_weight.has_value() || ln_c_weight.has_value()) check_tensor(stats, {s.N, kStats}, gates, "stats", op);
-  if (w_u.has_value()) check_tensor(lesson, {2, s.N, s.H}, gates, "lesson", op);
+  // A feature that is off saved the empty placeholder its forward returned; anything else is
+  // a saved tensor from another call.
+  const auto saved = [&](bool on, const Tensor& t, c10::IntArrayRef sizes, const char* name) {
+    check_tensor(t, on ? sizes : c10::IntArrayRef{0}, gates, name, op);
+  };
+  saved(zoneout_c.has_value(), states, {s.N, s.H}, "states");
+  saved(ln_hh_weight.has_value(), rec, {s.N, 4 * s.H}, "rec");
+  saved(ln_hh_weight.has_value() || ln_c_weight.has_value(), stats, {s.N, kStats}, "stats");
+  saved(w_u.has_value(), lesson, {2, s.N, s.H}, "lesson");
   const auto [need_xgates, need_state, need_weights] = output_mask;
 
   const Options o = options(peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u);
