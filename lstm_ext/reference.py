@@ -179,3 +179,8 @@ def lstm_layer(
     else:
         output = torch.cat(outputs) if outputs else input.new_empty((0, h0.shape[1]))
     return output, h, c
+
+
+from .reference_gru import gru_cell, gru_layer  # noqa: E402  (the GRU, lstm_ext.reference_gru)
+
+__all__ += ["gru_cell", "gru_layer"]

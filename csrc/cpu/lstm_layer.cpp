@@ -16,31 +16,13 @@
 
 #include "cpu/pointwise.h"
 #include "cpu/recurrent_gemm.h"
+#include "layer_steps.h"
 
 namespace lstm_ext {
 namespace cpu {
 namespace {
 
 using at::Tensor;
-
-// About 2048 hidden units per task: a few microseconds of gate math, enough to pay for
-// waking a pool thread, small enough that a 64 x 256 step splits over two cores.
-int64_t grain_rows(int64_t H) {
-  return std::max<int64_t>(1, 2048 / std::max<int64_t>(H, 1));
-}
-
-// The step processed just before step t (walking in the direction of the layer), or -1.
-int64_t previous_step(int64_t t, int64_t T, bool reverse) {
-  const int64_t prev = reverse ? t + 1 : t - 1;
-  return (prev < 0 || prev >= T) ? -1 : prev;
-}
-
-// Rows of step t whose previous state comes from step prev; the rest start from h0/c0.
-// Forward walks keep shrinking prefixes, so every row has one. Reverse walks over packed
-// input grow, and the new rows are sequences whose last element is at step t.
-int64_t rows_with_previous(const LayerShape& s, int64_t t, int64_t prev) {
-  return prev < 0 ? 0 : std::min(s.rows[t], s.rows[prev]);
-}
 
 template <typename scalar_t>
 void forward_loop(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates, Tensor& cells, Tensor& out2d,
@@ -133,19 +115,6 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
       recurrent.write(dgates.narrow(0, off, n), dh_t);
     }
   }
-}
-
-// h_{t-1} of every row of every step, laid out like the input, for dW_hh as one GEMM.
-Tensor previous_hidden(const LayerShape& s, bool reverse, const Tensor& out2d, const Tensor& h0) {
-  Tensor h_prev = at::empty({s.N, s.P}, out2d.options());
-  for (int64_t t = 0; t < s.T; ++t) {
-    const int64_t n = s.rows[t], off = s.offset[t];
-    const int64_t prev = previous_step(t, s.T, reverse);
-    const int64_t n_prev = rows_with_previous(s, t, prev);
-    if (n_prev > 0) h_prev.narrow(0, off, n_prev).copy_(out2d.narrow(0, s.offset[prev], n_prev));
-    if (n > n_prev) h_prev.narrow(0, off + n_prev, n - n_prev).copy_(h0.narrow(0, n_prev, n - n_prev));
-  }
-  return h_prev;
 }
 
 Tensor as_rows(const Tensor& t, int64_t cols) {
