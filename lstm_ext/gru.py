@@ -146,7 +146,10 @@ class GRU(_BackendChoice, RNNBase):
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         h_0 = hx
         autocast_dtype = _autocast_dtype(input.device)
-        if autocast_dtype is not None:  # run in autocast's dtype, as the LSTM layers do
+        if autocast_dtype is not None and _autocast_casts_lstm_cell(input.device.type, "aten::_cudnn_rnn"):
+            # nn.GRU runs wholly in autocast's dtype where its kernel is cuDNN's (CUDA). On the CPU
+            # its composite path casts only the matrix products and returns float32: the fused
+            # kernel then runs in float32, which gives nn.GRU's dtypes.
             input, h_0 = _cast(input, autocast_dtype), _cast(h_0, autocast_dtype)
             weights = [_cast(w, autocast_dtype) for w in weights]
         _check_dtypes(input, weights, [h_0])

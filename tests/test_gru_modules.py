@@ -15,7 +15,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 import lstm_ext
 from conftest import BACKENDS, copy_weights, requires_fused
 from test_gru import make_pair, rnd
-from tolerances import assert_close
+from tolerances import assert_close, tol
 
 F64 = torch.float64
 I, H, T, B = 4, 5, 6, 3
@@ -323,3 +323,19 @@ def test_double_backward(backend, kind, gen):
         assert (a is None) == (e is None), i
         if e is not None:
             assert_close(a, e, msg=lambda m, i=i: f"grad-of-grad {i}: {m}")
+
+
+@pytest.mark.parametrize("kind", ["GRU", "GRUCell"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cpu_autocast_gives_nn_dtypes(backend, kind):
+    """Under CPU autocast nn.GRU / nn.GRUCell cast only their matrix products (to bfloat16) and
+    return float32; ours return float32 too, within bfloat16's tolerance of nn's values."""
+    torch.manual_seed(0)
+    ref = getattr(nn, kind)(I, H)
+    ours = copy_weights(ref, getattr(lstm_ext, kind)(I, H, backend=backend))
+    x = torch.randn(T, B, I) if kind == "GRU" else torch.randn(B, I)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, actual = ref(x), ours(x)
+    for a, e in zip(actual if kind == "GRU" else [actual], expected if kind == "GRU" else [expected]):
+        assert a.dtype == e.dtype
+        assert_close(a, e, **tol(torch.bfloat16))
