@@ -1,4 +1,5 @@
-"""``convert``: swap ``torch.nn.LSTM`` / ``LSTMCell`` / ``GRU`` / ``GRUCell`` for lstm_ext's, in place, same Parameters."""
+"""``convert``: swap ``torch.nn.LSTM`` / ``LSTMCell`` / ``GRU`` / ``GRUCell`` for lstm_ext's, in place,
+same Parameters."""
 
 from __future__ import annotations
 

@@ -205,7 +205,8 @@ def test_nn_gru_does_graph_break(_reset_dynamo):
     """The contrast: dynamo will not capture torch.nn.GRU, so fullgraph=True raises."""
     model = SeqModel(nn.GRU)
     with pytest.raises(Exception, match="(?i)rnn|gru"):
-        torch.compile(model, fullgraph=True, backend="eager")(torch.randn(5, 3, 5, dtype=F64), torch.randn(4, 3, 7, dtype=F64))
+        torch.compile(model, fullgraph=True, backend="eager")(
+            torch.randn(5, 3, 5, dtype=F64), torch.randn(4, 3, 7, dtype=F64))
 
 
 @requires_fused()

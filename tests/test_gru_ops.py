@@ -22,7 +22,9 @@ def gru_args(T=5, B=3, I=4, H=6, bias=True, packed=False, reverse=False, dtype=t
              seed=0, scale=0.5):
     """(input, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse) for gru_layer."""
     g = torch.Generator().manual_seed(seed)
-    rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_(requires_grad)  # noqa: E731
+    def rand(*shape):
+        return (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_(requires_grad)
+
     batch_sizes = None
     if packed:
         lengths = torch.randint(1, T + 1, (B,), generator=g).sort(descending=True).values
