@@ -48,12 +48,12 @@ void forward_loop(const LayerShape& s, bool reverse, const Tensor& x_pre, Tensor
     const int64_t t = reverse ? s.T - 1 - k : k;
     const int64_t n = s.rows[t], off = s.offset[t];
     if (n == 0) continue;
-    recurrent.write(h_gemm.narrow(0, 0, n), h_pre.narrow(0, 0, n));
+    const Tensor h_pre_t = recurrent.product(h_gemm.narrow(0, 0, n), h_pre.narrow(0, 0, n)).contiguous();
 
     const GruForwardStep<scalar_t> step{
         H,
         x_pre.const_data_ptr<scalar_t>() + off * 3 * H,
-        h_pre.const_data_ptr<scalar_t>(),
+        h_pre_t.const_data_ptr<scalar_t>(),
         b_hn.defined() ? b_hn.const_data_ptr<scalar_t>() : nullptr,
         gates.data_ptr<opmath_t>() + off * 4 * H,
         h_state.data_ptr<opmath_t>(),
