@@ -15,4 +15,5 @@ One job per file:
 - ``compare.py``   the change against an earlier results.json, regressions beyond the IQR;
 - ``suite.py``     runs a preset (the programmatic API the tests call);
 - ``run.py``       the command line.
+- ``gru.py``       lstm_ext.GRU against nn.GRU, its own command line (``python benchmarks/gru.py``).
 """

@@ -1,5 +1,5 @@
-// The order of a layer's steps and where each row's previous state comes from, shared by
-// the layer kernels (plain and variant LSTM).
+// Host-side bookkeeping of a layer's time loop, shared by every recurrent layer kernel:
+// which step came before, how many of its rows carry over, and every row's previous h.
 #pragma once
 
 #include <ATen/ATen.h>

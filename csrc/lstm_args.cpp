@@ -4,7 +4,8 @@
 #include <c10/util/Exception.h>
 
 namespace lstm_ext {
-namespace {
+
+// The building blocks, declared in lstm_args.h for the checks of other layers (GRU).
 
 void check_shape(const at::Tensor& t, c10::IntArrayRef expected, const char* name, const char* op) {
   TORCH_CHECK(t.sizes() == expected, op, ": expected ", name, " of shape ", expected, ", got ", t.sizes());
@@ -31,15 +32,16 @@ void check_floating(const at::Tensor& input, const char* op) {
               input.scalar_type());
 }
 
-// Weights and biases: w_ih [4H, I], w_hh [4H, P], b [4H], w_hr [P, H]. Fills I, H, P.
+// Weights and biases: w_ih [G*H, I], w_hh [G*H, P], b [G*H], w_hr [P, H], G = num_gates (4 for
+// the LSTM, 3 for the GRU). Fills H and P.
 void check_weights(LayerShape& s, const at::Tensor& input, const at::Tensor& w_ih, const at::Tensor& w_hh,
                    const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
-                   const std::optional<at::Tensor>& w_hr, const char* op) {
-  TORCH_CHECK(w_hh.dim() == 2, op, ": expected w_hh to be 2-D [4*hidden_size, proj_size or hidden_size], got ",
-              w_hh.dim(), "-D");
-  TORCH_CHECK(w_hh.size(0) > 0 && w_hh.size(0) % 4 == 0, op,
-              ": expected w_hh.size(0) to be a positive multiple of 4 (4*hidden_size), got ", w_hh.size(0));
-  s.H = w_hh.size(0) / 4;
+                   const std::optional<at::Tensor>& w_hr, const char* op, int64_t num_gates) {
+  TORCH_CHECK(w_hh.dim() == 2, op, ": expected w_hh to be 2-D [", num_gates,
+              "*hidden_size, proj_size or hidden_size], got ", w_hh.dim(), "-D");
+  TORCH_CHECK(w_hh.size(0) > 0 && w_hh.size(0) % num_gates == 0, op, ": expected w_hh.size(0) to be a positive multiple of ",
+              num_gates, " (", num_gates, "*hidden_size), got ", w_hh.size(0));
+  s.H = w_hh.size(0) / num_gates;
   s.has_proj = w_hr.has_value();
   if (s.has_proj) {
     TORCH_CHECK(w_hr->dim() == 2 && w_hr->size(1) == s.H && w_hr->size(0) > 0, op,
@@ -49,16 +51,16 @@ void check_weights(LayerShape& s, const at::Tensor& input, const at::Tensor& w_i
   } else {
     s.P = s.H;
   }
-  check_shape(w_hh, {4 * s.H, s.P}, "w_hh", op);
-  check_shape(w_ih, {4 * s.H, s.I}, "w_ih", op);
+  check_shape(w_hh, {num_gates * s.H, s.P}, "w_hh", op);
+  check_shape(w_ih, {num_gates * s.H, s.I}, "w_ih", op);
   check_like(w_ih, input, "w_ih", op);
   check_like(w_hh, input, "w_hh", op);
   if (b_ih.has_value()) {
-    check_shape(*b_ih, {4 * s.H}, "b_ih", op);
+    check_shape(*b_ih, {num_gates * s.H}, "b_ih", op);
     check_like(*b_ih, input, "b_ih", op);
   }
   if (b_hh.has_value()) {
-    check_shape(*b_hh, {4 * s.H}, "b_hh", op);
+    check_shape(*b_hh, {num_gates * s.H}, "b_hh", op);
     check_like(*b_hh, input, "b_hh", op);
   }
 }
@@ -119,7 +121,7 @@ void check_cell(const at::Tensor& input, const at::Tensor& hx, const at::Tensor&
   LayerShape s;
   s.B = input.size(0);
   s.I = input.size(1);
-  check_weights(s, input, w_ih, w_hh, b_ih, b_hh, std::nullopt, op);
+  check_weights(s, input, w_ih, w_hh, b_ih, b_hh, std::nullopt, op, 4);
   check_shape(hx, {s.B, s.H}, "hx", op);
   check_shape(cx, {s.B, s.H}, "cx", op);
   check_like(hx, input, "hx", op);
@@ -131,7 +133,16 @@ c10::DimVector output_sizes(const LayerShape& s) {
   return {s.T, s.B, s.P};
 }
 
-}  // namespace
+LayerShape one_dense_step(int64_t B, int64_t I, int64_t H) {
+  LayerShape s;
+  s.T = 1;
+  s.B = s.N = B;
+  s.I = I;
+  s.H = s.P = H;
+  s.rows = {B};
+  s.offset = {0};
+  return s;
+}
 
 at::ScalarType opmath_dtype(at::ScalarType dtype) {
   return (dtype == at::kBFloat16 || dtype == at::kHalf) ? at::kFloat : dtype;
@@ -144,7 +155,7 @@ LayerShape check_layer_forward(
   check_floating(input, op);
   LayerShape s;
   check_steps(s, input, h0, batch_sizes, op);
-  check_weights(s, input, w_ih, w_hh, b_ih, b_hh, w_hr, op);
+  check_weights(s, input, w_ih, w_hh, b_ih, b_hh, w_hr, op, 4);
   check_shape(h0, {s.B, s.P}, "h0", op);
   check_shape(c0, {s.B, s.H}, "c0", op);
   check_like(h0, input, "h0", op);

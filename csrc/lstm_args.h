@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/DimVector.h>
 
 #include <optional>
 #include <vector>
@@ -42,6 +43,29 @@ void check_cell_forward(
 
 // The dtype in which gates and cell states are kept: float for reduced precision.
 at::ScalarType opmath_dtype(at::ScalarType dtype);
+
+// The building blocks of the checks above, for the checks of other layers (gru_args.cpp).
+// Each raises with `op` and the argument's name in the message.
+void check_shape(const at::Tensor& t, c10::IntArrayRef expected, const char* name, const char* op);
+// t has input's dtype and device.
+void check_like(const at::Tensor& t, const at::Tensor& input, const char* name, const char* op);
+// A tensor saved for backward: shape `expected`, input's op-math dtype and device.
+void check_saved(const at::Tensor& t, c10::IntArrayRef expected, const at::Tensor& input, const char* name,
+                 const char* op);
+void check_floating(const at::Tensor& input, const char* op);
+// Weights w_ih [G*H, I], w_hh [G*H, P], biases [G*H], w_hr [P, H] with G = num_gates; fills H, P.
+void check_weights(LayerShape& s, const at::Tensor& input, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                   const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                   const std::optional<at::Tensor>& w_hr, const char* op, int64_t num_gates);
+// Fills T, B, N, rows and offset from the input's layout (dense [T, B, I] or packed [N, I]),
+// h0's batch and batch_sizes.
+void check_steps(LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
+                 const std::optional<at::Tensor>& batch_sizes, const char* op);
+// [N, P] when packed, [T, B, P] when dense.
+c10::DimVector output_sizes(const LayerShape& s);
+
+// One dense step of B rows: how a cell op runs the layer kernel.
+LayerShape one_dense_step(int64_t B, int64_t I, int64_t H);
 
 }  // namespace lstm_ext
 

@@ -68,15 +68,7 @@ struct Ops {
 
  private:
   static LayerShape one_step(const at::Tensor& input, const at::Tensor& w_hh) {
-    LayerShape s;
-    s.T = 1;
-    s.B = input.size(0);
-    s.I = input.size(1);
-    s.H = s.P = w_hh.size(0) / 4;
-    s.N = s.B;
-    s.rows = {s.B};
-    s.offset = {0};
-    return s;
+    return one_dense_step(input.size(0), input.size(1), w_hh.size(0) / 4);
   }
 };
 

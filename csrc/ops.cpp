@@ -72,3 +72,29 @@ TORCH_LIBRARY_FRAGMENT(lstm_ext, m) {
       "Tensor grad_ln_hh_weight, Tensor grad_ln_c_weight, Tensor grad_ln_c_bias, Tensor grad_w_u, "
       "Tensor grad_b_u)");
 }
+
+// ---- GRU ------------------------------------------------------------------------------------
+TORCH_LIBRARY_FRAGMENT(lstm_ext, m) {
+  // One GRU layer, one direction, the whole sequence; input and batch_sizes as in lstm_layer.
+  // h0 [B, H], w_ih [3H, I], w_hh [3H, H], biases [3H] (torch's gate order r, z, n).
+  // gates is saved for backward: [N, 4H] in the op-math dtype, blocks r, z, n and
+  // hn = h W_hn + b_hn (the recurrent part of the candidate, before the reset gate).
+  m.def(
+      "gru_layer(Tensor input, Tensor h0, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
+      "Tensor? batch_sizes, bool reverse) -> (Tensor output, Tensor h_n, Tensor gates)");
+  // output_mask: which of (input, h0, weights) need gradients; the others come back empty.
+  // The two bias gradients differ in the n block (b_hn is scaled by the reset gate).
+  m.def(
+      "gru_layer_backward(Tensor grad_output, Tensor grad_h_n, Tensor input, Tensor h0, Tensor w_ih, "
+      "Tensor w_hh, Tensor? batch_sizes, bool reverse, Tensor output, Tensor gates, bool[3] output_mask) "
+      "-> (Tensor grad_input, Tensor grad_h0, Tensor grad_w_ih, Tensor grad_w_hh, Tensor grad_b_ih, "
+      "Tensor grad_b_hh)");
+  // One step, for GRUCell: input [B, I], hx [B, H].
+  m.def(
+      "gru_cell(Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh) "
+      "-> (Tensor hy, Tensor gates)");
+  m.def(
+      "gru_cell_backward(Tensor grad_hy, Tensor input, Tensor hx, Tensor w_ih, Tensor w_hh, Tensor gates, "
+      "bool[3] output_mask) -> (Tensor grad_input, Tensor grad_hx, Tensor grad_w_ih, Tensor grad_w_hh, "
+      "Tensor grad_b_ih, Tensor grad_b_hh)");
+}

@@ -28,14 +28,14 @@ _CPU_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 _CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
-def has_fused_kernel(device: torch.device, dtype: torch.dtype) -> bool:
-    """True when a compiled kernel exists for tensors of this device type and dtype."""
+def has_fused_kernel(device: torch.device, dtype: torch.dtype, op: str = "lstm_ext::lstm_layer") -> bool:
+    """True when a compiled kernel of ``op`` exists for tensors of this device type and dtype."""
     if LOAD_ERROR is not None:
         return False
     if device.type == "cpu":
         return dtype in _CPU_DTYPES
     if device.type == "cuda":
-        return dtype in _CUDA_DTYPES and torch._C._dispatch_has_kernel_for_dispatch_key("lstm_ext::lstm_layer", "CUDA")
+        return dtype in _CUDA_DTYPES and torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA")
     return False
 
 

@@ -1,4 +1,5 @@
-"""``convert``: swap ``torch.nn.LSTM`` / ``torch.nn.LSTMCell`` for lstm_ext's, in place, same Parameters."""
+"""``convert``: swap ``torch.nn.LSTM`` / ``LSTMCell`` / ``GRU`` / ``GRUCell`` for lstm_ext's, in place,
+same Parameters."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Union
 
 from torch import nn
 
+from .gru import GRU, GRUCell
 from .modules import LSTM, LSTMCell, _check_backend
 
 __all__ = ["convert"]
@@ -15,10 +17,11 @@ _REBUILT = frozenset({"_parameters", "_buffers", "_modules", "_flat_weights", "_
 
 
 def convert(module: nn.Module, *, backend: str = "auto") -> nn.Module:
-    """Replace every ``nn.LSTM`` and ``nn.LSTMCell`` in ``module`` with :class:`lstm_ext.LSTM` /
-    :class:`lstm_ext.LSTMCell`, and return the module.
+    """Replace every ``nn.LSTM``, ``nn.LSTMCell``, ``nn.GRU`` and ``nn.GRUCell`` in ``module`` with
+    :class:`lstm_ext.LSTM` / :class:`lstm_ext.LSTMCell` / :class:`lstm_ext.GRU` /
+    :class:`lstm_ext.GRUCell`, and return the module.
 
-    Only modules whose type is exactly ``nn.LSTM`` or ``nn.LSTMCell`` are replaced (subclasses,
+    Only modules whose type is exactly one of those four are replaced (subclasses,
     parametrized modules and lstm_ext's own modules are left alone). Each replacement holds the
     very same ``Parameter`` objects (``new.weight_ih_l0 is old.weight_ih_l0``), so an optimizer
     built before the conversion keeps updating the model, and ``state_dict()`` keys and values
@@ -27,7 +30,7 @@ def convert(module: nn.Module, *, backend: str = "auto") -> nn.Module:
     the meta device, then handed the old Parameters). A module that appears in several places
     is converted once and stays shared.
 
-    If ``module`` itself is an ``nn.LSTM`` / ``nn.LSTMCell`` the new module is returned (the
+    If ``module`` itself is one of the four, the new module is returned (the
     argument is not changed in place); otherwise ``module`` is changed in place and returned.
 
     Args:
@@ -67,15 +70,17 @@ def _convert_children(parent: nn.Module, backend: str, converted: dict[int, nn.M
 
 
 def _convert_one(module: nn.Module, backend: str, converted: dict[int, nn.Module]) -> Union[nn.Module, None]:
-    """The replacement for ``module``, or None when it is not an nn.LSTM / nn.LSTMCell."""
-    if type(module) is nn.LSTM:
-        make = lambda: LSTM(  # noqa: E731
+    """The replacement for ``module``, or None when it is not an nn.LSTM / LSTMCell / GRU / GRUCell."""
+    if type(module) in (nn.LSTM, nn.GRU):
+        layer, extra = (LSTM, dict(proj_size=module.proj_size)) if type(module) is nn.LSTM else (GRU, {})
+        make = lambda: layer(  # noqa: E731
             module.input_size, module.hidden_size, num_layers=module.num_layers, bias=module.bias,
             batch_first=module.batch_first, dropout=module.dropout, bidirectional=module.bidirectional,
-            proj_size=module.proj_size, device="meta", backend=backend,
+            **extra, device="meta", backend=backend,
         )
-    elif type(module) is nn.LSTMCell:
-        make = lambda: LSTMCell(  # noqa: E731
+    elif type(module) in (nn.LSTMCell, nn.GRUCell):
+        cell = LSTMCell if type(module) is nn.LSTMCell else GRUCell
+        make = lambda: cell(  # noqa: E731
             module.input_size, module.hidden_size, bias=module.bias, device="meta", backend=backend,
         )
     else:

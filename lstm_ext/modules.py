@@ -78,16 +78,16 @@ def _check_backend(backend: object) -> None:
 
 
 @torch.compiler.assume_constant_result
-def _fused_kernel_exists(device: torch.device, dtype: torch.dtype) -> bool:
+def _fused_kernel_exists(device: torch.device, dtype: torch.dtype, op: str = "lstm_ext::lstm_layer") -> bool:
     # A constant to torch.compile: it asks the dispatcher once while tracing, not in the graph.
-    return _ops.has_fused_kernel(device, dtype)
+    return _ops.has_fused_kernel(device, dtype, op)
 
 
-def _use_fused(backend: str, device: torch.device, dtype: torch.dtype) -> bool:
-    """Whether this call runs the fused kernel; raises for backend="fused" without one."""
+def _use_fused(backend: str, device: torch.device, dtype: torch.dtype, op: str = "lstm_ext::lstm_layer") -> bool:
+    """Whether this call runs the fused kernel of ``op``; raises for backend="fused" without one."""
     if backend == "reference":
         return False
-    if _fused_kernel_exists(device, dtype):
+    if _fused_kernel_exists(device, dtype, op):
         return True
     if backend == "fused":
         raise RuntimeError(_ops.missing_kernel_message(device, dtype))
@@ -147,14 +147,15 @@ def _autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
 
 
 @torch.compiler.assume_constant_result
-def _autocast_casts_lstm_cell(device_type: str) -> bool:
-    """Whether torch's autocast runs ``aten::lstm_cell`` in lower precision on this device type
-    (it does on CUDA, XPU and MPS; on CPU only the matrix products inside it are cast)."""
+def _autocast_casts_lstm_cell(device_type: str, op: str = "aten::lstm_cell") -> bool:
+    """Whether torch's autocast runs ``op`` (``aten::lstm_cell``, ``aten::gru_cell``) in lower
+    precision on this device type (it does on CUDA, XPU and MPS; on CPU only the matrix products
+    inside it are cast)."""
     key = {"cuda": "AutocastCUDA", "xpu": "AutocastXPU", "mps": "AutocastMPS", "cpu": "AutocastCPU"}.get(device_type)
     if key is None:
         return False
     try:
-        return torch._C._dispatch_has_kernel_for_dispatch_key("aten::lstm_cell", key)
+        return torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
     except RuntimeError:
         return False
 
@@ -205,6 +206,19 @@ def _check_dtypes(input: Tensor, params: list[Optional[Tensor]], hiddens: list[T
         check("hidden", hidden)
     for param in params:
         check("parameter", param)
+
+
+def _check_matmul_dtypes(input: Tensor, products: tuple[tuple[Tensor, Tensor], ...]) -> None:
+    """A cell's matrix products, in ATen's order: a dtype mismatch fails as ``mm`` words it
+    (outside autocast, which casts both sides)."""
+    if _autocast_dtype(input.device) is not None:
+        return
+    for mat1, mat2 in products:
+        if mat1.dtype != mat2.dtype:
+            raise RuntimeError(
+                f"mat1 and mat2 must have the same dtype, but got "
+                f"{_scalar_type_name(mat1.dtype)} and {_scalar_type_name(mat2.dtype)}"
+            )
 
 
 class _BackendChoice:
@@ -692,13 +706,7 @@ class LSTMCell(_BackendChoice, RNNCellBase):
                 )
         # ATen then computes hx @ w_hh.T before input @ w_ih.T; a dtype mismatch fails there, in
         # the matrix product's words. (A cx of another dtype is promoted, not refused.)
-        if _autocast_dtype(input.device) is None:
-            for mat1, mat2 in ((hx[0], w_hh), (input, w_ih)):
-                if mat1.dtype != mat2.dtype:
-                    raise RuntimeError(
-                        f"mat1 and mat2 must have the same dtype, but got "
-                        f"{_scalar_type_name(mat1.dtype)} and {_scalar_type_name(mat2.dtype)}"
-                    )
+        _check_matmul_dtypes(input, ((hx[0], w_hh), (input, w_ih)))
         names = self._variant_names[0]
         variant_params = [_peephole(self, names), *_layer_norm(self, names), *_lesson(self, names)]
         _check_devices(input, [w_ih, w_hh, self.bias_ih, self.bias_hh, *variant_params], [hx[0], hx[1]])

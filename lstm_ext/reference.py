@@ -374,3 +374,8 @@ def variant_lstm_layer(
         return h_t, h_t, c_t
 
     return _walk(input, h0, c0, batch_sizes, reverse, step)
+
+
+from .reference_gru import gru_cell, gru_layer  # noqa: E402  (the GRU, lstm_ext.reference_gru)
+
+__all__ += ["gru_cell", "gru_layer"]

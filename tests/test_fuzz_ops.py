@@ -28,6 +28,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lstm_ext import _ops, reference
+from test_gru_ops import cell_args as gru_cell_args
+from test_gru_ops import gru_args
 from test_ops import cell_args, layer_args
 from test_variants_ops import _op_args as variant_op_args
 from test_variants_ops import layer_case as variant_layer_case
@@ -69,6 +71,31 @@ def _good_calls() -> dict[str, tuple[object, list]]:
         ops.lstm_cell_backward, [*grads, input, hx, cx, w_ih, w_hh, gates, cy, [True, True, True]]
     )
     calls.update(_variant_calls(g))
+    calls.update(_gru_calls(g))
+    return calls
+
+
+def _gru_calls(g: torch.Generator) -> dict[str, tuple[object, list]]:
+    """The GRU ops: a dense and a packed reverse layer, and a cell, forward and backward."""
+    calls = {}
+    for name, case in (("dense", dict(T=4, B=3, I=5, H=6)), ("packed", dict(T=5, B=4, I=3, H=5, packed=True, reverse=True))):
+        args = _detach(gru_args(**case, requires_grad=False, seed=6))
+        calls[f"gru_layer-{name}"] = (ops.gru_layer, args)
+        input, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse = args
+        output, h_n, gates = ops.gru_layer(*args)
+        grads = [torch.randn(t.shape, generator=g, dtype=t.dtype) for t in (output, h_n)]
+        calls[f"gru_layer_backward-{name}"] = (
+            ops.gru_layer_backward,
+            [*grads, input, h0, w_ih, w_hh, batch_sizes, reverse, output, gates, [True, True, True]],
+        )
+    cell = _detach(gru_cell_args(B=3, I=4, H=5, seed=7))
+    calls["gru_cell"] = (ops.gru_cell, cell)
+    input, hx, w_ih, w_hh, _, _ = cell
+    hy, gates = ops.gru_cell(*cell)
+    calls["gru_cell_backward"] = (
+        ops.gru_cell_backward,
+        [torch.randn(hy.shape, generator=g, dtype=hy.dtype), input, hx, w_ih, w_hh, gates, [True, True, True]],
+    )
     return calls
 
 
@@ -141,8 +168,8 @@ def _mutations(t: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
 
 # The one single-argument change that stays a valid call: a dense input with another number of
 # steps (zero included). It must give the reference's answer.
-LEGAL = {("lstm_layer-dense", "input", "dim0+1"), ("lstm_layer-dense", "input", "dim0-1"),
-         ("lstm_layer-dense", "input", "dim0=0")}
+LEGAL = {(call, "input", kind) for call in ("lstm_layer-dense", "gru_layer-dense")
+         for kind in ("dim0+1", "dim0-1", "dim0=0")}
 
 
 def _malformed_cases():
@@ -163,8 +190,8 @@ def _assert_clear_error(error: BaseException, op) -> None:
     assert op_name in message or op_name.replace("lstm_ext::", "lstm_ext_") in message, message
 
 
-def _reference_layer(input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse):
-    return reference.lstm_layer(input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse)
+# call -> (the reference of its op, how many leading outputs it returns)
+_REFERENCES = {"lstm_layer-dense": (reference.lstm_layer, 3), "gru_layer-dense": (reference.gru_layer, 2)}
 
 
 @pytest.mark.parametrize("call, index, bad, legal", list(_malformed_cases()))
@@ -173,8 +200,9 @@ def test_malformed_argument_raises(call, index, bad, legal):
     args = list(args)
     args[index] = bad
     if legal:
-        got = op(*args)[:3]
-        want = _reference_layer(*args)
+        ref, outputs = _REFERENCES[call]
+        got = op(*args)[:outputs]
+        want = ref(*args)
         for g, w in zip(got, want):
             torch.testing.assert_close(g, w)
         return
@@ -414,7 +442,7 @@ def _independent_shapes(draw):
 
 def _reference_or_error(args) -> Optional[tuple]:
     try:
-        return _reference_layer(*args)
+        return reference.lstm_layer(*args)
     except Exception:
         return None
 

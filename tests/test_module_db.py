@@ -1,4 +1,4 @@
-"""PyTorch's own ModuleInfo samples for nn.LSTM / nn.LSTMCell, run through lstm_ext's modules.
+"""PyTorch's own ModuleInfo samples for nn.LSTM / nn.LSTMCell (and nn.GRU / nn.GRUCell), run through lstm_ext's modules.
 
 For every sample of ``torch.testing._internal.common_modules.module_db``'s LSTM and LSTMCell
 entries: build nn's module and ours from the same constructor arguments, copy nn's state_dict
@@ -21,6 +21,7 @@ from conftest import BACKENDS
 from tolerances import assert_close
 
 OURS = {nn.LSTM: lstm_ext.LSTM, nn.LSTMCell: lstm_ext.LSTMCell}
+OURS.update({nn.GRU: lstm_ext.GRU, nn.GRUCell: lstm_ext.GRUCell})
 INFOS = {info.module_cls: info for info in module_db if info.module_cls in OURS}
 DTYPES = [torch.float32, torch.float64]
 

@@ -263,10 +263,6 @@ Tensor nothing(const Tensor& like) {
   return at::empty({0}, like.options());
 }
 
-c10::DimVector output_sizes(const LayerShape& s) {
-  return s.packed ? c10::DimVector{s.N, s.H} : c10::DimVector{s.T, s.B, s.H};
-}
-
 }  // namespace
 
 Tensor9 lstm_variant_layer(const Tensor& xgates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,

@@ -1,5 +1,6 @@
 // Picks the pointwise kernels for this CPU once, from ATen's own reading of it.
 #include "cpu/pointwise.h"
+#include "cpu/gru_pointwise.h"
 
 #include <ATen/Version.h>
 #include <c10/util/BFloat16.h>
@@ -16,6 +17,14 @@ template <typename scalar_t> ForwardRows<scalar_t> forward_rows_AVX2();
 template <typename scalar_t> BackwardRows<scalar_t> backward_rows_AVX2();
 template <typename scalar_t> ForwardRows<scalar_t> forward_rows_AVX512();
 template <typename scalar_t> BackwardRows<scalar_t> backward_rows_AVX512();
+#endif
+template <typename scalar_t> GruForwardRows<scalar_t> gru_forward_rows_DEFAULT();
+template <typename scalar_t> GruBackwardRows<scalar_t> gru_backward_rows_DEFAULT();
+#if defined(__x86_64__)
+template <typename scalar_t> GruForwardRows<scalar_t> gru_forward_rows_AVX2();
+template <typename scalar_t> GruBackwardRows<scalar_t> gru_backward_rows_AVX2();
+template <typename scalar_t> GruForwardRows<scalar_t> gru_forward_rows_AVX512();
+template <typename scalar_t> GruBackwardRows<scalar_t> gru_backward_rows_AVX512();
 #endif
 
 namespace {
@@ -35,26 +44,36 @@ Capability capability() {
 }
 }  // namespace
 
+// One dispatch for every family of kernels: NAME_DEFAULT, NAME_AVX2 or NAME_AVX512.
+#if defined(__x86_64__)
+#define LSTM_EXT_BY_CAPABILITY(NAME, T)                                    \
+  switch (capability()) {                                                  \
+    case Capability::AVX512: return NAME##_AVX512<T>();                    \
+    case Capability::AVX2: return NAME##_AVX2<T>();                        \
+    default: return NAME##_DEFAULT<T>();                                   \
+  }
+#else
+#define LSTM_EXT_BY_CAPABILITY(NAME, T) return NAME##_DEFAULT<T>();
+#endif
+
 template <typename scalar_t>
 ForwardRows<scalar_t> forward_rows() {
-  switch (capability()) {
-#if defined(__x86_64__)
-    case Capability::AVX512: return forward_rows_AVX512<scalar_t>();
-    case Capability::AVX2: return forward_rows_AVX2<scalar_t>();
-#endif
-    default: return forward_rows_DEFAULT<scalar_t>();
-  }
+  LSTM_EXT_BY_CAPABILITY(forward_rows, scalar_t)
 }
 
 template <typename scalar_t>
 BackwardRows<scalar_t> backward_rows() {
-  switch (capability()) {
-#if defined(__x86_64__)
-    case Capability::AVX512: return backward_rows_AVX512<scalar_t>();
-    case Capability::AVX2: return backward_rows_AVX2<scalar_t>();
-#endif
-    default: return backward_rows_DEFAULT<scalar_t>();
-  }
+  LSTM_EXT_BY_CAPABILITY(backward_rows, scalar_t)
+}
+
+template <typename scalar_t>
+GruForwardRows<scalar_t> gru_forward_rows() {
+  LSTM_EXT_BY_CAPABILITY(gru_forward_rows, scalar_t)
+}
+
+template <typename scalar_t>
+GruBackwardRows<scalar_t> gru_backward_rows() {
+  LSTM_EXT_BY_CAPABILITY(gru_backward_rows, scalar_t)
 }
 
 template ForwardRows<float> forward_rows<float>();
@@ -63,6 +82,12 @@ template ForwardRows<c10::BFloat16> forward_rows<c10::BFloat16>();
 template BackwardRows<float> backward_rows<float>();
 template BackwardRows<double> backward_rows<double>();
 template BackwardRows<c10::BFloat16> backward_rows<c10::BFloat16>();
+template GruForwardRows<float> gru_forward_rows<float>();
+template GruForwardRows<double> gru_forward_rows<double>();
+template GruForwardRows<c10::BFloat16> gru_forward_rows<c10::BFloat16>();
+template GruBackwardRows<float> gru_backward_rows<float>();
+template GruBackwardRows<double> gru_backward_rows<double>();
+template GruBackwardRows<c10::BFloat16> gru_backward_rows<c10::BFloat16>();
 
 }  // namespace cpu
 }  // namespace lstm_ext

@@ -19,6 +19,8 @@
 #define CPU_CAPABILITY AVX2
 #define CPU_CAPABILITY_AVX2
 #include "cpu/pointwise_impl.h"
+#include "cpu/gru_pointwise_impl.h"
 
 LSTM_EXT_POINTWISE_TABLE(AVX2)
+LSTM_EXT_GRU_POINTWISE_TABLE(AVX2)
 #endif

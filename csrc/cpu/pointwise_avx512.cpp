@@ -30,6 +30,8 @@
 #define CPU_CAPABILITY AVX512
 #define CPU_CAPABILITY_AVX512
 #include "cpu/pointwise_impl.h"
+#include "cpu/gru_pointwise_impl.h"
 
 LSTM_EXT_POINTWISE_TABLE(AVX512)
+LSTM_EXT_GRU_POINTWISE_TABLE(AVX512)
 #endif

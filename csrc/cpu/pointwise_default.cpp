@@ -2,5 +2,7 @@
 #define CPU_CAPABILITY DEFAULT
 #define CPU_CAPABILITY_DEFAULT
 #include "cpu/pointwise_impl.h"
+#include "cpu/gru_pointwise_impl.h"
 
 LSTM_EXT_POINTWISE_TABLE(DEFAULT)
+LSTM_EXT_GRU_POINTWISE_TABLE(DEFAULT)

@@ -76,5 +76,10 @@ void RecurrentGemm::write(const at::Tensor& rows, at::Tensor out) const {
   out.copy_(onednn()->linear.call(rows, packed_, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt));
 }
 
+at::Tensor RecurrentGemm::product(const at::Tensor& rows, at::Tensor out) const {
+  if (!packed_.defined()) return at::mm_out(out, rows, weight_t_);
+  return onednn()->linear.call(rows, packed_, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
+}
+
 }  // namespace cpu
 }  // namespace lstm_ext

@@ -24,6 +24,10 @@ class RecurrentGemm {
   // out = rows @ weight^T, written into out.
   void write(const at::Tensor& rows, at::Tensor out) const;
 
+  // rows @ weight^T: written into out and returned, or (packed weight) a new tensor, which saves
+  // write()'s copy. Read the result from the returned tensor, not from out.
+  at::Tensor product(const at::Tensor& rows, at::Tensor out) const;
+
  private:
   at::Tensor weight_t_;  // weight^T as a view, for at::addmm
   at::Tensor packed_;    // oneDNN's packed weight, or undefined

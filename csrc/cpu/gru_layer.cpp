@@ -1,0 +1,178 @@
+// One GRU layer-direction over a whole (dense or packed) sequence, on the CPU. The same loop as
+// lstm_layer.cpp, with the GRU's one difference: the candidate needs the recurrent projection
+// of its block apart from the input's (r * (h W_hn + b_hn)), so each step's recurrent GEMM
+// writes a scratch buffer instead of accumulating into the input projection.
+//
+// Forward:  one GEMM projects every step's input (b_ih, b_hr and b_hz folded in); then per step
+//           one recurrent GEMM and one fused pointwise pass of gru_gates.h.
+// Backward: per step one fused pointwise pass and one recurrent GEMM; after the loop the input
+//           and weight gradients as a few large GEMMs over all steps at once.
+// Buffers are allocated once per call; the time loop only takes views of them. The memory h is
+// carried in op-math precision (float for bfloat16), like the LSTM's cell state.
+#include "cpu/gru_layer.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+
+#include "cpu/gru_pointwise.h"
+#include "cpu/pointwise.h"
+#include "cpu/recurrent_gemm.h"
+#include "layer_steps.h"
+
+namespace lstm_ext {
+namespace cpu {
+namespace {
+
+using at::Tensor;
+
+template <typename T>
+T* data_or_null(const Tensor& t) {
+  return t.defined() ? t.data_ptr<T>() : nullptr;
+}
+
+template <typename scalar_t>
+void forward_loop(const LayerShape& s, bool reverse, const Tensor& x_pre, Tensor& h_pre, const Tensor& b_hn,
+                  Tensor& gates, Tensor& out2d, Tensor& h_state, Tensor& h_copy, const Tensor& w_hh) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t H = s.H;
+  const RecurrentGemm recurrent(w_hh, s.B);
+  const GruForwardRows<scalar_t> rows = gru_forward_rows<scalar_t>();
+  // The GEMM's operand: the carried state itself, or its copy in the storage dtype (bfloat16).
+  const Tensor& h_gemm = h_copy.defined() ? h_copy : h_state;
+
+  for (int64_t k = 0; k < s.T; ++k) {
+    const int64_t t = reverse ? s.T - 1 - k : k;
+    const int64_t n = s.rows[t], off = s.offset[t];
+    if (n == 0) continue;
+    const Tensor h_pre_t = recurrent.product(h_gemm.narrow(0, 0, n), h_pre.narrow(0, 0, n)).contiguous();
+
+    const GruForwardStep<scalar_t> step{
+        H,
+        x_pre.const_data_ptr<scalar_t>() + off * 3 * H,
+        h_pre_t.const_data_ptr<scalar_t>(),
+        b_hn.defined() ? b_hn.const_data_ptr<scalar_t>() : nullptr,
+        gates.data_ptr<opmath_t>() + off * 4 * H,
+        h_state.data_ptr<opmath_t>(),
+        data_or_null<scalar_t>(h_copy),
+        out2d.data_ptr<scalar_t>() + off * H,
+    };
+    at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
+  }
+}
+
+template <typename scalar_t>
+void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, const Tensor& h_prev,
+                   const Tensor& gates, Tensor& dh_state, Tensor& d_x, Tensor& d_h, const Tensor& w_hh,
+                   bool need_state_grad) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t H = s.H;
+  const GruBackwardRows<scalar_t> rows = gru_backward_rows<scalar_t>();
+  const RecurrentGemm recurrent(w_hh.t(), s.B);  // dh_{t-1} += d_h_t @ w_hh
+
+  for (int64_t k = s.T - 1; k >= 0; --k) {
+    const int64_t t = reverse ? s.T - 1 - k : k;
+    const int64_t n = s.rows[t], off = s.offset[t];
+    if (n == 0) continue;
+    const GruBackwardStep<scalar_t> step{
+        H,
+        gates.const_data_ptr<opmath_t>() + off * 4 * H,
+        h_prev.const_data_ptr<scalar_t>() + off * H,
+        grad_out2d.const_data_ptr<scalar_t>() + off * H,
+        dh_state.data_ptr<scalar_t>(),
+        d_x.data_ptr<scalar_t>() + off * 3 * H,
+        d_h.data_ptr<scalar_t>() + off * 3 * H,
+    };
+    at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
+
+    // The last step walked needs no gradient for h0 unless one was asked for.
+    if (k > 0 || need_state_grad) {
+      Tensor dh_t = dh_state.narrow(0, 0, n);
+      const Tensor sum = recurrent.accumulate(d_h.narrow(0, off, n), dh_t);
+      if (!sum.is_same(dh_t)) dh_t.copy_(sum);
+    }
+  }
+}
+
+Tensor as_rows(const Tensor& t, int64_t cols) {
+  return t.reshape({-1, cols});
+}
+
+}  // namespace
+
+GruForward gru_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& w_ih,
+                       const Tensor& w_hh, const std::optional<Tensor>& b_ih, const std::optional<Tensor>& b_hh,
+                       bool reverse) {
+  const at::ScalarType dtype = input.scalar_type();
+  const at::ScalarType opmath = opmath_dtype(dtype);
+  const int64_t H = s.H;
+  const Tensor x = as_rows(input.contiguous(), s.I);
+  const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
+
+  // x W_ih + b_ih + [b_hr, b_hz, 0]: b_hn must stay inside the reset product.
+  Tensor x_pre = at::empty({s.N, 3 * H}, input.options());
+  Tensor b_hn;
+  if (b_ih.has_value() || b_hh.has_value()) {
+    Tensor bias = b_ih.has_value() ? b_ih->clone() : at::zeros({3 * H}, input.options());
+    if (b_hh.has_value()) {
+      bias.narrow(0, 0, 2 * H).add_(b_hh->narrow(0, 0, 2 * H));
+      b_hn = b_hh->narrow(0, 2 * H, H).contiguous();
+    }
+    at::addmm_out(x_pre, bias, x, w_ih_c.t());
+  } else {
+    at::mm_out(x_pre, x, w_ih_c.t());
+  }
+
+  Tensor gates = at::empty({s.N, 4 * H}, input.options().dtype(opmath));
+  Tensor output = at::empty(output_sizes(s), input.options());
+  Tensor out2d = output.view({s.N, H});
+  Tensor h_pre = at::empty({s.B, 3 * H}, input.options());
+  Tensor h_state = h0.to(opmath, /*non_blocking=*/false, /*copy=*/true).contiguous();
+  Tensor h_copy = opmath == dtype ? Tensor() : h0.contiguous().clone();
+
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_gru_forward", [&] {
+    forward_loop<scalar_t>(s, reverse, x_pre, h_pre, b_hn, gates, out2d, h_state, h_copy, w_hh_c);
+  });
+  return {output, h_state.to(dtype), gates};
+}
+
+GruBackward gru_backward(const LayerShape& s, const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input,
+                         const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh, bool reverse,
+                         const Tensor& output, const Tensor& gates, std::array<bool, 3> mask) {
+  const auto [need_input, need_state, need_weights] = mask;
+  const at::ScalarType dtype = input.scalar_type();
+  const at::ScalarType opmath = opmath_dtype(dtype);
+  const int64_t H = s.H;
+  const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
+  const Tensor grad_out2d = as_rows(grad_output.contiguous(), H);
+  const Tensor gates_c = gates.contiguous();
+  // Every row's h_{t-1}: read by the pointwise pass (update gate) and by dW_hh's GEMM.
+  const Tensor h_prev = previous_hidden(s, reverse, as_rows(output.contiguous(), H), h0.contiguous());
+
+  Tensor dh_state = grad_h_n.contiguous().clone();
+  Tensor d_x = at::empty({s.N, 3 * H}, input.options());
+  Tensor d_h = at::empty({s.N, 3 * H}, input.options());
+
+  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_gru_backward", [&] {
+    backward_loop<scalar_t>(s, reverse, grad_out2d, h_prev, gates_c, dh_state, d_x, d_h, w_hh_c, need_state);
+  });
+
+  // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
+  const auto empty = [&] { return at::empty({0}, input.options()); };
+  GruBackward grads{empty(), empty(), empty(), empty(), empty(), empty()};
+  if (need_input) grads.input = at::mm(d_x, w_ih_c).view(input.sizes());
+  if (need_state) grads.h0 = dh_state;
+  if (need_weights) {
+    grads.w_ih = at::mm(d_x.t(), as_rows(input.contiguous(), s.I));
+    grads.w_hh = at::mm(d_h.t(), h_prev);
+    grads.b_ih = d_x.sum(0, /*keepdim=*/false, opmath).to(dtype);
+    grads.b_hh = d_h.sum(0, /*keepdim=*/false, opmath).to(dtype);
+  }
+  return grads;
+}
+
+}  // namespace cpu
+}  // namespace lstm_ext

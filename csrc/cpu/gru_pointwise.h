@@ -1,0 +1,56 @@
+// The fused pointwise passes of one GRU time step, on a range of rows. Built once per CPU
+// capability with the LSTM's passes (pointwise_*.cpp include gru_pointwise_impl.h) and picked
+// at run time by the same code (pointwise.cpp).
+#pragma once
+
+#include <ATen/OpMathType.h>
+
+#include <cstdint>
+
+namespace lstm_ext {
+namespace cpu {
+
+// Forward: the two projections -> the activated gates (r, z, n, hn blocks, saved for backward)
+// and the new memory h', written to h_state (in op-math precision, carried to the next step),
+// to h_copy (the next recurrent GEMM's operand, when h_state cannot be it) and to out.
+template <typename scalar_t>
+struct GruForwardStep {
+  using opmath_t = at::opmath_type<scalar_t>;
+  int64_t H;
+  const scalar_t* x_pre;  // [rows, 3H] x W_ih + b_ih, with b_hr and b_hz folded in
+  const scalar_t* h_pre;  // [rows, 3H] h W_hh, no bias
+  const scalar_t* b_hn;   // [H], or null without bias
+  opmath_t* gates;        // [rows, 4H]
+  opmath_t* h_state;      // [rows, H]: h_prev in, h' out
+  scalar_t* h_copy;       // [rows, H], or null
+  scalar_t* out;          // [rows, H]
+};
+
+// Backward: the gradient reaching h' (dh, plus dy unless null) -> the gradients of both
+// projections, and in dh (in place) the part of dh_prev that passes the update gate directly;
+// the recurrent GEMM adds the rest.
+template <typename scalar_t>
+struct GruBackwardStep {
+  using opmath_t = at::opmath_type<scalar_t>;
+  int64_t H;
+  const opmath_t* gates;   // [rows, 4H] as the forward saved them
+  const scalar_t* h_prev;  // [rows, H]
+  const scalar_t* dy;      // [rows, H], or null
+  scalar_t* dh;            // [rows, H]
+  scalar_t* d_x;           // [rows, 3H] gradient of x W_ih + b_ih
+  scalar_t* d_h;           // [rows, 3H] gradient of h W_hh + b_hh
+};
+
+template <typename scalar_t>
+using GruForwardRows = void (*)(const GruForwardStep<scalar_t>&, int64_t begin, int64_t end);
+template <typename scalar_t>
+using GruBackwardRows = void (*)(const GruBackwardStep<scalar_t>&, int64_t begin, int64_t end);
+
+// The best kernels this CPU runs (honours ATEN_CPU_CAPABILITY, like ATen).
+template <typename scalar_t>
+GruForwardRows<scalar_t> gru_forward_rows();
+template <typename scalar_t>
+GruBackwardRows<scalar_t> gru_backward_rows();
+
+}  // namespace cpu
+}  // namespace lstm_ext

@@ -1,0 +1,302 @@
+"""``GRU`` and ``GRUCell``: drop-in replacements for ``torch.nn.GRU`` / ``torch.nn.GRUCell``.
+
+The same contract as :mod:`lstm_ext.modules` gives the LSTM layers: torch's constructor,
+parameters (names, order, shapes, initialisation), ``state_dict``, ``repr``, forward signature,
+output shapes and exceptions, and the keyword-only ``backend`` (``"auto"``, ``"fused"``,
+``"reference"``). Every layer and direction is ONE call of ``lstm_ext._gru_ops.gru_layer`` (the
+fused kernel) or of ``lstm_ext.reference_gru.gru_layer``; packed input goes to it as the
+PackedSequence's data and batch_sizes.
+
+Like the LSTM layers, these derive from ``nn.RNNBase`` / ``RNNCellBase``, not from ``nn.GRU``:
+``torch._dynamo`` graph-breaks on every instance of ``nn.GRU``. So
+``isinstance(lstm_ext.GRU(...), nn.GRU)`` is False.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union, overload
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.nn.modules.rnn import RNNBase, RNNCellBase
+from torch.nn.utils.rnn import PackedSequence
+
+from . import _gru_ops, reference_gru
+from .modules import (
+    _ATEN_CHECKS_HIDDEN_RANK, _autocast_casts_lstm_cell, _autocast_dtype, _BackendChoice, _cast, _check_backend,
+    _check_devices, _check_dtypes, _check_matmul_dtypes, _use_fused,
+)
+
+__all__ = ["GRU", "GRUCell"]
+
+_GRU_LAYER = "lstm_ext::gru_layer"
+_GRU_CELL = "lstm_ext::gru_cell"
+
+
+class GRU(_BackendChoice, RNNBase):
+    r"""Multi-layer GRU, a drop-in replacement for :class:`torch.nn.GRU` on lstm_ext's kernels.
+
+    Arguments are those of :class:`torch.nn.GRU` plus the keyword-only ``backend``.
+
+    Shapes (``L`` sequence length, ``N`` batch, ``D`` = 2 if bidirectional else 1, ``H`` hidden_size):
+
+    - input: ``[L, N, input_size]`` (``[N, L, input_size]`` with ``batch_first``), unbatched
+      ``[L, input_size]``, or a :class:`~torch.nn.utils.rnn.PackedSequence`;
+    - hx: optional ``h_0`` ``[D * num_layers, N, H]`` (unbatched ``[D * num_layers, H]``); zeros when omitted.
+
+    Returns ``(output, h_n)``: ``output`` ``[L, N, D * H]`` (batch-first / unbatched / packed like
+    the input), ``h_n`` ``[D * num_layers, N, H]``.
+
+    Example::
+
+        >>> gru = GRU(10, 20, num_layers=2)
+        >>> output, h_n = gru(torch.randn(5, 3, 10))
+        >>> output.shape, h_n.shape
+        (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
+    """
+
+    backend: str
+
+    @overload
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device: Optional[Union[torch.device, str, int]] = None,
+        dtype: Optional[torch.dtype] = None,
+        *,
+        backend: str = "auto",
+    ) -> None: ...
+
+    @overload
+    def __init__(self, *args, backend: str = "auto", **kwargs) -> None: ...
+
+    def __init__(self, *args, backend: str = "auto", **kwargs) -> None:
+        # nn.GRU's own check, then RNNBase with the arguments untouched, as nn.GRU passes them.
+        if "proj_size" in kwargs:
+            raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
+        _check_backend(backend)
+        super().__init__("GRU", *args, **kwargs)
+        self.backend = backend
+
+    def _layer_weights(self, index: int) -> list[Optional[Tensor]]:
+        """``[w_ih, w_hh, b_ih, b_hh]`` of layer-direction ``index`` (None where absent)."""
+        weights = [getattr(self, name) for name in self._all_weights[index]]
+        return weights if self.bias else [*weights, None, None]
+
+    def _zero_state(self, input: Tensor, batch: int) -> Tensor:
+        layers = self.num_layers * (2 if self.bidirectional else 1)
+        return torch.zeros(layers, batch, self.hidden_size, dtype=input.dtype, device=input.device)
+
+    @overload
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> tuple[Tensor, Tensor]: ...
+
+    @overload
+    def forward(self, input: PackedSequence, hx: Optional[Tensor] = None) -> tuple[PackedSequence, Tensor]: ...
+
+    def forward(self, input, hx=None):
+        """Run the GRU over ``input``; see the class docstring for shapes.
+
+        Args:
+            input: ``[L, N, I]`` (``[N, L, I]`` if batch_first), unbatched ``[L, I]``, or a PackedSequence.
+            hx: optional ``h_0`` ``[D*num_layers, N, H]``.
+
+        Returns:
+            ``(output, h_n)`` exactly as :meth:`torch.nn.GRU.forward` returns them.
+        """
+        orig_input = input
+        if isinstance(orig_input, PackedSequence):
+            input, batch_sizes, sorted_indices, unsorted_indices = input
+            max_batch_size = int(batch_sizes[0])
+            # Each batch of the hidden state should match the input sequence that the user
+            # believes he/she is passing in.
+            hx = self._zero_state(input, max_batch_size) if hx is None else self.permute_hidden(hx, sorted_indices)
+        else:
+            batch_sizes = None
+            if input.dim() not in (2, 3):
+                raise ValueError(f"GRU: Expected input to be 2D or 3D, got {input.dim()}D instead")
+            is_batched = input.dim() == 3
+            batch_dim = 0 if self.batch_first else 1
+            if not is_batched:
+                input = input.unsqueeze(batch_dim)
+                if hx is not None:
+                    if hx.dim() != 2:
+                        raise RuntimeError(
+                            f"For unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D tensor"
+                        )
+                    hx = hx.unsqueeze(1)
+            elif hx is not None and hx.dim() != 3:
+                raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor")
+            max_batch_size = input.size(0) if self.batch_first else input.size(1)
+            sorted_indices = None
+            unsorted_indices = None
+            hx = self._zero_state(input, max_batch_size) if hx is None else self.permute_hidden(hx, sorted_indices)
+
+        self.check_forward_args(input, hx, batch_sizes)
+        # What ATen's gru checks before it computes: devices, then a non-empty sequence.
+        weights = [w for index in range(len(self._all_weights)) for w in self._layer_weights(index)]
+        _check_devices(input, weights, [hx])
+        if batch_sizes is None and input.size(1 if self.batch_first else 0) == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+        h_0 = hx
+        autocast_dtype = _autocast_dtype(input.device)
+        if autocast_dtype is not None and _autocast_casts_lstm_cell(input.device.type, "aten::_cudnn_rnn"):
+            # nn.GRU runs wholly in autocast's dtype where its kernel is cuDNN's (CUDA). On the CPU
+            # its composite path casts only the matrix products and returns float32: the fused
+            # kernel then runs in float32, which gives nn.GRU's dtypes.
+            input, h_0 = _cast(input, autocast_dtype), _cast(h_0, autocast_dtype)
+            weights = [_cast(w, autocast_dtype) for w in weights]
+        _check_dtypes(input, weights, [h_0])
+
+        if batch_sizes is None and self.batch_first:
+            input = input.transpose(0, 1)
+        output, h_n = self._run_layers(input, h_0, weights, batch_sizes)
+        if batch_sizes is None and self.batch_first:
+            output = output.transpose(0, 1)
+
+        if isinstance(orig_input, PackedSequence):
+            return PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices), self.permute_hidden(
+                h_n, unsorted_indices
+            )
+        if not is_batched:  # type: ignore[possibly-undefined]
+            output = output.squeeze(batch_dim)  # type: ignore[possibly-undefined]
+            h_n = h_n.squeeze(1)
+        return output, self.permute_hidden(h_n, unsorted_indices)
+
+    def _run_layers(
+        self, input: Tensor, h_0: Tensor, weights: list[Optional[Tensor]], batch_sizes: Optional[Tensor]
+    ) -> tuple[Tensor, Tensor]:
+        """All layers and directions, one layer function call each. ``input`` is time-major
+        ``[T, B, I]`` or packed data ``[N, I]``; ``weights`` holds ``[w_ih, w_hh, b_ih, b_hh]`` per
+        layer-direction."""
+        fused = _use_fused(self.backend, input.device, input.dtype, _GRU_LAYER)
+        num_directions = 2 if self.bidirectional else 1
+        layer_input = input
+        h_n: list[Tensor] = []
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(num_directions):
+                index = layer * num_directions + direction
+                layer_weights = weights[4 * index : 4 * index + 4]
+                if fused:
+                    output, h = _gru_ops.gru_layer(
+                        layer_input.contiguous(), h_0[index].contiguous(),
+                        *(None if w is None else w.contiguous() for w in layer_weights),
+                        batch_sizes, direction == 1,
+                    )
+                else:
+                    output, h = reference_gru.gru_layer(
+                        layer_input, h_0[index], *layer_weights, batch_sizes, direction == 1
+                    )
+                outputs.append(output)
+                h_n.append(h)
+            layer_input = outputs[0] if num_directions == 1 else torch.cat(outputs, dim=-1)
+            if self.dropout != 0 and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, p=self.dropout, training=True)
+        return layer_input, torch.stack(h_n)
+
+
+class GRUCell(_BackendChoice, RNNCellBase):
+    r"""One GRU step, a drop-in replacement for :class:`torch.nn.GRUCell` on lstm_ext's kernels.
+
+    Arguments are those of :class:`torch.nn.GRUCell` plus the keyword-only ``backend``.
+
+    Shapes: input ``[N, input_size]`` or unbatched ``[input_size]``; hx optional ``[N, hidden_size]``
+    (unbatched ``[hidden_size]``), zeros when omitted. Returns ``h_1``, shaped like ``h_0``.
+
+    Example::
+
+        >>> cell = GRUCell(10, 20)
+        >>> cell(torch.randn(3, 10)).shape
+        torch.Size([3, 20])
+    """
+
+    backend: str
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        device: Optional[Union[torch.device, str, int]] = None,
+        dtype: Optional[torch.dtype] = None,
+        *,
+        backend: str = "auto",
+    ) -> None:
+        _check_backend(backend)
+        super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
+        self.backend = backend
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        """One step.
+
+        Args:
+            input: ``[N, input_size]`` or unbatched ``[input_size]``.
+            hx: optional ``h_0`` ``[N, hidden_size]`` (unbatched ``[hidden_size]``).
+
+        Returns:
+            ``h_1``, shaped like ``h_0``.
+        """
+        if input.dim() not in (1, 2):
+            raise ValueError(f"GRUCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        if hx is not None and hx.dim() not in (1, 2):
+            raise ValueError(f"GRUCell: Expected hidden to be 1D or 2D, got {hx.dim()}D instead")
+        is_batched = input.dim() == 2
+        if not is_batched:
+            input = input.unsqueeze(0)
+        if hx is None:
+            hx = torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype, device=input.device)
+        elif not is_batched:
+            hx = hx.unsqueeze(0)
+
+        self._check_step_args(input, hx)
+        weights = [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
+        autocast_dtype = _autocast_dtype(input.device)
+        if autocast_dtype is not None and _autocast_casts_lstm_cell(input.device.type, "aten::gru_cell"):
+            input, hx = _cast(input, autocast_dtype), _cast(hx, autocast_dtype)
+            weights = [_cast(w, autocast_dtype) for w in weights]
+        h = self._step(input, hx, *weights)
+        return h if is_batched else h.squeeze(0)
+
+    def _check_step_args(self, input: Tensor, hx: Tensor) -> None:
+        """What ATen's ``gru_cell`` checks, in its order and words."""
+        if input.size(1) != self.weight_ih.size(1):
+            raise RuntimeError(
+                f"input has inconsistent input_size: got {input.size(1)} expected {self.weight_ih.size(1)}"
+            )
+        hidden_size = self.weight_hh.size(1)
+        if _ATEN_CHECKS_HIDDEN_RANK and hx.dim() != 2:
+            raise RuntimeError(f"Expected 2D hidden0 (batch x hidden_size), but got {hx.dim()}D tensor")
+        if input.size(0) != hx.size(0):
+            raise RuntimeError(f"Input batch size {input.size(0)} doesn't match hidden0 batch size {hx.size(0)}")
+        if hx.size(1) != hidden_size:
+            raise RuntimeError(f"hidden0 has inconsistent hidden_size: got {hx.size(1)}, expected {hidden_size}")
+        # ATen then computes input @ w_ih.T, then hx @ w_hh.T.
+        _check_matmul_dtypes(input, ((input, self.weight_ih), (hx, self.weight_hh)))
+        _check_devices(input, [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh], [hx])
+
+    def _step(
+        self, input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor]
+    ) -> Tensor:
+        dtypes = {t.dtype for t in (input, hx, w_ih, w_hh, b_ih, b_hh) if t is not None}
+        if len(dtypes) > 1:
+            # torch computes mixed dtypes by promotion; the fused kernel keeps one dtype throughout,
+            # so "auto" takes the reference.
+            if self.backend == "fused":
+                raise RuntimeError(
+                    f"lstm_ext: the fused GRUCell needs input, hx and the parameters in one dtype, "
+                    f"got {sorted(str(d) for d in dtypes)}; use backend='auto' or 'reference' for mixed dtypes"
+                )
+        elif _use_fused(self.backend, input.device, input.dtype, _GRU_CELL):
+            return _gru_ops.gru_cell(
+                input.contiguous(), hx.contiguous(), w_ih.contiguous(), w_hh.contiguous(),
+                None if b_ih is None else b_ih.contiguous(), None if b_hh is None else b_hh.contiguous(),
+            )
+        return reference_gru.gru_cell(input, hx, w_ih, w_hh, b_ih, b_hh)
+
