@@ -336,7 +336,12 @@ def test_presets_cover_what_the_issue_asks_for():
     (fl,) = get_preset("flashrnn").configs
     assert (fl.T, fl.B, fl.H, fl.dtype, fl.device) == (1024, 16, 768, "bfloat16", "cuda")
     assert {c.dtype for c in get_preset("default", dtype="float64").configs} == {"float64"}
-    assert set(PRESETS) == {"tiny", "default", "full", "fastrnns", "flashrnn"}
+    targets = get_preset("targets").configs  # the CPU speed targets, one shape each
+    assert {(c.dtype, c.packed, c.proj_size) for c in targets} >= {
+        ("float32", False, 0), ("float64", False, 0), ("float32", True, 0), ("float32", False, 128),
+        ("bfloat16", False, 0)}
+    assert {c.H for c in targets if c.T == 1 and c.B == 1} == {64, 256}
+    assert set(PRESETS) == {"tiny", "default", "full", "targets", "fastrnns", "flashrnn"}
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
