@@ -222,30 +222,43 @@ def _check_matmul_dtypes(input: Tensor, products: tuple[tuple[Tensor, Tensor], .
 
 
 class _BackendChoice:
-    """The ``backend`` and ``variant_options`` attributes both layers share: shown in repr when
-    not the default, and restored as the defaults for modules pickled before they existed."""
+    """The ``backend`` attribute every layer shares: shown in repr when not the default, and
+    restored as "auto" for modules pickled before it existed."""
 
     backend: str
-    variant_options: VariantOptions
 
     def extra_repr(self) -> str:
         s = super().extra_repr()  # type: ignore[misc]
         if self.backend != "auto":
             s += f", backend={self.backend!r}"
-        variants = self.variant_options.extra_repr()
-        return f"{s}, {variants}" if variants else s
+        return s
 
     def __setstate__(self, state: dict) -> None:
         super().__setstate__(state)  # type: ignore[misc]
         if "backend" not in self.__dict__:
             self.backend = "auto"
+
+
+class _LSTMChoices(_BackendChoice):
+    """The LSTM layers' ``variant_options`` too: in repr when any is on, and restored as all off
+    for modules pickled before they existed."""
+
+    variant_options: VariantOptions
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        variants = self.variant_options.extra_repr()
+        return f"{s}, {variants}" if variants else s
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)
         if "variant_options" not in self.__dict__:
             self.variant_options = VariantOptions()
             # no variant parameters in any layer-direction (LSTMCell: its one)
             self._variant_names = [[] for _ in getattr(self, "_all_weights", [None])]
 
 
-class LSTM(_BackendChoice, RNNBase):
+class LSTM(_LSTMChoices, RNNBase):
     r"""Multi-layer LSTM, a drop-in replacement for :class:`torch.nn.LSTM` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTM` plus the keyword-only ``backend``
@@ -581,7 +594,7 @@ class LSTM(_BackendChoice, RNNBase):
         return layer_input, torch.stack(h_n), torch.stack(c_n)
 
 
-class LSTMCell(_BackendChoice, RNNCellBase):
+class LSTMCell(_LSTMChoices, RNNCellBase):
     r"""One LSTM step, a drop-in replacement for :class:`torch.nn.LSTMCell` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTMCell` plus the keyword-only ``backend``
