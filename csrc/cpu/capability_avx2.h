@@ -1,7 +1,7 @@
 // Compiles the rest of the including file for AVX2 CPUs: include it first, inside
 // `#if defined(__x86_64__)`, then the kernels. It sets the target pragma, the feature macros
 // that sleef.h and ATen's vector headers test, and CPU_CAPABILITY, as ATen's own
-// per-capability files are compiled. (pointwise_avx2.cpp spells out the same lines.)
+// per-capability files are compiled.
 #pragma GCC target("avx2,fma,f16c")
 // The pragma enables the instructions but not the feature macros that sleef.h and the
 // ATen vector headers test, so they are set here, for this file only.

@@ -1,34 +1,6 @@
 // The pointwise kernels for AVX-512 CPUs; see pointwise_impl.h and pointwise_avx2.cpp.
 #if defined(__x86_64__)
-#pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
-// The pragma enables the instructions but not the feature macros that sleef.h and the
-// ATen vector headers test, so they are set here, for this file only.
-#ifndef __AVX__
-#define __AVX__ 1
-#endif
-#ifndef __AVX2__
-#define __AVX2__ 1
-#endif
-#ifndef __FMA__
-#define __FMA__ 1
-#endif
-#ifndef __F16C__
-#define __F16C__ 1
-#endif
-#ifndef __AVX512F__
-#define __AVX512F__ 1
-#endif
-#ifndef __AVX512BW__
-#define __AVX512BW__ 1
-#endif
-#ifndef __AVX512VL__
-#define __AVX512VL__ 1
-#endif
-#ifndef __AVX512DQ__
-#define __AVX512DQ__ 1
-#endif
-#define CPU_CAPABILITY AVX512
-#define CPU_CAPABILITY_AVX512
+#include "cpu/capability_avx512.h"
 #include "cpu/pointwise_impl.h"
 #include "cpu/gru_pointwise_impl.h"
 
