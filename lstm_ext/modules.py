@@ -141,7 +141,10 @@ def _lesson(module: torch.nn.Module, names: list[str]) -> list[Optional[Tensor]]
 
 def _autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
     """The lower-precision dtype autocast asks for on this device, or None when it is off."""
-    if torch.amp.is_autocast_available(device.type) and torch.is_autocast_enabled(device.type):
+    # CPU and CUDA always have autocast; asking is_autocast_available about them would break
+    # torch.compile's graph on torch 2.11, whose dynamo cannot trace that call.
+    available = device.type in ("cpu", "cuda") or torch.amp.is_autocast_available(device.type)
+    if available and torch.is_autocast_enabled(device.type):
         return torch.get_autocast_dtype(device.type)
     return None
 
