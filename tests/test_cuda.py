@@ -24,7 +24,7 @@ import lstm_ext
 from lstm_ext import _ops
 from test_modules import MIXED_LENGTHS, _round_to, dense_build, packed_build, rnd, run_cell, run_lstm
 from test_ops import LAYER_CASES, cell_args, layer_args
-from tolerances import tol
+from tolerances import assert_close_to_truth, tol
 
 F64 = torch.float64
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -95,6 +95,15 @@ def _assert_results_close(actual: dict, expected: dict, dtype: torch.dtype) -> N
             torch.testing.assert_close(a, e, msg=lambda m, key=key: f"{key}: {m}", **tol(dtype))
 
 
+def _assert_results_near_truth(actual: dict, truth: dict, plain: dict) -> None:
+    """assert_close_to_truth key by key: ``plain`` is torch's own kernel in actual's dtype."""
+    assert actual.keys() == truth.keys() == plain.keys()
+    for key in truth:
+        assert (actual[key] is None) == (truth[key] is None), f"{key}: one side has no gradient"
+        if truth[key] is not None:
+            assert_close_to_truth(actual[key], truth[key], plain[key], name=key)
+
+
 # name -> (nn.LSTM kwargs, packed lengths or None)
 LSTM_CASES = {
     "one-layer": (dict(input_size=6, hidden_size=8), None),
@@ -162,14 +171,14 @@ def test_lstm_matches_cpu_float64_and_cudnn(case, dtype, gen):
         data = value.data if isinstance(value, PackedSequence) else value
         assert data.device.type == "cuda" and data.dtype == dtype, f"{key}: {data.device} {data.dtype}"
 
-    expected = run_lstm(ref64, leaves, build)  # float64, CPU
-    _assert_results_close(_to(actual), _to(expected), dtype)
-
+    expected = run_lstm(ref64, leaves, build)  # float64, CPU: the truth
     cudnn = nn.LSTM(**kwargs).to(device="cuda", dtype=dtype)
     cudnn.load_state_dict(ref64.state_dict())
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         from_cudnn = run_lstm(cudnn, _leaves_on(leaves, dtype, "cuda"), build)
-    _assert_results_close(_to(actual), _to(from_cudnn), dtype)
+    # Within the table of the truth, or no further from it than twice cuDNN in the same dtype:
+    # at H=160 the gradients reach ~20, and neither cuDNN nor oneDNN stays within the table there.
+    _assert_results_near_truth(_to(actual, dtype, "cpu"), _to(expected), _to(from_cudnn, dtype, "cpu"))
 
 
 @needs_gpu
