@@ -83,7 +83,7 @@ build_start=$(date +%s)
 echo "cuda_build_check: built in $(( $(date +%s) - build_start )) s"
 
 # 5. Import the copy (not an installed lstm_ext) and ask the dispatcher about every lstm_ext op.
-(cd "$work" && PYTHONPATH="$work" LSTM_EXT_CPU_ONLY_OPS="${LSTM_EXT_CPU_ONLY_OPS:-}" "$python" - "$work" <<'EOF'
+(cd "$work" && PYTHONPATH="$work${PYTHONPATH:+:$PYTHONPATH}" LSTM_EXT_CPU_ONLY_OPS="${LSTM_EXT_CPU_ONLY_OPS:-}" "$python" - "$work" <<'EOF'
 import os, sys
 import torch
 import lstm_ext
