@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._ops import LOAD_ERROR, _check_devices, _grad_like, _or_zeros, _refuse_double_backward, ops
+from .reference import LAYER_NORM_EPS, _normalized_projection  # noqa: F401  (LAYER_NORM_EPS: re-exported)
 
 VARIANT_DTYPES = (torch.float32, torch.float64)
-LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default; the kernels use the same (kLayerNormEps)
 
 
 def has_variant_kernel(device: torch.device, dtype: torch.dtype) -> bool:
@@ -118,7 +118,7 @@ def input_gates(
     ih_weight, ih_bias, ln_hh_weight, hh_bias, ln_c_weight, ln_c_bias = layer_norm
     # LN(x W_ih^T) + its bias + b, with the recurrent LN's bias folded in: all of them add to the gates
     ih_bias = ih_bias + hh_bias if bias is None else ih_bias + hh_bias + bias
-    xgates = F.layer_norm(F.linear(input, w_ih), (w_ih.shape[0],), ih_weight, ih_bias, eps=LAYER_NORM_EPS)
+    xgates = _normalized_projection(input, w_ih, ih_weight, ih_bias)
     return xgates, ln_hh_weight, ln_c_weight, ln_c_bias
 
 

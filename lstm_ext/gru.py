@@ -23,6 +23,7 @@ from torch.nn.modules.rnn import RNNBase, RNNCellBase
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _gru_ops, reference_gru
+from ._layouts import _Layouts
 from .modules import (
     _ATEN_CHECKS_HIDDEN_RANK, _autocast_casts_lstm_cell, _autocast_dtype, _BackendChoice, _cast, _check_backend,
     _check_devices, _check_dtypes, _check_matmul_dtypes, _use_fused,
@@ -34,7 +35,7 @@ _GRU_LAYER = "lstm_ext::gru_layer"
 _GRU_CELL = "lstm_ext::gru_cell"
 
 
-class GRU(_BackendChoice, RNNBase):
+class GRU(_BackendChoice, _Layouts, RNNBase):
     r"""Multi-layer GRU, a drop-in replacement for :class:`torch.nn.GRU` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.GRU` plus the keyword-only ``backend``.
@@ -57,6 +58,7 @@ class GRU(_BackendChoice, RNNBase):
     """
 
     backend: str
+    _NAME = "GRU"
 
     @overload
     def __init__(
@@ -90,9 +92,23 @@ class GRU(_BackendChoice, RNNBase):
         weights = [getattr(self, name) for name in self._all_weights[index]]
         return weights if self.bias else [*weights, None, None]
 
+    # ---- input layouts (_Layouts) --------------------------------------------------------
+
     def _zero_state(self, input: Tensor, batch: int) -> Tensor:
         layers = self.num_layers * (2 if self.bidirectional else 1)
         return torch.zeros(layers, batch, self.hidden_size, dtype=input.dtype, device=input.device)
+
+    def _batch_hidden(self, hx: Tensor, is_batched: bool) -> Tensor:
+        if not is_batched:
+            if hx.dim() != 2:
+                raise RuntimeError(f"For unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D tensor")
+            return hx.unsqueeze(1)
+        if hx.dim() != 3:
+            raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor")
+        return hx
+
+    def _unbatch_hidden(self, hidden: Tensor) -> Tensor:
+        return hidden.squeeze(1)
 
     @overload
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> tuple[Tensor, Tensor]: ...
@@ -110,34 +126,8 @@ class GRU(_BackendChoice, RNNBase):
         Returns:
             ``(output, h_n)`` exactly as :meth:`torch.nn.GRU.forward` returns them.
         """
-        orig_input = input
-        if isinstance(orig_input, PackedSequence):
-            input, batch_sizes, sorted_indices, unsorted_indices = input
-            max_batch_size = int(batch_sizes[0])
-            # Each batch of the hidden state should match the input sequence that the user
-            # believes he/she is passing in.
-            hx = self._zero_state(input, max_batch_size) if hx is None else self.permute_hidden(hx, sorted_indices)
-        else:
-            batch_sizes = None
-            if input.dim() not in (2, 3):
-                raise ValueError(f"GRU: Expected input to be 2D or 3D, got {input.dim()}D instead")
-            is_batched = input.dim() == 3
-            batch_dim = 0 if self.batch_first else 1
-            if not is_batched:
-                input = input.unsqueeze(batch_dim)
-                if hx is not None:
-                    if hx.dim() != 2:
-                        raise RuntimeError(
-                            f"For unbatched 2-D input, hx should also be 2-D but got {hx.dim()}-D tensor"
-                        )
-                    hx = hx.unsqueeze(1)
-            elif hx is not None and hx.dim() != 3:
-                raise RuntimeError(f"For batched 3-D input, hx should also be 3-D but got {hx.dim()}-D tensor")
-            max_batch_size = input.size(0) if self.batch_first else input.size(1)
-            sorted_indices = None
-            unsorted_indices = None
-            hx = self._zero_state(input, max_batch_size) if hx is None else self.permute_hidden(hx, sorted_indices)
-
+        unpacked = self._unpack_input(input, hx)
+        input, hx, batch_sizes = unpacked.input, unpacked.hx, unpacked.batch_sizes
         self.check_forward_args(input, hx, batch_sizes)
         # What ATen's gru checks before it computes: devices, then a non-empty sequence.
         weights = [w for index in range(len(self._all_weights)) for w in self._layer_weights(index)]
@@ -154,20 +144,8 @@ class GRU(_BackendChoice, RNNBase):
             weights = [_cast(w, autocast_dtype) for w in weights]
         _check_dtypes(input, weights, [h_0])
 
-        if batch_sizes is None and self.batch_first:
-            input = input.transpose(0, 1)
-        output, h_n = self._run_layers(input, h_0, weights, batch_sizes)
-        if batch_sizes is None and self.batch_first:
-            output = output.transpose(0, 1)
-
-        if isinstance(orig_input, PackedSequence):
-            return PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices), self.permute_hidden(
-                h_n, unsorted_indices
-            )
-        if not is_batched:  # type: ignore[possibly-undefined]
-            output = output.squeeze(batch_dim)  # type: ignore[possibly-undefined]
-            h_n = h_n.squeeze(1)
-        return output, self.permute_hidden(h_n, unsorted_indices)
+        output, h_n = self._run_layers(self._time_major(input, unpacked), h_0, weights, batch_sizes)
+        return self._pack_output(output, h_n, unpacked)
 
     def _run_layers(
         self, input: Tensor, h_0: Tensor, weights: list[Optional[Tensor]], batch_sizes: Optional[Tensor]

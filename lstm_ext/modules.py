@@ -39,6 +39,7 @@ from torch.nn.modules.rnn import RNNBase, RNNCellBase
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _ops, _variant_ops, reference
+from ._layouts import _Layouts
 from ._variant_options import VariantOptions, Zoneout, register_parameters
 
 __all__ = ["LSTM", "LSTMCell", "BACKENDS"]
@@ -261,7 +262,7 @@ class _LSTMChoices(_BackendChoice):
             self._variant_names = [[] for _ in getattr(self, "_all_weights", [None])]
 
 
-class LSTM(_LSTMChoices, RNNBase):
+class LSTM(_LSTMChoices, _Layouts, RNNBase):
     r"""Multi-layer LSTM, a drop-in replacement for :class:`torch.nn.LSTM` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTM` plus the keyword-only ``backend``
@@ -292,6 +293,7 @@ class LSTM(_LSTMChoices, RNNBase):
     """
 
     backend: str
+    _NAME = "LSTM"
 
     @overload
     def __init__(
@@ -416,6 +418,23 @@ class LSTM(_LSTMChoices, RNNBase):
         c_zeros = torch.zeros(layers, batch, self.hidden_size, dtype=input.dtype, device=input.device)
         return h_zeros, c_zeros
 
+    def _batch_hidden(self, hx: _HiddenState, is_batched: bool) -> _HiddenState:
+        if is_batched:
+            if hx[0].dim() != 3 or hx[1].dim() != 3:
+                raise RuntimeError(
+                    "For batched 3-D input, hx and cx should "
+                    f"also be 3-D but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+                )
+            return hx
+        if hx[0].dim() != 2 or hx[1].dim() != 2:
+            raise RuntimeError(
+                "For unbatched 2-D input, hx and cx should "
+                f"also be 2-D but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
+            )
+        return hx[0].unsqueeze(1), hx[1].unsqueeze(1)
+
+    def _unbatch_hidden(self, hidden: _HiddenState) -> _HiddenState:
+        return hidden[0].squeeze(1), hidden[1].squeeze(1)
 
     @overload
     def forward(self, input: Tensor, hx: Optional[_HiddenState] = None) -> tuple[Tensor, _HiddenState]: ...
@@ -437,48 +456,13 @@ class LSTM(_LSTMChoices, RNNBase):
         """
         # The weights are read by name (_layer_weights), so RNNBase's _flat_weights list needs
         # no refresh on this hot path.
-        orig_input = input
-        batch_sizes = None
-        if isinstance(orig_input, PackedSequence):
-            input, batch_sizes, sorted_indices, unsorted_indices = input
-            max_batch_size = int(batch_sizes[0])
-            if hx is None:
-                hx = self._zero_state(input, max_batch_size)
-            else:
-                # Each batch of the hidden state should match the input sequence that
-                # the user believes he/she is passing in.
-                hx = self.permute_hidden(hx, sorted_indices)
+        unpacked = self._unpack_input(input, hx)
+        input, hx, batch_sizes = unpacked.input, unpacked.hx, unpacked.batch_sizes
+        if unpacked.packed:
             self._check_hidden_count(hx)
             self._check_packed_args(input, hx, batch_sizes)
         else:
-            if input.dim() not in (2, 3):
-                raise ValueError(f"LSTM: Expected input to be 2D or 3D, got {input.dim()}D instead")
-            is_batched = input.dim() == 3
-            batch_dim = 0 if self.batch_first else 1
-            if not is_batched:
-                input = input.unsqueeze(batch_dim)
-            max_batch_size = input.size(0) if self.batch_first else input.size(1)
-            sorted_indices = None
-            unsorted_indices = None
-            if hx is None:
-                hx = self._zero_state(input, max_batch_size)
-                self.check_forward_args(input, hx, batch_sizes)
-            else:
-                if is_batched:
-                    if hx[0].dim() != 3 or hx[1].dim() != 3:
-                        raise RuntimeError(
-                            "For batched 3-D input, hx and cx should "
-                            f"also be 3-D but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
-                        )
-                else:
-                    if hx[0].dim() != 2 or hx[1].dim() != 2:
-                        raise RuntimeError(
-                            "For unbatched 2-D input, hx and cx should "
-                            f"also be 2-D but got ({hx[0].dim()}-D, {hx[1].dim()}-D) tensors"
-                        )
-                    hx = (hx[0].unsqueeze(1), hx[1].unsqueeze(1))
-                self.check_forward_args(input, hx, batch_sizes)
-                hx = self.permute_hidden(hx, sorted_indices)
+            self.check_forward_args(input, hx, batch_sizes)
             self._check_hidden_count(hx)
 
         # What ATen's lstm checks before it computes: devices, then a non-empty sequence.
@@ -501,20 +485,10 @@ class LSTM(_LSTMChoices, RNNBase):
             variant_params = peepholes + sum(layer_norms, []) + sum(lessons, [])
         _check_dtypes(input, weights + variant_params, [h_0, c_0])
 
-        if batch_sizes is None and self.batch_first:
-            input = input.transpose(0, 1)
-        output, h_n, c_n = self._run_layers(input, h_0, c_0, weights, batch_sizes, peepholes, layer_norms, lessons)
-        if batch_sizes is None and self.batch_first:
-            output = output.transpose(0, 1)
-
-        if isinstance(orig_input, PackedSequence):
-            output_packed = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
-            return output_packed, self.permute_hidden((h_n, c_n), unsorted_indices)
-        hidden = (h_n, c_n)
-        if not is_batched:  # type: ignore[possibly-undefined]
-            output = output.squeeze(batch_dim)  # type: ignore[possibly-undefined]
-            hidden = (h_n.squeeze(1), c_n.squeeze(1))
-        return output, self.permute_hidden(hidden, unsorted_indices)
+        output, h_n, c_n = self._run_layers(
+            self._time_major(input, unpacked), h_0, c_0, weights, batch_sizes, peepholes, layer_norms, lessons
+        )
+        return self._pack_output(output, (h_n, c_n), unpacked)
 
     @staticmethod
     def _check_hidden_count(hx: _HiddenState) -> None:

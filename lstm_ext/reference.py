@@ -247,7 +247,14 @@ def zoneout_weights(z: float, shape: tuple[int, ...], training: bool, like: Tens
     return torch.full(shape, z, dtype=like.dtype, device=like.device)
 
 
-LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
+LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default; the fused kernels use the same (kLayerNormEps)
+
+
+def _normalized_projection(x: Tensor, w: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``LN(x @ w^T)`` with gain ``weight`` and bias ``bias``, normalized over its ``w.shape[0]``
+    features: one projection of the layer-normalized LSTM. The fused variant op takes the input's
+    from here too (``lstm_ext._variant_ops.input_gates``), so both paths compute it alike."""
+    return F.layer_norm(F.linear(x, w), (w.shape[0],), weight, bias, eps=LAYER_NORM_EPS)
 
 
 def layer_norm_gates(
@@ -261,8 +268,8 @@ def layer_norm_gates(
     :func:`variant_lstm_cell`'s use gate. Returns ``[B, 4H]``.
     """
     ih_weight, ih_bias, hh_weight, hh_bias = layer_norm[:4]
-    gates = F.layer_norm(F.linear(input, w_ih), (w_ih.shape[0],), ih_weight, ih_bias, eps=LAYER_NORM_EPS)
-    gates = gates + F.layer_norm(F.linear(h, w_hh), (w_hh.shape[0],), hh_weight, hh_bias, eps=LAYER_NORM_EPS)
+    gates = _normalized_projection(input, w_ih, ih_weight, ih_bias)
+    gates = gates + _normalized_projection(h, w_hh, hh_weight, hh_bias)
     for bias in (b_ih, b_hh):
         if bias is not None:
             gates = gates + bias

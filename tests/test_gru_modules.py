@@ -3,9 +3,6 @@ errors (type and words), torch.compile(fullgraph=True), convert(), copy / save, 
 
 from __future__ import annotations
 
-import copy
-import io
-
 import pytest
 import torch
 import torch._dynamo
@@ -14,6 +11,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstm_ext
 from conftest import BACKENDS, copy_weights, requires_fused
+from module_plumbing import assert_convert_in_place, assert_copy_save_flatten_setattr
 from test_gru import make_pair, rnd
 from tolerances import assert_close, tol
 
@@ -241,26 +239,10 @@ class _Net(nn.Module):
 def test_convert_gru_in_place_shares_parameters(gen):
     torch.manual_seed(0)
     net = _Net()
-    params_before = dict(net.named_parameters())
-    x = torch.randn(T, B, I, generator=gen, dtype=F64)
-    expected = net(x)
-    expected.backward()
-    grads_before = {n: p.grad.clone() for n, p in params_before.items()}
-    net.zero_grad(set_to_none=True)
-
-    assert lstm_ext.convert(net) is net
+    assert_convert_in_place(net, torch.randn(T, B, I, generator=gen, dtype=F64))
     assert type(net.encoder) is lstm_ext.GRU and type(net.cells[0]) is lstm_ext.GRUCell
     assert type(net.lstm) is lstm_ext.LSTM and type(net.cells[1]) is lstm_ext.LSTMCell
     assert (net.encoder.num_layers, net.encoder.bidirectional) == (2, True)
-    params_after = dict(net.named_parameters())
-    assert list(params_after) == list(params_before)
-    for name, p in params_after.items():
-        assert p is params_before[name], f"{name}: convert made a new Parameter"
-    actual = net(x)
-    assert_close(actual, expected)
-    actual.backward()
-    for name, p in params_before.items():
-        assert_close(p.grad, grads_before[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_convert_returns_new_module_for_a_bare_gru():
@@ -279,20 +261,7 @@ def test_convert_returns_new_module_for_a_bare_gru():
 def test_gru_copy_save_flatten_setattr_to(backend, gen):
     ref, ours = make_pair(nn.GRU, lstm_ext.GRU, backend, gen=gen, input_size=I, hidden_size=H, num_layers=2)
     x = torch.randn(T, B, I, generator=gen, dtype=F64)
-    expected = ours(x)[0]
-    ours.flatten_parameters()
-    assert torch.equal(ours(x)[0], expected)
-    clone = copy.deepcopy(ours)
-    assert clone.backend == backend and torch.equal(clone(x)[0], expected)
-    buf = io.BytesIO()
-    torch.save(ours, buf)
-    buf.seek(0)
-    loaded = torch.load(buf, weights_only=False)
-    assert type(loaded) is lstm_ext.GRU and loaded.backend == backend and torch.equal(loaded(x)[0], expected)
-    new = nn.Parameter(torch.randn(ours.weight_hh_l1.shape, generator=gen, dtype=F64))
-    ours.weight_hh_l1 = new
-    ref.weight_hh_l1 = new
-    assert_close(ours(x)[0], ref(x)[0])
+    assert_copy_save_flatten_setattr(ref, ours, backend, x, gen)
     ref, ours = ref.float(), ours.float()
     assert_close(ours(x.float())[0], ref(x.float())[0])
 

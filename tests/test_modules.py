@@ -15,6 +15,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import lstm_ext
 from conftest import BACKENDS, FUSED_AVAILABLE, copy_weights, make_cell_pair, make_lstm_pair
+from module_plumbing import assert_convert_in_place, assert_copy_save_flatten_setattr
 from tolerances import assert_close, tol
 
 F64 = torch.float64
@@ -820,27 +821,10 @@ class _Net(nn.Module):
 def test_convert_in_place_shares_parameters(gen):
     torch.manual_seed(0)
     net = _Net()
-    params_before = dict(net.named_parameters())
-    x = torch.randn(T, B, I, generator=gen, dtype=F64)
-    expected = net(x)
-    expected.backward()
-    grads_before = {n: p.grad.clone() for n, p in params_before.items()}
-    net.zero_grad(set_to_none=True)
-
-    out = lstm_ext.convert(net)
-    assert out is net
+    assert_convert_in_place(net, torch.randn(T, B, I, generator=gen, dtype=F64))
     assert type(net.encoder) is lstm_ext.LSTM
     assert type(net.blocks[1][0]) is lstm_ext.LSTMCell
     assert type(net.blocks[0]) is nn.Linear
-    params_after = dict(net.named_parameters())
-    assert list(params_after) == list(params_before)
-    for name, p in params_after.items():
-        assert p is params_before[name], f"{name}: convert made a new Parameter"
-    actual = net(x)
-    assert_close(actual, expected)
-    actual.backward()
-    for name, p in params_before.items():  # grads land on the original Parameter objects
-        assert_close(p.grad, grads_before[name], msg=lambda m, name=name: f"{name}: {m}")
 
 
 def test_convert_twice_and_keeps_mode():
@@ -861,26 +845,9 @@ def test_convert_twice_and_keeps_mode():
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_lstm_copy_save_flatten_setattr(backend, gen):
-    import copy
-    import io
-
     ref, ours = make_lstm_pair(backend, gen=gen, input_size=I, hidden_size=H, num_layers=2, proj_size=P)
     x = torch.randn(T, B, I, generator=gen, dtype=F64)
-    expected = ours(x)[0]
-    ours.flatten_parameters()  # a no-op nn.LSTM users call; must exist and not break anything
-    assert torch.equal(ours(x)[0], expected)
-    clone = copy.deepcopy(ours)
-    assert clone.backend == backend and torch.equal(clone(x)[0], expected)
-    buf = io.BytesIO()
-    torch.save(ours, buf)
-    buf.seek(0)
-    loaded = torch.load(buf, weights_only=False)
-    assert type(loaded) is lstm_ext.LSTM and loaded.backend == backend and torch.equal(loaded(x)[0], expected)
-    # replacing a Parameter object (as nn.utils.parametrize / weight tying do) takes effect
-    new = nn.Parameter(torch.randn(ours.weight_hh_l1.shape, generator=gen, dtype=F64))
-    ours.weight_hh_l1 = new
-    ref.weight_hh_l1 = new
-    assert_close(ours(x)[0], ref(x)[0])
+    expected = assert_copy_save_flatten_setattr(ref, ours, backend, x, gen)
     assert not torch.allclose(ours(x)[0], expected)
 
 
