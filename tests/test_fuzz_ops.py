@@ -33,6 +33,7 @@ from test_gru_ops import gru_args
 from test_ops import cell_args, layer_args
 from test_variants_ops import _op_args as variant_op_args
 from test_variants_ops import layer_case as variant_layer_case
+from tolerances import assert_close
 
 pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
 
@@ -388,9 +389,16 @@ def test_unusual_layouts_give_the_contiguous_result(call, index, unusual, plain)
     with_unusual[index], with_plain[index] = unusual, plain.contiguous()
     assert not with_unusual[index].is_contiguous() or unusual.is_neg() or unusual.storage_offset() > 0
     got, want = op(*with_unusual), op(*with_plain)
+    # A contiguous tensor at a storage offset goes to the GEMM as it is, at another alignment, and
+    # MKL rounds differently there (torch.mm itself differs by ~1e-15 on an AMD EPYC): the same
+    # math, held to the float64 table. Every other layout is copied first: bitwise equal.
+    same_bits = not (unusual.is_contiguous() and unusual.storage_offset() > 0)
     for g, w in zip(got, want):
         assert g.is_contiguous()
-        assert torch.equal(g, w)
+        if same_bits:
+            assert torch.equal(g, w)
+        else:
+            assert_close(g, w)
 
 
 @pytest.mark.parametrize("kind", ["strided", "expanded"])
