@@ -53,29 +53,43 @@ struct ForwardBuffers {
   LayerForward result() const { return {output, h_state, c_state.to(output.scalar_type()), gates, cells}; }
 };
 
+// rows @ w_ih^T + b_ih + b_hh, a new contiguous [rows, 4H] tensor. A backend may pass its own,
+// e.g. the CPU's on a packed weight; the default is one ATen GEMM, the bias folded in.
+using InputProjection = at::Tensor (*)(const at::Tensor& rows, const at::Tensor& w_ih,
+                                       const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh);
+
+// b_ih + b_hh, or the one that is there; undefined without either.
+inline at::Tensor summed_bias(const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh) {
+  if (b_ih.has_value() && b_hh.has_value()) return *b_ih + *b_hh;
+  if (b_ih.has_value()) return *b_ih;
+  return b_hh.has_value() ? *b_hh : at::Tensor();
+}
+
+inline at::Tensor aten_input_projection(const at::Tensor& rows, const at::Tensor& w_ih,
+                                        const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh) {
+  const at::Tensor w_ih_t = w_ih.contiguous().t();
+  const at::Tensor bias = summed_bias(b_ih, b_hh);
+  // The out= forms: autocast casts the functional at::addmm / at::mm, and the kernel runs in
+  // the caller's dtype whatever autocast region it is called from.
+  at::Tensor out = at::empty({rows.size(0), w_ih.size(0)}, rows.options());
+  return bias.defined() ? at::addmm_out(out, bias, rows, w_ih_t) : at::mm_out(out, rows, w_ih_t);
+}
+
 // Allocates a forward call's buffers and runs the input projection for every step at once:
 // pre = x @ w_ih^T + b_ih + b_hh, one GEMM with the bias folded in as its addend.
 inline ForwardBuffers forward_buffers(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
                                       const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
                                       const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
-                                      const std::optional<at::Tensor>& w_hr) {
+                                      const std::optional<at::Tensor>& w_hr,
+                                      InputProjection project = &aten_input_projection) {
   const at::ScalarType dtype = input.scalar_type();
   const at::ScalarType opmath = opmath_dtype(dtype);
   ForwardBuffers b;
   b.w_hh = w_hh.contiguous();
   if (w_hr.has_value()) b.w_hr = w_hr->contiguous();
-  b.gates = at::empty({s.N, 4 * s.H}, input.options().dtype(opmath));
-  // The pre-activations are computed in place in the saved gates buffer when dtypes agree.
-  b.pre = opmath == dtype ? b.gates : at::empty({s.N, 4 * s.H}, input.options());
-  const at::Tensor x = as_rows(input.contiguous(), s.I);
-  const at::Tensor w_ih_t = w_ih.contiguous().t();
-  if (b_ih.has_value() || b_hh.has_value()) {
-    at::Tensor bias = b_ih.has_value() ? *b_ih : *b_hh;
-    if (b_ih.has_value() && b_hh.has_value()) bias = *b_ih + *b_hh;
-    at::addmm_out(b.pre, bias, x, w_ih_t);
-  } else {
-    at::mm_out(b.pre, x, w_ih_t);
-  }
+  b.pre = project(as_rows(input.contiguous(), s.I), w_ih, b_ih, b_hh).contiguous();
+  // The pre-activations become the saved gates in place when dtypes agree.
+  b.gates = opmath == dtype ? b.pre : at::empty({s.N, 4 * s.H}, input.options().dtype(opmath));
   b.cells = at::empty({s.N, s.H}, input.options().dtype(opmath));
   const c10::DimVector out_sizes = s.packed ? c10::DimVector{s.N, s.P} : c10::DimVector{s.T, s.B, s.P};
   b.output = at::empty(out_sizes, input.options());
@@ -121,16 +135,18 @@ inline BackwardBuffers backward_buffers(const LayerShape& s, const at::Tensor& g
 
 // After the backward time loop: the gradients the mask asks for (input, h0/c0, weights), as a
 // few large GEMMs over all steps at once.
+// project_input, where given, computes dx = dgates @ w_ih as rows @ (w_ih^T)^T (the CPU's packed GEMM).
 inline LayerBackward layer_gradients(const LayerShape& s, bool reverse, std::array<bool, 3> mask,
                                      const at::Tensor& input, const at::Tensor& h0, const at::Tensor& output,
-                                     const BackwardBuffers& b) {
+                                     const BackwardBuffers& b, InputProjection project_input = nullptr) {
   const auto [need_input, need_state, need_weights] = mask;
   const at::ScalarType dtype = input.scalar_type();
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
   const auto empty = [&] { return at::empty({0}, input.options()); };
   LayerBackward grads{empty(), empty(), empty(), empty(), empty(), empty(), empty()};
   if (need_input) {
-    grads.input = at::mm(b.dgates, b.w_ih).view(input.sizes());
+    const at::Tensor dx = project_input ? project_input(b.dgates, b.w_ih.t(), std::nullopt, std::nullopt) : at::mm(b.dgates, b.w_ih);
+    grads.input = dx.view(input.sizes());
   }
   if (need_state) {
     grads.h0 = b.dh_state;

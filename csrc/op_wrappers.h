@@ -3,6 +3,7 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 
 #include <tuple>
 
@@ -15,12 +16,19 @@ using Tensor7 = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::T
 using Tensor3 = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
 using Tensor6 = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
+// The kernels' own ATen calls run in the dtypes the op was given: inside an autocast region a
+// functional at::addmm would otherwise be cast to the autocast dtype under the kernel's feet.
+struct NoAutocast {
+  c10::impl::ExcludeDispatchKeyGuard guard{c10::autocast_dispatch_keyset};
+};
+
 template <typename Backend>
 struct Ops {
   static Tensor5 lstm_layer(const at::Tensor& input, const at::Tensor& h0, const at::Tensor& c0,
                             const at::Tensor& w_ih, const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
                             const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& w_hr,
                             const std::optional<at::Tensor>& batch_sizes, bool reverse) {
+    const NoAutocast no_autocast;
     const LayerShape s =
         check_layer_forward(input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, "lstm_ext::lstm_layer");
     auto r = Backend::layer_forward(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse);
@@ -34,6 +42,7 @@ struct Ops {
                                      const std::optional<at::Tensor>& batch_sizes, bool reverse,
                                      const at::Tensor& output, const at::Tensor& gates, const at::Tensor& cells,
                                      std::array<bool, 3> output_mask) {
+    const NoAutocast no_autocast;
     const LayerShape s = check_layer_backward(grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr,
                                               batch_sizes, output, gates, cells);
     auto g = Backend::layer_backward(s, grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr, reverse,
@@ -45,6 +54,7 @@ struct Ops {
   static Tensor3 lstm_cell(const at::Tensor& input, const at::Tensor& hx, const at::Tensor& cx,
                            const at::Tensor& w_ih, const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
                            const std::optional<at::Tensor>& b_hh) {
+    const NoAutocast no_autocast;
     check_cell_forward(input, hx, cx, w_ih, w_hh, b_ih, b_hh);
     const LayerShape s = one_step(input, w_hh);
     auto r = Backend::layer_forward(s, input.unsqueeze(0), hx, cx, w_ih, w_hh, b_ih, b_hh, std::nullopt, false);
@@ -55,6 +65,7 @@ struct Ops {
                                     const at::Tensor& hx, const at::Tensor& cx, const at::Tensor& w_ih,
                                     const at::Tensor& w_hh, const at::Tensor& gates, const at::Tensor& cy,
                                     std::array<bool, 3> output_mask) {
+    const NoAutocast no_autocast;
     check_cell_backward(grad_hy, grad_cy, input, hx, cx, w_ih, w_hh, gates, cy);
     const LayerShape s = one_step(input, w_hh);
     // With one step, h_n is the output: its gradient enters once, as grad_h_n.

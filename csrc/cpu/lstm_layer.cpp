@@ -128,7 +128,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
 LayerForward layer_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& c0,
                            const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& b_ih,
                            const std::optional<Tensor>& b_hh, const std::optional<Tensor>& w_hr, bool reverse) {
-  ForwardBuffers b = forward_buffers(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr);
+  ForwardBuffers b = forward_buffers(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, &input_projection);
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "lstm_ext_layer_forward", [&] {
     forward_loop<scalar_t>(s, reverse, b.pre, b.gates, b.cells, b.out2d, b.h_state, b.c_state, b.w_hh, b.w_hr);
   });
@@ -145,7 +145,7 @@ LayerBackward layer_backward(const LayerShape& s, const Tensor& grad_output, con
     backward_loop<scalar_t>(s, reverse, b.grad_out2d, b.dh_state, b.dc_state, b.dgates, b.dh_all, b.m_all, b.gates,
                             b.cells, b.c0, b.w_hh, b.w_hr, /*need_state_grad=*/mask[1]);
   });
-  return layer_gradients(s, reverse, mask, input, h0, output, b);
+  return layer_gradients(s, reverse, mask, input, h0, output, b, &input_projection);
 }
 
 }  // namespace cpu

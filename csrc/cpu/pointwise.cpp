@@ -1,6 +1,7 @@
 // Picks the pointwise kernels for this CPU once, from ATen's own reading of it.
 #include "cpu/pointwise.h"
 #include "cpu/gru_pointwise.h"
+#include "cpu/small_gemm.h"
 
 #include <ATen/Version.h>
 #include <c10/util/BFloat16.h>
@@ -25,6 +26,11 @@ template <typename scalar_t> GruForwardRows<scalar_t> gru_forward_rows_AVX2();
 template <typename scalar_t> GruBackwardRows<scalar_t> gru_backward_rows_AVX2();
 template <typename scalar_t> GruForwardRows<scalar_t> gru_forward_rows_AVX512();
 template <typename scalar_t> GruBackwardRows<scalar_t> gru_backward_rows_AVX512();
+#endif
+template <typename scalar_t> SmallGemmCols<scalar_t> small_gemm_cols_DEFAULT();
+#if defined(__x86_64__)
+template <typename scalar_t> SmallGemmCols<scalar_t> small_gemm_cols_AVX2();
+template <typename scalar_t> SmallGemmCols<scalar_t> small_gemm_cols_AVX512();
 #endif
 
 namespace {
@@ -76,6 +82,11 @@ GruBackwardRows<scalar_t> gru_backward_rows() {
   LSTM_EXT_BY_CAPABILITY(gru_backward_rows, scalar_t)
 }
 
+template <typename scalar_t>
+SmallGemmCols<scalar_t> small_gemm_cols() {
+  LSTM_EXT_BY_CAPABILITY(small_gemm_cols, scalar_t)
+}
+
 template ForwardRows<float> forward_rows<float>();
 template ForwardRows<double> forward_rows<double>();
 template ForwardRows<c10::BFloat16> forward_rows<c10::BFloat16>();
@@ -88,6 +99,8 @@ template GruForwardRows<c10::BFloat16> gru_forward_rows<c10::BFloat16>();
 template GruBackwardRows<float> gru_backward_rows<float>();
 template GruBackwardRows<double> gru_backward_rows<double>();
 template GruBackwardRows<c10::BFloat16> gru_backward_rows<c10::BFloat16>();
+template SmallGemmCols<float> small_gemm_cols<float>();
+template SmallGemmCols<double> small_gemm_cols<double>();
 
 }  // namespace cpu
 }  // namespace lstm_ext

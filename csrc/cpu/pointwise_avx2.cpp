@@ -4,7 +4,9 @@
 #include "cpu/capability_avx2.h"
 #include "cpu/pointwise_impl.h"
 #include "cpu/gru_pointwise_impl.h"
+#include "cpu/small_gemm_impl.h"
 
 LSTM_EXT_POINTWISE_TABLE(AVX2)
 LSTM_EXT_GRU_POINTWISE_TABLE(AVX2)
+LSTM_EXT_SMALL_GEMM_TABLE(AVX2)
 #endif

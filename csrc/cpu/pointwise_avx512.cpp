@@ -3,7 +3,9 @@
 #include "cpu/capability_avx512.h"
 #include "cpu/pointwise_impl.h"
 #include "cpu/gru_pointwise_impl.h"
+#include "cpu/small_gemm_impl.h"
 
 LSTM_EXT_POINTWISE_TABLE(AVX512)
 LSTM_EXT_GRU_POINTWISE_TABLE(AVX512)
+LSTM_EXT_SMALL_GEMM_TABLE(AVX512)
 #endif

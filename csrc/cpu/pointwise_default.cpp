@@ -3,6 +3,8 @@
 #define CPU_CAPABILITY_DEFAULT
 #include "cpu/pointwise_impl.h"
 #include "cpu/gru_pointwise_impl.h"
+#include "cpu/small_gemm_impl.h"
 
 LSTM_EXT_POINTWISE_TABLE(DEFAULT)
 LSTM_EXT_GRU_POINTWISE_TABLE(DEFAULT)
+LSTM_EXT_SMALL_GEMM_TABLE(DEFAULT)

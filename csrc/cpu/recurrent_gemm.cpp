@@ -9,6 +9,9 @@
 #include <string_view>
 #include <vector>
 
+#include "cpu/small_gemm.h"
+#include "layer_host.h"
+
 namespace lstm_ext {
 namespace cpu {
 namespace {
@@ -53,17 +56,39 @@ const OneDnn* onednn() {
   return ops ? &*ops : nullptr;
 }
 
-}  // namespace
-
-RecurrentGemm::RecurrentGemm(const at::Tensor& weight, int64_t max_rows) : weight_t_(weight.t()) {
+// Whether rows [max_rows, K] @ weight [N, K]^T is worth oneDNN's linear on a packed weight.
+bool use_onednn(const at::Tensor& weight, int64_t max_rows) {
   const bool big = 2 * max_rows * weight.size(0) * weight.size(1) >= kPackedMinFlops;
   const bool onednn_dtype = weight.scalar_type() == at::kFloat || weight.scalar_type() == at::kBFloat16;
-  if (big && onednn_dtype && weight.is_cpu() && onednn() != nullptr) {
-    packed_ = onednn()->reorder.call(weight.contiguous(), max_rows);
+  return big && onednn_dtype && weight.is_cpu() && onednn() != nullptr;
+}
+
+}  // namespace
+
+at::Tensor input_projection(const at::Tensor& rows, const at::Tensor& w_ih, const std::optional<at::Tensor>& b_ih,
+                            const std::optional<at::Tensor>& b_hh) {
+  const at::Tensor w = w_ih.contiguous();  // any layout of the weight takes the same kernel
+  if (small_gemm_applies(rows, w)) {
+    at::Tensor out = at::empty({rows.size(0), w.size(0)}, rows.options());
+    small_rows_gemm(rows, w, b_ih.value_or(at::Tensor()), b_hh.value_or(at::Tensor()), out, /*accumulate=*/false);
+    return out;
   }
+  if (!use_onednn(w_ih, rows.size(0))) return aten_input_projection(rows, w_ih, b_ih, b_hh);
+  const at::Tensor packed = onednn()->reorder.call(w_ih.contiguous(), rows.size(0));
+  const at::Tensor bias = summed_bias(b_ih, b_hh);
+  const std::optional<at::Tensor> b = bias.defined() ? std::optional<at::Tensor>(bias.contiguous()) : std::nullopt;
+  return onednn()->linear.call(rows, packed, b, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
+}
+
+RecurrentGemm::RecurrentGemm(const at::Tensor& weight, int64_t max_rows) : weight_t_(weight.t()) {
+  if (use_onednn(weight, max_rows)) packed_ = onednn()->reorder.call(weight.contiguous(), max_rows);
 }
 
 at::Tensor RecurrentGemm::accumulate(const at::Tensor& rows, at::Tensor acc) const {
+  if (!packed_.defined() && small_gemm_applies(rows, weight_t_.t()) && acc.stride(-1) == 1) {
+    small_rows_gemm(rows, weight_t_.t(), at::Tensor(), at::Tensor(), acc, /*accumulate=*/true);
+    return acc;
+  }
   if (!packed_.defined()) return acc.addmm_(rows, weight_t_);
   return onednn()->linear_add.call(rows, acc, packed_, std::nullopt, "add");
 }

@@ -9,8 +9,16 @@
 
 #include <ATen/core/Tensor.h>
 
+#include <optional>
+
 namespace lstm_ext {
 namespace cpu {
+
+// rows @ w_ih^T + b_ih + b_hh for every step's input at once, a new contiguous tensor: oneDNN's
+// linear on a packed weight for large projections where torch has it (1.4x faster than MKL's
+// sgemm on 6400x256x1024 on an AMD EPYC), small_rows_gemm for a few rows, at::addmm otherwise.
+at::Tensor input_projection(const at::Tensor& rows, const at::Tensor& w_ih, const std::optional<at::Tensor>& b_ih,
+                            const std::optional<at::Tensor>& b_hh);
 
 class RecurrentGemm {
  public:

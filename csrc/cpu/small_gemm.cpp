@@ -1,0 +1,45 @@
+// The small-rows GEMM on tensors; the kernel is in small_gemm_impl.h.
+#include "cpu/small_gemm.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+
+namespace lstm_ext {
+namespace cpu {
+
+bool small_gemm_applies(const at::Tensor& rows, const at::Tensor& weight) {
+  const at::ScalarType dtype = rows.scalar_type();
+  return rows.size(0) <= kSmallGemmRows && (dtype == at::kFloat || dtype == at::kDouble) &&
+         weight.scalar_type() == dtype && weight.is_contiguous() && rows.stride(-1) == 1;
+}
+
+void small_rows_gemm(const at::Tensor& rows, const at::Tensor& weight, const at::Tensor& bias1,
+                     const at::Tensor& bias2, at::Tensor& out, bool accumulate) {
+  const int64_t n = rows.size(0), K = rows.size(1), N = weight.size(0);
+  // About 32k multiply-adds per task: a one-row step at H=64 stays on one thread, where
+  // waking the pool would cost more than the arithmetic; H=256 splits over both cores.
+  const int64_t grain = std::max<int64_t>(8, (int64_t{1} << 15) / std::max<int64_t>(n * K, 1));
+  const at::Tensor b1 = bias1.defined() ? bias1.contiguous() : bias1;
+  const at::Tensor b2 = bias2.defined() ? bias2.contiguous() : bias2;
+  AT_DISPATCH_FLOATING_TYPES(rows.scalar_type(), "lstm_ext_small_rows_gemm", [&] {
+    const SmallGemm<scalar_t> g{
+        rows.const_data_ptr<scalar_t>(),
+        rows.stride(0),
+        n,
+        K,
+        weight.const_data_ptr<scalar_t>(),
+        b1.defined() ? b1.const_data_ptr<scalar_t>() : nullptr,
+        b2.defined() ? b2.const_data_ptr<scalar_t>() : nullptr,
+        out.data_ptr<scalar_t>(),
+        out.stride(0),
+        accumulate,
+    };
+    const SmallGemmCols<scalar_t> cols = small_gemm_cols<scalar_t>();
+    at::parallel_for(0, N, grain, [&](int64_t begin, int64_t end) { cols(g, begin, end); });
+  });
+}
+
+}  // namespace cpu
+}  // namespace lstm_ext
