@@ -140,6 +140,38 @@ def _lesson(module: torch.nn.Module, names: list[str]) -> list[Optional[Tensor]]
     return [w_u, b_u[0] if b_u else None]
 
 
+def _plain_fused_inference(module: _LSTMChoices, input: object, dim: int) -> bool:
+    """Whether a forward without grad can go straight to one C++ op call (the streaming path).
+
+    A streaming step (T=1, B=1) costs next to nothing in arithmetic; its time is the Python
+    around the kernels. The layers take one op call instead when the call is plain: a ``dim``-D
+    CPU tensor of a dtype the fused kernels have, no variant arithmetic, no autocast, not under
+    torch.compile. If the op refuses the arguments, the full path runs and raises nn's error."""
+    options = module.variant_options
+    return (
+        type(input) is Tensor
+        and input.is_cpu
+        and input.dim() == dim
+        and input.dtype in _ops._CPU_DTYPES
+        and module.backend != "reference"
+        and _ops.LOAD_ERROR is None
+        and not options.needs_variant_kernel
+        and not (options.recurrent_dropout and module.training)
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_compiling()
+    )
+
+
+def _two_states(hx: object, dim: int) -> bool:
+    """hx is ``(h, c)``: a tuple or list of two ``dim``-D tensors."""
+    return (
+        type(hx) in (tuple, list)
+        and len(hx) == 2  # type: ignore[arg-type]
+        and type(hx[0]) is Tensor and type(hx[1]) is Tensor  # type: ignore[index]
+        and hx[0].dim() == dim and hx[1].dim() == dim  # type: ignore[index]
+    )
+
+
 def _autocast_dtype(device: torch.device) -> Optional[torch.dtype]:
     """The lower-precision dtype autocast asks for on this device, or None when it is off."""
     # CPU and CUDA always have autocast; asking is_autocast_available about them would break
@@ -454,6 +486,15 @@ class LSTM(_LSTMChoices, _Layouts, RNNBase):
         Returns:
             ``(output, (h_n, c_n))`` exactly as :meth:`torch.nn.LSTM.forward` returns them.
         """
+        if not torch.is_grad_enabled() and self._inference_op_applies(input, hx):
+            try:
+                output, h_n, c_n = _ops.ops.lstm_inference(
+                    input, () if hx is None else hx, self._flat_weights, self.bias, self.num_layers,
+                    self.bidirectional, self.batch_first,
+                )
+                return output, (h_n, c_n)
+            except RuntimeError:
+                pass  # bad arguments: the full path below raises nn.LSTM's own error for them
         # The weights are read by name (_layer_weights), so RNNBase's _flat_weights list needs
         # no refresh on this hot path.
         unpacked = self._unpack_input(input, hx)
@@ -489,6 +530,15 @@ class LSTM(_LSTMChoices, _Layouts, RNNBase):
             self._time_major(input, unpacked), h_0, c_0, weights, batch_sizes, peepholes, layer_norms, lessons
         )
         return self._pack_output(output, (h_n, c_n), unpacked)
+
+    def _inference_op_applies(self, input: object, hx: object) -> bool:
+        """Whether one ``lstm_inference`` call can run this forward (grad mode being off): the
+        plain LSTM on the CPU's fused kernels, batched dense input. See ``_plain_fused_inference``."""
+        return (
+            _plain_fused_inference(self, input, 3)
+            and (hx is None or _two_states(hx, 3))
+            and not (self.dropout and self.training)
+        )
 
     @staticmethod
     def _check_hidden_count(hx: _HiddenState) -> None:
@@ -630,6 +680,18 @@ class LSTMCell(_LSTMChoices, RNNCellBase):
         Returns:
             ``(h_1, c_1)``, shaped like ``h_0``.
         """
+        if not torch.is_grad_enabled() and self._inference_op_applies(input, hx):
+            if hx is None:
+                zeros = torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype)
+                hx = (zeros, zeros)
+            try:
+                with torch._C._AutoDispatchBelowAutograd():  # no autograd kernel to record anything
+                    h, c, _ = _ops.ops.lstm_cell(
+                        input, hx[0], hx[1], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+                    )
+                return h, c
+            except RuntimeError:
+                pass  # bad or mixed-dtype arguments: the full path below handles them as nn.LSTMCell does
         if input.dim() not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
         if hx is not None:
@@ -669,6 +731,11 @@ class LSTMCell(_LSTMChoices, RNNCellBase):
         if not is_batched:
             h, c = h.squeeze(0), c.squeeze(0)
         return h, c
+
+    def _inference_op_applies(self, input: object, hx: object) -> bool:
+        """Whether one ``lstm_cell`` call can run this forward (grad mode being off): the plain
+        cell on the CPU's fused kernels, batched input, hx absent or two 2-D tensors."""
+        return _plain_fused_inference(self, input, 2) and (hx is None or _two_states(hx, 2))
 
     def _check_step_args(self, input: Tensor, hx: _HiddenState) -> None:
         """What ATen's ``lstm_cell`` checks, in its order and words."""

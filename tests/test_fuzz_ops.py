@@ -73,6 +73,10 @@ def _good_calls() -> dict[str, tuple[object, list]]:
     )
     calls.update(_variant_calls(g))
     calls.update(_gru_calls(g))
+    input, h0, c0, w_ih, w_hh, b_ih, b_hh, _, _, _ = dense  # one layer, one direction, hx given
+    calls["lstm_inference-dense"] = (
+        ops.lstm_inference, [input, [h0[None], c0[None]], [w_ih, w_hh, b_ih, b_hh], True, 1, False, False]
+    )
     return calls
 
 
@@ -168,9 +172,10 @@ def _mutations(t: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 # The one single-argument change that stays a valid call: a dense input with another number of
-# steps (zero included). It must give the reference's answer.
+# steps (zero included, but not for lstm_inference). It must give the reference's answer.
 LEGAL = {(call, "input", kind) for call in ("lstm_layer-dense", "gru_layer-dense")
          for kind in ("dim0+1", "dim0-1", "dim0=0")}
+LEGAL |= {("lstm_inference-dense", "input", kind) for kind in ("dim0+1", "dim0-1")}  # no steps: nn.LSTM's error
 
 
 def _malformed_cases():
@@ -191,8 +196,19 @@ def _assert_clear_error(error: BaseException, op) -> None:
     assert op_name in message or op_name.replace("lstm_ext::", "lstm_ext_") in message, message
 
 
+def _inference_reference(input, hx, weights, has_biases, num_layers, bidirectional, batch_first):
+    """lstm_inference's one-layer, one-direction call of _good_calls, in the reference."""
+    assert (num_layers, bidirectional, batch_first, has_biases) == (1, False, False, True)
+    output, h, c = reference.lstm_layer(input, hx[0][0], hx[1][0], *weights, None, None, False)
+    return output, h[None], c[None]
+
+
 # call -> (the reference of its op, how many leading outputs it returns)
-_REFERENCES = {"lstm_layer-dense": (reference.lstm_layer, 3), "gru_layer-dense": (reference.gru_layer, 2)}
+_REFERENCES = {
+    "lstm_layer-dense": (reference.lstm_layer, 3),
+    "gru_layer-dense": (reference.gru_layer, 2),
+    "lstm_inference-dense": (_inference_reference, 3),
+}
 
 
 @pytest.mark.parametrize("call, index, bad, legal", list(_malformed_cases()))
