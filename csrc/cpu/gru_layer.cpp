@@ -113,18 +113,17 @@ GruForward gru_forward(const LayerShape& s, const Tensor& input, const Tensor& h
   const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
 
   // x W_ih + b_ih + [b_hr, b_hz, 0]: b_hn must stay inside the reset product.
-  Tensor x_pre = at::empty({s.N, 3 * H}, input.options());
   Tensor b_hn;
+  std::optional<Tensor> bias;
   if (b_ih.has_value() || b_hh.has_value()) {
-    Tensor bias = b_ih.has_value() ? b_ih->clone() : at::zeros({3 * H}, input.options());
+    bias = b_ih.has_value() ? b_ih->clone() : at::zeros({3 * H}, input.options());
     if (b_hh.has_value()) {
-      bias.narrow(0, 0, 2 * H).add_(b_hh->narrow(0, 0, 2 * H));
+      bias->narrow(0, 0, 2 * H).add_(b_hh->narrow(0, 0, 2 * H));
       b_hn = b_hh->narrow(0, 2 * H, H).contiguous();
     }
-    at::addmm_out(x_pre, bias, x, w_ih_c.t());
-  } else {
-    at::mm_out(x_pre, x, w_ih_c.t());
   }
+  // The LSTM's projection: oneDNN's packed GEMM for large inputs, the small-rows GEMM for a step.
+  Tensor x_pre = input_projection(x, w_ih_c, bias, std::nullopt);
 
   Tensor gates = at::empty({s.N, 4 * H}, input.options().dtype(opmath));
   Tensor output = at::empty(output_sizes(s), input.options());
@@ -163,7 +162,7 @@ GruBackward gru_backward(const LayerShape& s, const Tensor& grad_output, const T
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
   const auto empty = [&] { return at::empty({0}, input.options()); };
   GruBackward grads{empty(), empty(), empty(), empty(), empty(), empty()};
-  if (need_input) grads.input = at::mm(d_x, w_ih_c).view(input.sizes());
+  if (need_input) grads.input = input_projection(d_x, w_ih_c.t(), std::nullopt, std::nullopt).view(input.sizes());
   if (need_state) grads.h0 = dh_state;
   if (need_weights) {
     grads.w_ih = at::mm(d_x.t(), as_rows(input.contiguous(), s.I));
