@@ -54,6 +54,19 @@ TAIL=25 stage_run build 240 env LSTM_EXT_CUDA=1 TORCH_CUDA_ARCH_LIST="$arch" MAX
 fi
 "$py" -c 'import torch, lstm_ext; print("CUDA kernel registered:", torch._C._dispatch_has_kernel_for_dispatch_key("lstm_ext::lstm_layer", "CUDA"))'
 
+# 1b. One argument error from the C++ checks must raise, not crash (it crashed on the H200 image
+#     with torch 2.11; see README, CUDA): a segmentation fault shows here as exit 139.
+wants tests && stage_run errors 60 "$py" -c '
+import torch, lstm_ext
+try:
+    torch.ops.lstm_ext.lstm_layer(torch.randn(2, 3, 4, 1), torch.zeros(3, 5), torch.zeros(3, 5), torch.randn(20, 4),
+                                  torch.randn(20, 5), None, None, None, None, False)
+except RuntimeError as error:
+    print("raised as it should:", str(error).splitlines()[0])
+else:
+    raise SystemExit("no error for a 4-D input")
+'
+
 # 2. GPU tests.
 wants tests && stage_run tests 180 "$py" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_compile.py \
   -W ignore::UserWarning --durations=5
