@@ -488,8 +488,11 @@ class LSTM(_LSTMChoices, _Layouts, RNNBase):
         """
         if not torch.is_grad_enabled() and self._inference_op_applies(input, hx):
             try:
+                # By name, not RNNBase's _flat_weights list: a parametrized weight is computed on
+                # each read, and that list would hold a stale one.
+                weights = [getattr(self, name) for name in self._flat_weights_names]
                 output, h_n, c_n = _ops.ops.lstm_inference(
-                    input, () if hx is None else hx, self._flat_weights, self.bias, self.num_layers,
+                    input, () if hx is None else hx, weights, self.bias, self.num_layers,
                     self.bidirectional, self.batch_first,
                 )
                 return output, (h_n, c_n)

@@ -85,6 +85,27 @@ def test_lstm_inference_path_equals_nn_lstm(gen):
     torch.testing.assert_close(hx_ours, hx_ref)
 
 
+class _Doubled(nn.Module):
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return 2 * weight
+
+
+@pytest.mark.parametrize("cls", [nn.LSTM, nn.LSTMCell], ids=["LSTM", "LSTMCell"])
+def test_inference_path_reads_parametrized_weights(cls, gen):
+    """A parametrized weight is computed on every read: the op must get that, not a stale list."""
+    from torch.nn.utils import parametrize
+
+    ours_cls = lstm_ext.LSTM if cls is nn.LSTM else lstm_ext.LSTMCell
+    ref, ours = cls(4, 5), ours_cls(4, 5)
+    ours.load_state_dict(ref.state_dict())
+    name = "weight_hh_l0" if cls is nn.LSTM else "weight_hh"
+    for module in (ref, ours):
+        parametrize.register_parametrization(module, name, _Doubled())
+    x = torch.randn(3, 2, 4, generator=gen) if cls is nn.LSTM else torch.randn(2, 4, generator=gen)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), ref(x))
+
+
 def _not_taken_cases():
     x = torch.randn(3, 2, 4)
     yield "grad-mode", lambda: lstm_ext.LSTM(4, 5), x, False
