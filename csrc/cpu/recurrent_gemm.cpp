@@ -67,14 +67,15 @@ bool use_onednn(const at::Tensor& weight, int64_t max_rows) {
 
 at::Tensor input_projection(const at::Tensor& rows, const at::Tensor& w_ih, const std::optional<at::Tensor>& b_ih,
                             const std::optional<at::Tensor>& b_hh) {
-  const at::Tensor w = w_ih.contiguous();  // any layout of the weight takes the same kernel
+  // One contiguous copy for every path (dx passes w_ih^T), so any layout takes the same kernel.
+  const at::Tensor w = w_ih.contiguous();
   if (small_gemm_applies(rows, w)) {
     at::Tensor out = at::empty({rows.size(0), w.size(0)}, rows.options());
     small_rows_gemm(rows, w, b_ih.value_or(at::Tensor()), b_hh.value_or(at::Tensor()), out, /*accumulate=*/false);
     return out;
   }
-  if (!use_onednn(w_ih, rows.size(0))) return aten_input_projection(rows, w_ih, b_ih, b_hh);
-  const at::Tensor packed = onednn()->reorder.call(w_ih.contiguous(), rows.size(0));
+  if (!use_onednn(w, rows.size(0))) return aten_input_projection(rows, w, b_ih, b_hh);
+  const at::Tensor packed = onednn()->reorder.call(w, rows.size(0));
   const at::Tensor bias = summed_bias(b_ih, b_hh);
   const std::optional<at::Tensor> b = bias.defined() ? std::optional<at::Tensor>(bias.contiguous()) : std::nullopt;
   return onednn()->linear.call(rows, packed, b, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
