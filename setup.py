@@ -7,8 +7,10 @@ machine can compile the CUDA path, and a GPU machine can build a CPU-only wheel.
 
 import glob
 import os
+import sys
 
 from setuptools import find_packages, setup
+import torch
 import torch.utils.cpp_extension as cpp_extension
 from torch.utils.cpp_extension import CUDA_HOME, BuildExtension, CppExtension, CUDAExtension
 
@@ -23,6 +25,10 @@ def _cuda_requested() -> bool:
     return True
 
 
+def _aten_uses_openmp() -> bool:
+    return sys.platform.startswith("linux") and "parallel backend: OpenMP" in torch.__config__.parallel_info()
+
+
 def _extension():
     debug = os.environ.get("LSTM_EXT_DEBUG", "0") == "1"
     sanitize = os.environ.get("LSTM_EXT_SANITIZE", "")  # e.g. "address,undefined"
@@ -35,6 +41,12 @@ def _extension():
     if not hasattr(cpp_extension, "min_supported_cpython"):
         cxx += ["-DPy_LIMITED_API=0x03090000"]
     link = []
+    # ATen's at::parallel_for only goes parallel in code compiled with OpenMP (ATen/ParallelOpenMP.h
+    # tests _OPENMP); without the flag every pointwise pass ran on one thread. Linked by soname, the
+    # runtime is torch's own libgomp.so.1, so both share one thread pool.
+    if _aten_uses_openmp():
+        cxx += ["-fopenmp"]
+        link += ["-fopenmp"]
     if sanitize:
         cxx += [f"-fsanitize={sanitize}", "-fno-omit-frame-pointer", "-g"]
         link += [f"-fsanitize={sanitize}"]
