@@ -15,6 +15,8 @@
 #include <tuple>
 #include <vector>
 
+#include "forward_only.h"
+
 namespace lstm_ext {
 namespace {
 
@@ -76,6 +78,7 @@ std::vector<Tensor> lstm_inference(const Tensor& input, at::TensorList hx, at::T
 
   // Below the autograd keys: straight to the backend's kernel, not register_autograd's wrapper.
   const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  const ForwardOnlyGuard forward_only;  // the gates and cells that lstm_layer returns go unused
   std::vector<Tensor> h_n, c_n;
   h_n.reserve(stacks);
   c_n.reserve(stacks);

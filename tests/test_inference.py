@@ -32,6 +32,8 @@ LSTM_CASES = {
     "proj-batch-first": (dict(input_size=7, hidden_size=9, num_layers=2, proj_size=4, batch_first=True), 5, 3, True),
     "no-bias-bi-proj": (dict(input_size=5, hidden_size=6, bias=False, bidirectional=True, proj_size=3), 4, 2, True),
     "eval-dropout": (dict(input_size=5, hidden_size=6, num_layers=3, dropout=0.5), 4, 2, False),
+    # Big enough for the threaded team loop (test_team.py), where the inference op skips the saved gates.
+    "team-2-layer-bi": (dict(input_size=24, hidden_size=136, num_layers=2, bidirectional=True), 4, 16, True),
 }
 
 

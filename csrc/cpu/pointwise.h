@@ -24,11 +24,17 @@ struct ForwardStep {
   using opmath_t = at::opmath_type<scalar_t>;
   int64_t H;
   const scalar_t* pre;
-  opmath_t* gates;  // may equal pre: each unit reads before it writes
+  opmath_t* gates;  // may equal pre: each unit reads before it writes; null: neither gates nor cells saved
   opmath_t* cells;
   opmath_t* c_state;
   scalar_t* h_out;
   scalar_t* out;  // null with a projection
+  // A team member (step_team.h) adds its own recurrent product here: [rows, 4 * rec_units] in
+  // (i, f, g, o) blocks of rec_units, one column per unit of [unit_begin, unit_end).
+  const scalar_t* rec = nullptr;
+  int64_t rec_units = 0;
+  int64_t unit_begin = 0;
+  int64_t unit_end = -1;  // -1: every unit, H
 };
 
 // Backward: gradient of h (dh, plus dy unless null) and of c (dc, updated in place to the
@@ -47,6 +53,8 @@ struct BackwardStep {
   opmath_t* dc;
   scalar_t* dgates;
   scalar_t* m;
+  int64_t unit_begin = 0;  // a team member's units (step_team.h)
+  int64_t unit_end = -1;   // -1: every unit, H
 };
 
 template <typename scalar_t>

@@ -58,16 +58,23 @@ inline void forward_units(const ForwardStep<scalar_t>& s, int64_t r, int64_t j, 
   const auto load = [&](const auto* p) { return load_as<V>(p + j, count); };
   const auto store = [&](auto* p, const V& v) { store_as(p + j, v, count); };
   const scalar_t* pre_row = s.pre + r * 4 * H;
-  const gates::Gates<V> a = gates::activate<V>(load(pre_row), load(pre_row + H), load(pre_row + 2 * H), load(pre_row + 3 * H));
+  V pre[4] = {load(pre_row), load(pre_row + H), load(pre_row + 2 * H), load(pre_row + 3 * H)};
+  if (s.rec) {  // a team member's recurrent product, added in the opmath type
+    const scalar_t* rec_row = s.rec + r * 4 * s.rec_units + (j - s.unit_begin);
+    for (int64_t gate = 0; gate < 4; ++gate) pre[gate] = pre[gate] + load_as<V>(rec_row + gate * s.rec_units, count);
+  }
+  const gates::Gates<V> a = gates::activate<V>(pre[0], pre[1], pre[2], pre[3]);
   auto* c_row = s.c_state + r * H;
   V h;
   const V c = gates::cell_forward(a, load(c_row), &h);
-  auto* g_row = s.gates + r * 4 * H;
-  store(g_row, a.i);
-  store(g_row + H, a.f);
-  store(g_row + 2 * H, a.g);
-  store(g_row + 3 * H, a.o);
-  store(s.cells + r * H, c);
+  if (s.gates) {  // saved for backward; an inference-only forward leaves them out
+    auto* g_row = s.gates + r * 4 * H;
+    store(g_row, a.i);
+    store(g_row + H, a.f);
+    store(g_row + 2 * H, a.g);
+    store(g_row + 3 * H, a.o);
+    store(s.cells + r * H, c);
+  }
   store(c_row, c);
   store(s.h_out + r * H, h);
   if (s.out) store(s.out + r * H, h);
@@ -95,15 +102,16 @@ inline void backward_units(const BackwardStep<scalar_t>& s, int64_t r, int64_t j
   if (s.m) store(s.m + r * H, gates::use_gate(a, c));
 }
 
-// Every row in [begin, end): whole SIMD vectors of hidden units, then one partial vector.
+// Every row in [begin, end), over the step's units: whole SIMD vectors, then one partial vector.
 // Math runs in the opmath type, so bfloat16 rows are vectorized in float.
 template <typename scalar_t, typename Step, typename Units>
 inline void for_each_unit_block(const Step& s, int64_t begin, int64_t end, Units units) {
   using V = at::vec::Vectorized<at::opmath_type<scalar_t>>;
+  const int64_t last = s.unit_end < 0 ? s.H : s.unit_end;
   for (int64_t r = begin; r < end; ++r) {
-    int64_t j = 0;
-    for (; j + V::size() <= s.H; j += V::size()) units(s, r, j, V::size());
-    if (j < s.H) units(s, r, j, s.H - j);
+    int64_t j = s.unit_begin;
+    for (; j + V::size() <= last; j += V::size()) units(s, r, j, V::size());
+    if (j < last) units(s, r, j, last - j);
   }
 }
 
