@@ -1,9 +1,10 @@
-"""The CPU time loop run as a team of threads (csrc/cpu/step_team.h).
+"""The CPU time loops of the LSTM and the GRU run as a team of threads (csrc/cpu/step_team.h).
 
 With more than one thread, no projection, more than 4 rows and at least 2 Mflop per step, each
 thread owns a slice of the hidden units for the whole loop and does that slice's recurrent GEMM
 and gate math; the threads meet once per step. The other tests use small shapes, which keep
-the plain loop, so these shapes are chosen to take the team: B >= 16 and 2*B*4H*H >= 2**21.
+the plain loop, so these shapes are chosen to take the team: B >= 16 and 2*B*gates*H*H >= 2**21
+(4 gate blocks for the LSTM, 3 for the GRU).
 Hidden sizes that are not a multiple of the 16-unit slice alignment leave a short last slice.
 """
 
@@ -18,7 +19,8 @@ import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from conftest import make_lstm_pair, requires_fused
+import lstm_ext
+from conftest import copy_weights, make_lstm_pair, requires_fused
 from tolerances import assert_close, assert_close_to_truth
 
 pytestmark = requires_fused()
@@ -43,14 +45,14 @@ def threads(request):
     torch.set_num_threads(before)
 
 
-def _inputs(kwargs, T, B, packed, with_hx, gen):
+def _inputs(kwargs, T, B, packed, with_hx, gen, states=("h0", "c0")):
     layers = kwargs.get("num_layers", 1) * (2 if kwargs.get("bidirectional") else 1)
     H = kwargs["hidden_size"]
     shape = (B, T, kwargs["input_size"]) if kwargs.get("batch_first") else (T, B, kwargs["input_size"])
     leaves = {"x": torch.randn(*shape, generator=gen, dtype=F64)}
     if with_hx:
-        leaves["h0"] = torch.randn(layers, B, H, generator=gen, dtype=F64)
-        leaves["c0"] = torch.randn(layers, B, H, generator=gen, dtype=F64)
+        for name in states:
+            leaves[name] = torch.randn(layers, B, H, generator=gen, dtype=F64)
     lengths = torch.randint(1, T + 1, (B,), generator=gen) if packed else None
     if packed:
         lengths[0] = T  # the longest sequence sets the padded length
@@ -62,16 +64,19 @@ def _run(module, leaves, lengths, dtype, batch_first):
     leaves = {k: v.detach().to(dtype).requires_grad_() for k, v in leaves.items()}
     x = leaves["x"]
     inp = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False) if lengths is not None else x
-    hx = (leaves["h0"], leaves["c0"]) if "h0" in leaves else None
-    out, (h_n, c_n) = module(inp, hx)
+    if isinstance(module, (torch.nn.GRU, lstm_ext.GRU)):
+        out, h_n = module(inp, leaves.get("h0"))
+        states = {"h_n": h_n}
+    else:
+        out, (h_n, c_n) = module(inp, (leaves["h0"], leaves["c0"]) if "h0" in leaves else None)
+        states = {"h_n": h_n, "c_n": c_n}
     out = out.data if lengths is not None else out
+    results = {"output": out, **states}
     g = torch.Generator().manual_seed(7)
-    weights = [torch.randn(t.shape, generator=g, dtype=F64).to(dtype) for t in (out, h_n, c_n)]
-    loss = sum((t * w).sum() for t, w in zip((out, h_n, c_n), weights))
-    params = [p for p in module.parameters()]
-    grads = torch.autograd.grad(loss, [*leaves.values(), *params])
+    loss = sum((t * torch.randn(t.shape, generator=g, dtype=F64).to(dtype)).sum() for t in results.values())
+    grads = torch.autograd.grad(loss, [*leaves.values(), *module.parameters()])
     names = [*(f"grad_{k}" for k in leaves), *(f"grad_{n}" for n, _ in module.named_parameters())]
-    results = {"output": out, "h_n": h_n, "c_n": c_n, **dict(zip(names, grads))}
+    results.update(zip(names, grads))
     return {k: v.detach() for k, v in results.items()}
 
 
@@ -88,24 +93,27 @@ def test_team_matches_nn(case, dtype, threads, gen):
         assert_close(actual[key], expected[key], msg=lambda m, key=key: f"{key}: {m}")
 
 
-@pytest.mark.parametrize("case", ["dense", "packed-bi-hx"])
-def test_team_bfloat16_close_to_truth(case, threads, gen):
-    """bfloat16 through the team: as close to the float64 truth as nn.LSTM's own bfloat16 run."""
-    kwargs, T, B, packed, with_hx = CASES[case]
-    ref64, _ = make_lstm_pair("fused", dtype=F64, gen=gen, **kwargs)
+def _check_bfloat16(nn_cls, ours_cls, case, gen, states=("h0", "c0")):
+    """bfloat16 through the team: as close to the float64 truth as torch's own bfloat16 run."""
+    kwargs, T, B, packed, with_hx = case
+    ref64 = nn_cls(**kwargs, dtype=F64)
     with torch.no_grad():  # bfloat16-representable weights, so all three runs see the same model
         for p in ref64.parameters():
             p.copy_(p.to(torch.bfloat16).to(F64))
-    ref16, ours16 = make_lstm_pair("fused", dtype=torch.bfloat16, **kwargs)
-    ref16.load_state_dict(ref64.state_dict())
-    ours16.load_state_dict(ref64.state_dict())
-    leaves, lengths = _inputs(kwargs, T, B, packed, with_hx, gen)
+    ref16 = copy_weights(ref64, nn_cls(**kwargs, dtype=torch.bfloat16))
+    ours16 = copy_weights(ref64, ours_cls(**kwargs, dtype=torch.bfloat16, backend="fused"))
+    leaves, lengths = _inputs(kwargs, T, B, packed, with_hx, gen, states=states)
     leaves = {k: v.to(torch.bfloat16).to(F64) for k, v in leaves.items()}
     truth = _run(ref64, leaves, lengths, F64, False)
     plain = _run(ref16, leaves, lengths, torch.bfloat16, False)
     actual = _run(ours16, leaves, lengths, torch.bfloat16, False)
     for key in truth:
         assert_close_to_truth(actual[key], truth[key], plain[key], name=key)
+
+
+@pytest.mark.parametrize("case", ["dense", "packed-bi-hx"])
+def test_team_bfloat16_close_to_truth(case, threads, gen):
+    _check_bfloat16(torch.nn.LSTM, lstm_ext.LSTM, CASES[case], gen)
 
 
 def test_team_concurrent_calls_match_sequential(gen):
@@ -166,3 +174,29 @@ def test_team_matches_plain_loop(tmp_path, gen):
     assert len(team) == len(plain)
     for a, b in zip(team, plain):
         assert_close(a.detach(), b)
+
+
+# name -> (GRU kwargs, T, B, packed, with hx): 2*B*3H*H >= 2**21 with B >= 16 needs H >= 148.
+GRU_CASES = {
+    "dense": (dict(input_size=40, hidden_size=168), 5, 16, False, False),
+    "packed-bi-2-layers-hx": (dict(input_size=24, hidden_size=160, num_layers=2, bidirectional=True), 6, 17, True, True),
+    "batch-first-no-bias": (dict(input_size=32, hidden_size=160, batch_first=True, bias=False), 4, 20, False, True),
+}
+
+
+@pytest.mark.parametrize("case", list(GRU_CASES))
+@pytest.mark.parametrize("dtype", [F64, torch.float32], ids=["f64", "f32"])
+def test_gru_team_matches_nn(case, dtype, threads, gen):
+    kwargs, T, B, packed, with_hx = GRU_CASES[case]
+    ref = torch.nn.GRU(**kwargs, dtype=dtype)
+    ours = copy_weights(ref, lstm_ext.GRU(**kwargs, dtype=dtype, backend="fused"))
+    leaves, lengths = _inputs(kwargs, T, B, packed, with_hx, gen, states=("h0",))
+    batch_first = kwargs.get("batch_first", False)
+    expected = _run(ref, leaves, lengths, dtype, batch_first)
+    actual = _run(ours, leaves, lengths, dtype, batch_first)
+    for key in expected:
+        assert_close(actual[key], expected[key], msg=lambda m, key=key: f"{key}: {m}")
+
+
+def test_gru_team_bfloat16_close_to_truth(threads, gen):
+    _check_bfloat16(torch.nn.GRU, lstm_ext.GRU, GRU_CASES["packed-bi-2-layers-hx"], gen, states=("h0",))

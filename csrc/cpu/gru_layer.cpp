@@ -9,6 +9,7 @@
 //           and weight gradients as a few large GEMMs over all steps at once.
 // Buffers are allocated once per call; the time loop only takes views of them. The memory h is
 // carried in op-math precision (float for bfloat16), like the LSTM's cell state.
+// With several threads and big enough steps the loops run as a team, as the LSTM's do.
 #include "cpu/gru_layer.h"
 
 #include <ATen/ATen.h>
@@ -17,10 +18,12 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "cpu/gru_pointwise.h"
 #include "cpu/pointwise.h"
 #include "cpu/recurrent_gemm.h"
+#include "cpu/team_walks.h"
 #include "layer_steps.h"
 
 namespace lstm_ext {
@@ -97,6 +100,57 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
   }
 }
 
+// Forward as a team (team_walks.h): the GEMM's operand h in the storage dtype lives in the walk's
+// two buffers; h_state keeps the opmath h, each member its own units.
+template <typename scalar_t>
+void forward_team(const LayerShape& s, bool reverse, const Tensor& x_pre, const Tensor& b_hn, Tensor& gates,
+                  Tensor& out2d, Tensor& h_state, const Tensor& h_copy, const Tensor& w_hh) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t H = s.H;
+  const GruForwardRows<scalar_t> rows = gru_forward_rows<scalar_t>();
+  const Tensor& h0 = h_copy.defined() ? h_copy : h_state;
+  const Tensor h_buf[2] = {h0.clone(), h0.clone()};
+  team_forward_walk(s, reverse, w_hh, 3, h_buf,
+                    [&](const Tensor& rec, int64_t n, int64_t off, const Tensor& h_next, int64_t u0, int64_t u1) {
+    GruForwardStep<scalar_t> step{H,
+                                  x_pre.const_data_ptr<scalar_t>() + off * 3 * H,
+                                  rec.const_data_ptr<scalar_t>(),
+                                  b_hn.defined() ? b_hn.const_data_ptr<scalar_t>() : nullptr,
+                                  gates.data_ptr<opmath_t>() + off * 4 * H,
+                                  h_state.data_ptr<opmath_t>(),
+                                  h_next.data_ptr<scalar_t>(),
+                                  out2d.data_ptr<scalar_t>() + off * H};
+    step.h_pre_units = u1 - u0;
+    step.unit_begin = u0;
+    step.unit_end = u1;
+    rows(step, 0, n);
+  });
+}
+
+// Backward as a team: the gate math leaves the direct part of dh_{t-1} in dh_state, and the walk
+// adds d_h_t @ w_hh to it.
+template <typename scalar_t>
+void backward_team(const LayerShape& s, bool reverse, const Tensor& grad_out2d, const Tensor& h_prev,
+                   const Tensor& gates, Tensor& dh_state, Tensor& d_x, Tensor& d_h, const Tensor& w_hh,
+                   bool need_state_grad) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t H = s.H;
+  const GruBackwardRows<scalar_t> rows = gru_backward_rows<scalar_t>();
+  team_backward_walk(s, reverse, w_hh, d_h, dh_state, /*accumulate=*/true, need_state_grad,
+                     [&](int64_t, int64_t n, int64_t off, int64_t u0, int64_t u1) {
+    GruBackwardStep<scalar_t> step{H,
+                                   gates.const_data_ptr<opmath_t>() + off * 4 * H,
+                                   h_prev.const_data_ptr<scalar_t>() + off * H,
+                                   grad_out2d.const_data_ptr<scalar_t>() + off * H,
+                                   dh_state.data_ptr<scalar_t>(),
+                                   d_x.data_ptr<scalar_t>() + off * 3 * H,
+                                   d_h.data_ptr<scalar_t>() + off * 3 * H};
+    step.unit_begin = u0;
+    step.unit_end = u1;
+    rows(step, 0, n);
+  });
+}
+
 Tensor as_rows(const Tensor& t, int64_t cols) {
   return t.reshape({-1, cols});
 }
@@ -133,7 +187,11 @@ GruForward gru_forward(const LayerShape& s, const Tensor& input, const Tensor& h
   Tensor h_copy = opmath == dtype ? Tensor() : h0.contiguous().clone();
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_gru_forward", [&] {
-    forward_loop<scalar_t>(s, reverse, x_pre, h_pre, b_hn, gates, out2d, h_state, h_copy, w_hh_c);
+    if (team_applies(s, 3)) {
+      forward_team<scalar_t>(s, reverse, x_pre, b_hn, gates, out2d, h_state, h_copy, w_hh_c);
+    } else {
+      forward_loop<scalar_t>(s, reverse, x_pre, h_pre, b_hn, gates, out2d, h_state, h_copy, w_hh_c);
+    }
   });
   return {output, h_state.to(dtype), gates};
 }
@@ -156,7 +214,11 @@ GruBackward gru_backward(const LayerShape& s, const Tensor& grad_output, const T
   Tensor d_h = at::empty({s.N, 3 * H}, input.options());
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_gru_backward", [&] {
-    backward_loop<scalar_t>(s, reverse, grad_out2d, h_prev, gates_c, dh_state, d_x, d_h, w_hh_c, need_state);
+    if (team_applies(s, 3)) {
+      backward_team<scalar_t>(s, reverse, grad_out2d, h_prev, gates_c, dh_state, d_x, d_h, w_hh_c, need_state);
+    } else {
+      backward_loop<scalar_t>(s, reverse, grad_out2d, h_prev, gates_c, dh_state, d_x, d_h, w_hh_c, need_state);
+    }
   });
 
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.

@@ -14,9 +14,13 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <cstdlib>
 #include <exception>
 #include <mutex>
+#include <string_view>
 #include <thread>
+
+#include "lstm_args.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -80,6 +84,23 @@ class StepBarrier {
 // OpenMP (each thread calls the body once) but not on the native thread pool.
 inline constexpr bool kTeamAvailable = AT_PARALLEL_OPENMP;
 
+// Hidden units per team slice come in whole AVX-512 float vectors.
+inline constexpr int64_t kTeamAlign = 16;
+// Below this many flops per step the plain loop wins (the small-rows GEMM, no meeting per step).
+inline constexpr int64_t kTeamMinFlops = 2 << 20;
+
+// Whether a layer's time loop (`gates` gate blocks per unit) runs as a team: several threads, no
+// projection (its GEMM would need a second meeting per step), more rows than the small-rows GEMM
+// takes, big enough steps. LSTM_EXT_TEAM=0 keeps the plain loop, to compare the two.
+inline bool team_applies(const LayerShape& s, int64_t gates) {
+  static const bool enabled = [] {
+    const char* knob = std::getenv("LSTM_EXT_TEAM");
+    return knob == nullptr || std::string_view(knob) != "0";
+  }();
+  if (!enabled || !kTeamAvailable || s.has_proj || at::get_num_threads() < 2 || at::in_parallel_region()) return false;
+  return s.B > 4 && s.H >= 2 * kTeamAlign && 2 * s.B * gates * s.H * s.H >= kTeamMinFlops;
+}
+
 // Hidden units per slice: an equal share per thread, whole SIMD vectors of `align` units.
 inline int64_t team_slice_units(int64_t H, int64_t align) {
   const int64_t threads = std::max<int64_t>(1, at::get_num_threads());
@@ -100,6 +121,27 @@ void run_team(int64_t H, int64_t align, Member&& member) {
     member(begin * units, std::min(H, end * units), end - begin, barrier);
   });
   barrier.rethrow_if_failed();
+}
+
+// The rows of w [gates * H, K] that feed units [u0, u0 + units) in every gate block, as one
+// contiguous [gates * units, K] weight: a member's share of a recurrent GEMM.
+inline at::Tensor unit_rows(const at::Tensor& w, int64_t gates, int64_t u0, int64_t units) {
+  const int64_t H = w.size(0) / gates;
+  return w.reshape({gates, H, w.size(1)}).narrow(1, u0, units).reshape({gates * units, w.size(1)});
+}
+
+// Rows n.. of a member's units keep their h into the next step's buffer: finished sequences, and
+// on a reversed packed walk sequences that have not started yet.
+inline void carry_rows(const at::Tensor& from, const at::Tensor& to, int64_t n, int64_t u0, int64_t units) {
+  const int64_t rest = from.size(0) - n;
+  if (rest > 0) to.narrow(0, n, rest).narrow(1, u0, units).copy_(from.narrow(0, n, rest).narrow(1, u0, units));
+}
+
+// How many steps have rows: every walked step swaps a team's two h buffers once.
+inline int64_t walked_steps(const LayerShape& s) {
+  int64_t steps = 0;
+  for (int64_t t = 0; t < s.T; ++t) steps += s.rows[t] > 0;
+  return steps;
 }
 
 }  // namespace cpu
