@@ -76,16 +76,17 @@ class Config:
 class Timing:
     """How long to time one (implementation, shape, mode).
 
-    ``min_run_time`` goes to ``torch.utils.benchmark.Timer.blocked_autorange``; when that yields
-    fewer than ``min_samples`` measurements (slow steps), more blocks are added until there are
-    ``min_samples`` of them, so that the median and the IQR rest on several samples; past
-    ``max_run_time`` seconds, 3 samples are enough.
+    The implementations of a shape and mode are timed in turns (``measure.time_round_robin``),
+    in blocks of about ``min_run_time / min_samples`` seconds, until each has ``min_samples``
+    blocks and ``min_run_time`` seconds, so that the median and the IQR rest on several samples;
+    past ``max_run_time`` seconds each, 3 samples are enough. The GEMM roofline's own timing
+    uses ``min_run_time`` with ``torch.utils.benchmark.Timer.blocked_autorange``.
     """
 
     min_run_time: float = 0.25
     min_samples: int = 5
-    # extra calls before timing (CPU; CUDA always gets 3): the check's call and blocked_autorange's
-    # block-size estimate already warm up
+    # extra calls before timing (CPU; CUDA always gets 3): the check's call and the block-size
+    # estimate already warm up
     warmup: int = 0
     max_run_time: float = 4.0  # stop adding samples past this (once there are 3)
 

@@ -1,11 +1,12 @@
 """Timing, peak memory, the LSTM's GEMM flop count and the torch.mm roofline.
 
 Timing
-    CPU: ``torch.utils.benchmark.Timer(num_threads=threads).blocked_autorange(min_run_time)``;
-    when that gives fewer than ``min_samples`` per-call times (slow steps run once per block),
-    further blocks of the same size are timed until there are. CUDA: CUDA events around each
-    call, after warm-up, with a synchronisation before reading each pair. Median and IQR
-    (p75 - p25) are computed over the per-call times.
+    The implementations of one shape and mode are timed round-robin (``time_round_robin``): one
+    block of calls of each per round, so that a slow spell of a shared machine falls on all of
+    them alike and the ratios of one run stay comparable. A sample is a block's time per call
+    (a synchronisation closes each block on CUDA). Median and IQR (p75 - p25) are computed over
+    the samples. ``time_fn`` times a single function (the GEMM roofline) with
+    ``torch.utils.benchmark.Timer.blocked_autorange`` on the CPU and CUDA events on CUDA.
 
 Peak training memory
     CUDA: ``torch.cuda.max_memory_allocated`` over one step, minus what was allocated before it.
@@ -98,6 +99,54 @@ def time_cuda(fn: Callable[[], object], timing: Timing) -> dict:
         times.append(elapsed)
         spent += elapsed
     return summarize(times)
+
+
+def time_round_robin(fns: dict, device: torch.device, threads: int, timing: Timing) -> dict:
+    """{name: median, IQR, samples} of each step in ``fns``, timed in turns.
+
+    One block of calls of each implementation per round (the first in the round rotates), so a
+    slow spell of a shared machine falls on every implementation alike instead of on whichever
+    happened to run then. Blocks last about ``min_run_time / min_samples``; rounds go on until
+    every implementation has ``min_samples`` blocks and ``min_run_time`` each, or, past
+    ``max_run_time`` each, at least 3. Each sample is a block's time per call."""
+    names = list(fns)
+    cuda = device.type == "cuda"
+
+    def block(fn, number: int) -> float:
+        if cuda:
+            torch.cuda.synchronize()
+        began = time.perf_counter()
+        for _ in range(number):
+            fn()
+        if cuda:
+            torch.cuda.synchronize()
+        return (time.perf_counter() - began) / number
+
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        for fn in fns.values():
+            for _ in range(max(timing.warmup, CUDA_MIN_WARMUP) if cuda else timing.warmup):
+                fn()
+        block_s = timing.min_run_time / timing.min_samples
+        number = {name: max(1, round(block_s / max(block(fns[name], 1), 1e-9))) for name in names}
+        times: dict = {name: [] for name in names}
+        spent = 0.0
+        rounds = 0
+        while True:
+            enough = min(len(t) for t in times.values()) >= timing.min_samples and spent >= timing.min_run_time * len(names)
+            over = min(len(t) for t in times.values()) >= 3 and spent > timing.max_run_time * len(names)
+            if enough or over:
+                break
+            began = time.perf_counter()
+            for k in range(len(names)):
+                name = names[(rounds + k) % len(names)]
+                times[name].append(block(fns[name], number[name]))
+            spent += time.perf_counter() - began
+            rounds += 1
+    finally:
+        torch.set_num_threads(threads_before)
+    return {name: summarize(t) for name, t in times.items()}
 
 
 def time_fn(fn: Callable[[], object], device: torch.device, threads: int, timing: Timing) -> dict:

@@ -183,9 +183,9 @@ def _oracle_for(name: str, oracle: str) -> str:
     return impls.FALLBACK_ORACLE if name == oracle else oracle
 
 
-def _check_and_time(rec: dict, notes: list, impl, built, wl: Workload, mode: str, expected: check.Outputs,
-                    oracle: str, gemm: dict, preset: Preset, threads: int) -> None:
-    """Fill one record: the check first; only a correct implementation on its claimed path is timed."""
+def _check(rec: dict, notes: list, impl, built, wl: Workload, mode: str, expected: check.Outputs,
+           oracle: str) -> bool:
+    """The check of one record: whether the implementation is correct and on its claimed path."""
     device = wl.device
     graphs_before = _dynamo_graphs()
     got = check.run_once(built, wl, mode)
@@ -198,7 +198,7 @@ def _check_and_time(rec: dict, notes: list, impl, built, wl: Workload, mode: str
     if not verdict.correct:
         rec["status"] = "wrong"
         notes.append(f"differs from {oracle}: {verdict.message}")
-        return
+        return False
     forbidden = impl.forbidden_ops(device)
     if (forbidden or impl.path_note) and mode == "forward":
         ran = measure.profiled_op_names(_step_fn(built, wl, "forward")[0])
@@ -206,16 +206,34 @@ def _check_and_time(rec: dict, notes: list, impl, built, wl: Workload, mode: str
         if hit:
             rec["status"] = "error"
             notes.append(f"path not as claimed: profiler shows {', '.join(hit)}")
-            return
+            return False
         notes.append(impl.path_note(ran) if impl.path_note else "profiler: no oneDNN/cuDNN RNN op")
-    step, reset = _step_fn(built, wl, mode)
-    timed = measure.time_fn(step, device, threads, preset.timing)
-    rec.update(timed)
-    rec["gflops"] = rec["flops"] / timed["median_s"] / 1e9
-    rec["gemm_s"] = gemm["median_s"]
-    rec["roofline_fraction"] = gemm["median_s"] / timed["median_s"]
-    if mode == "train" and preset.measure_memory:
-        rec["peak_mem_bytes"] = measure.peak_memory(step, device, reset)
+    return True
+
+
+def _time_mode(pending: dict, wl: Workload, mode: str, gemm: dict, preset: Preset, threads: int) -> None:
+    """Time every checked implementation of one shape and mode together (round-robin), then fill
+    their records; peak memory is measured after, one implementation at a time."""
+    steps = {name: _step_fn(built, wl, mode) for name, (rec, built, notes) in pending.items()}
+    began = time.perf_counter()
+    try:
+        timed = measure.time_round_robin({name: step for name, (step, _) in steps.items()}, wl.device, threads,
+                                         preset.timing)
+    except Exception as error:  # noqa: BLE001 - an implementation that raises is a result
+        for rec, _, notes in pending.values():
+            rec["status"] = "error"
+            notes.append(f"while timing: {type(error).__name__}: {error}".splitlines()[0][:300])
+        return
+    share = (time.perf_counter() - began) / len(pending)
+    for name, (rec, built, notes) in pending.items():
+        rec.update(timed[name])
+        rec["gflops"] = rec["flops"] / rec["median_s"] / 1e9
+        rec["gemm_s"] = gemm["median_s"]
+        rec["roofline_fraction"] = gemm["median_s"] / rec["median_s"]
+        rec["bench_s"] += share
+        if mode == "train" and preset.measure_memory:
+            step, reset = steps[name]
+            rec["peak_mem_bytes"] = measure.peak_memory(step, wl.device, reset)
 
 
 def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, threads: int,
@@ -226,6 +244,8 @@ def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, t
     gemm = {mode: measure.gemm_time(measure.gemm_plan(cfg, wl.batch_sizes, mode), device, cfg.torch_dtype,
                                     threads, preset.timing) for mode in MODES}
     records = []
+    pending: dict = {mode: {} for mode in MODES}  # checked, to be timed: name -> (record, built, notes)
+    all_notes: list = []
     compiled_any = False
     for name in names:
         impl = IMPLS[name]
@@ -250,16 +270,23 @@ def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, t
             records.append(rec)
             began = time.perf_counter()
             notes = [built.note] if built.note else []
+            all_notes.append((rec, notes))
             try:
-                _check_and_time(rec, notes, impl, built, wl, mode, expected.get(_oracle_for(name, oracle), mode),
-                                _oracle_for(name, oracle), gemm[mode], preset, threads)
+                if _check(rec, notes, impl, built, wl, mode, expected.get(_oracle_for(name, oracle), mode),
+                          _oracle_for(name, oracle)):
+                    pending[mode][name] = (rec, built, notes)
             except Exception as error:  # noqa: BLE001 - an implementation that raises is a result
                 rec["status"] = "error"
                 notes.append(f"{type(error).__name__}: {error}".splitlines()[0][:300])
-            rec["note"] = "; ".join(n for n in notes if n)
             rec["bench_s"] = time.perf_counter() - began
-            rec["load1"] = _load1()
         reporter.advance(f"{cfg.label()} · {name}")
+    for mode in MODES:
+        if pending[mode]:
+            reporter.describe(f"{cfg.label()} · timing {mode}, round-robin")
+            _time_mode(pending[mode], wl, mode, gemm[mode], preset, threads)
+    for rec, notes in all_notes:
+        rec["note"] = "; ".join(n for n in notes if n)
+        rec["load1"] = _load1()
     baseline = {r["mode"]: r for r in records if r["impl"] == impls.BASELINE and r["median_s"]}
     for rec in records:
         base = baseline.get(rec["mode"])

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 import torch
@@ -311,6 +312,27 @@ def test_cpu_peak_memory_sees_allocations():
     peak = measure.peak_memory(step, torch.device("cpu"), lambda: None)
     assert peak is not None and 5 << 20 <= peak < 6 << 20
     assert measure.peak_memory(lambda: None, torch.device("cpu"), lambda: None) < 1 << 20
+
+
+def test_round_robin_takes_turns():
+    """Blocks of each implementation alternate (the first in a round rotates), so a slow spell of
+    the machine cannot fall on one implementation alone; each gets its samples."""
+    calls = []
+    fns = {name: (lambda name=name: (calls.append(name), time.sleep(0.002))) for name in ("a", "b", "c")}
+    timing = Timing(min_run_time=0.03, min_samples=4)
+    timed = measure.time_round_robin(fns, torch.device("cpu"), 1, timing)
+    assert set(timed) == {"a", "b", "c"}
+    for stats in timed.values():
+        assert stats["n_samples"] >= 4 and 0.0015 < stats["median_s"] < 0.05
+    runs = [calls[0]]  # the sequence of blocks: consecutive calls of one implementation collapse
+    for name in calls[1:]:
+        if name != runs[-1]:
+            runs.append(name)
+    assert runs[:3] == ["a", "b", "c"], runs  # one call each: the block-size estimate
+    rounds = [runs[3 + 3 * k:6 + 3 * k] for k in range((len(runs) - 3) // 3)]
+    assert len(rounds) >= 4, runs
+    for k, visit in enumerate(rounds):  # every round visits all three, starting one further on
+        assert visit == ["abc"[(k + i) % 3] for i in range(3)], runs
 
 
 def test_summary_statistics():
