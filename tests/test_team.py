@@ -1,4 +1,5 @@
-"""The CPU time loops of the LSTM and the GRU run as a team of threads (csrc/cpu/step_team.h).
+"""The CPU time loops run as a team of threads (csrc/cpu/step_team.h): the LSTM's forward and
+backward, the GRU's backward (its forward keeps the plain loop, which measured faster).
 
 With more than one thread, no projection, more than 4 rows and at least 2 Mflop per step, each
 thread owns a slice of the hidden units for the whole loop and does that slice's recurrent GEMM

@@ -24,11 +24,8 @@ struct GruForwardStep {
   opmath_t* h_state;      // [rows, H]: h_prev in, h' out
   scalar_t* h_copy;       // [rows, H], or null
   scalar_t* out;          // [rows, H]
-  // A team member (step_team.h): h_pre holds only its units, [rows, 3 * h_pre_units] in (r, z, n)
-  // blocks of h_pre_units; the pass covers units [unit_begin, unit_end).
-  int64_t h_pre_units = 0;  // 0: every unit, H
-  int64_t unit_begin = 0;
-  int64_t unit_end = -1;  // -1: H
+  int64_t unit_begin = 0;  // every unit: for_each_unit's range
+  int64_t unit_end = -1;
 };
 
 // Backward: the gradient reaching h' (dh, plus dy unless null) -> the gradients of both

@@ -45,17 +45,15 @@ inline void for_each_unit(const Step& s, int64_t begin, int64_t end, const Units
 template <typename scalar_t>
 void gru_forward_rows_impl(const GruForwardStep<scalar_t>& s, int64_t begin, int64_t end) {
   const int64_t H = s.H;
-  const int64_t h_units = s.h_pre_units > 0 ? s.h_pre_units : H;
   for_each_unit<scalar_t>(s, begin, end, [&](auto tag, int64_t r, int64_t j, int64_t count) {
     using V = decltype(tag);
     const Lanes<scalar_t, V> lane{j, count};
     const scalar_t* x = s.x_pre + r * 3 * H;
-    const scalar_t* h = s.h_pre + r * 3 * h_units + (j - s.unit_begin);  // this unit's column of each block
-    const auto load_h = [&](int64_t block) { return load_as<V>(h + block * h_units, count); };
-    V hn = load_h(2);
+    const scalar_t* h = s.h_pre + r * 3 * H;
+    V hn = lane.load(h + 2 * H);
     if (s.b_hn) hn = hn + lane.load(s.b_hn);
     const gru::Gates<V> a =
-        gru::activate<V>(lane.load(x) + load_h(0), lane.load(x + H) + load_h(1), lane.load(x + 2 * H), hn);
+        gru::activate<V>(lane.load(x) + lane.load(h), lane.load(x + H) + lane.load(h + H), lane.load(x + 2 * H), hn);
     typename GruForwardStep<scalar_t>::opmath_t* state = s.h_state + r * H;
     const V h_new = gru::cell_forward(a, lane.load(state));
     auto* g = s.gates + r * 4 * H;
