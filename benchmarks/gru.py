@@ -104,6 +104,26 @@ def check(modules: dict, x, grad_output) -> dict:
     return verdicts
 
 
+def gemm_step(shape, mode: str):
+    """The GRU's GEMMs alone on torch.mm (the input projection, T recurrent steps; in training also
+    dx, dW_ih, dW_hh and T steps of dh): the time of a kernel that cost nothing but its GEMMs."""
+    T, B, I, H = shape
+    g = torch.Generator().manual_seed(0)
+    x, h_prev = torch.randn(T * B, I, generator=g), torch.randn(T * B, H, generator=g)
+    w_ih, w_hh = torch.randn(3 * H, I, generator=g), torch.randn(3 * H, H, generator=g)
+    d = torch.randn(T * B, 3 * H, generator=g)
+
+    def run():
+        torch.mm(x, w_ih.t())
+        for t in range(T):
+            torch.mm(h_prev[t * B:(t + 1) * B], w_hh.t())
+        if mode == "train":
+            torch.mm(d, w_ih), torch.mm(d.t(), x), torch.mm(d.t(), h_prev)
+            for t in range(T):
+                torch.mm(d[t * B:(t + 1) * B], w_hh)
+    return run
+
+
 def nn_path(module, x) -> str:
     """Which kernel nn.GRU ran, from the profiler's op names."""
     with torch.no_grad(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
@@ -132,10 +152,14 @@ def measure(shape_name: str, threads: int, rounds: int, min_block_s: float) -> d
                                  globals=dict(step=step, m=modules[name], x=x, g=grad_output, mode=mode))
             # calls per sample: enough for min_block_s (also the warm-up)
             number[name] = max(1, int(min_block_s / max(timers[name].timeit(1).median, 1e-6)))
+        # The GEMM limit, timed in the same rounds.
+        timers["gemm"] = Timer("run()", num_threads=threads, globals=dict(run=gemm_step(shape, mode)))
+        number["gemm"] = max(1, int(min_block_s / max(timers["gemm"].timeit(1).median, 1e-6)))
         samples = {name: [] for name in timers}
         for _ in range(rounds):
             for name, timer in timers.items():
                 samples[name].append(timer.timeit(number[name]).median)
+        record.setdefault("gemm_ms", {})[mode] = round(statistics.median(samples.pop("gemm")) * 1e3, 4)
         for name, times in samples.items():
             q = statistics.quantiles(times, n=4) if len(times) > 1 else [times[0]] * 3
             record["median_ms"][f"{name}/{mode}"] = round(statistics.median(times) * 1e3, 4)
@@ -188,6 +212,11 @@ def main(argv=None) -> int:
         for mode, target in TARGETS.items():
             got = rec["speedup_vs_nn"].get(f"fused/{mode}")
             print(f"{rec['shape']} {mode}: fused {got}× nn.GRU (target ≥ {target}×)")
+        for mode, gemm in rec["gemm_ms"].items():  # the roofline: GEMM time / implementation time
+            fractions = {n: gemm / rec["median_ms"][f"{n}/{mode}"] for n in IMPLS if f"{n}/{mode}" in rec["median_ms"]}
+            print(f"{rec['shape']} {mode}: its GEMMs on torch.mm {gemm:.3g} ms; roofline "
+                  + ", ".join(f"{n} {f:.2f}" for n, f in fractions.items())
+                  + (f"; at the GEMM limit a kernel would be {1 / fractions['nn']:.2f}× nn.GRU" if "nn" in fractions else ""))
     if args.out:
         with open(args.out, "w") as f:
             json.dump(results, f, indent=1)
