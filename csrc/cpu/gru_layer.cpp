@@ -18,7 +18,6 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <optional>
 
 #include "cpu/gru_pointwise.h"
 #include "cpu/pointwise.h"

@@ -123,7 +123,6 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
   }
 }
 
-
 // Forward as a team (team_walks.h): the member's gate math reads its own GEMM columns.
 template <typename scalar_t>
 void forward_team(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates, Tensor& cells, Tensor& out2d,
