@@ -141,7 +141,6 @@ void forward_team(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates,
                                h_next.data_ptr<scalar_t>(),
                                out2d.data_ptr<scalar_t>() + off * H};
     step.rec = rec.const_data_ptr<scalar_t>();
-    step.rec_units = u1 - u0;
     step.unit_begin = u0;
     step.unit_end = u1;
     rows(step, 0, n);

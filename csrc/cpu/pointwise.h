@@ -29,10 +29,9 @@ struct ForwardStep {
   opmath_t* c_state;
   scalar_t* h_out;
   scalar_t* out;  // null with a projection
-  // A team member (step_team.h) adds its own recurrent product here: [rows, 4 * rec_units] in
-  // (i, f, g, o) blocks of rec_units, one column per unit of [unit_begin, unit_end).
+  // A team member (step_team.h) adds its own recurrent product here: [rows, 4 * units] in
+  // (i, f, g, o) blocks, one column per unit of [unit_begin, unit_end).
   const scalar_t* rec = nullptr;
-  int64_t rec_units = 0;
   int64_t unit_begin = 0;
   int64_t unit_end = -1;  // -1: every unit, H
 };

@@ -60,8 +60,9 @@ inline void forward_units(const ForwardStep<scalar_t>& s, int64_t r, int64_t j, 
   const scalar_t* pre_row = s.pre + r * 4 * H;
   V pre[4] = {load(pre_row), load(pre_row + H), load(pre_row + 2 * H), load(pre_row + 3 * H)};
   if (s.rec) {  // a team member's recurrent product, added in the opmath type
-    const scalar_t* rec_row = s.rec + r * 4 * s.rec_units + (j - s.unit_begin);
-    for (int64_t gate = 0; gate < 4; ++gate) pre[gate] = pre[gate] + load_as<V>(rec_row + gate * s.rec_units, count);
+    const int64_t units = s.unit_end - s.unit_begin;
+    const scalar_t* rec_row = s.rec + r * 4 * units + (j - s.unit_begin);
+    for (int64_t gate = 0; gate < 4; ++gate) pre[gate] = pre[gate] + load_as<V>(rec_row + gate * units, count);
   }
   const gates::Gates<V> a = gates::activate<V>(pre[0], pre[1], pre[2], pre[3]);
   auto* c_row = s.c_state + r * H;
