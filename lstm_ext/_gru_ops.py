@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ._ops import LOAD_ERROR, _check_devices, _grad_like, _opmath, _or_zeros, _refuse_double_backward, ops
+from ._ops import LOAD_ERROR, _check_devices, _grad_like, _no_zero_grads, _opmath, _or_zeros, _refuse_double_backward, ops
 
 if LOAD_ERROR is None:
 
@@ -46,6 +46,7 @@ if LOAD_ERROR is None:
         )
 
     def _gru_layer_setup_context(ctx, inputs, output):
+        _no_zero_grads(ctx)
         input, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse = inputs
         out, _, gates = output
         ctx.save_for_backward(input, h0, w_ih, w_hh, batch_sizes, out, gates)
@@ -94,6 +95,7 @@ if LOAD_ERROR is None:
         )
 
     def _gru_cell_setup_context(ctx, inputs, output):
+        _no_zero_grads(ctx)
         input, hx, w_ih, w_hh, b_ih, b_hh = inputs
         _, gates = output
         ctx.save_for_backward(input, hx, w_ih, w_hh, gates)

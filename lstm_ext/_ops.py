@@ -107,6 +107,7 @@ if LOAD_ERROR is None:
         )
 
     def _lstm_layer_setup_context(ctx, inputs, output):
+        _no_zero_grads(ctx)
         input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse = inputs
         out, _, _, gates, cells = output
         ctx.save_for_backward(input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, out, gates, cells)
@@ -164,6 +165,7 @@ if LOAD_ERROR is None:
         )
 
     def _lstm_cell_setup_context(ctx, inputs, output):
+        _no_zero_grads(ctx)
         input, hx, cx, w_ih, w_hh, b_ih, b_hh = inputs
         _, cy, gates = output
         ctx.save_for_backward(input, hx, cx, w_ih, w_hh, gates, cy)
@@ -213,6 +215,13 @@ def _call_without_grad(op, args: tuple):
     # the autograd keys directly skips it; Python modes and subclasses still see the op.
     with torch._C._AutoDispatchBelowAutograd():
         return op(*args)
+
+
+def _no_zero_grads(ctx) -> None:
+    # The saved-only outputs (gates, cells, ...) never get a gradient, and autograd would fill a
+    # zero tensor for each before every backward (measured: 26 MB of zeros per fp32 T100 B64 H256
+    # layer, on the peak). Unused grads arrive as None instead; _or_zeros makes the small ones.
+    ctx.set_materialize_grads(False)
 
 
 def _or_zeros(grad: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:

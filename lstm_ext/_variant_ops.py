@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._ops import LOAD_ERROR, _check_devices, _grad_like, _or_zeros, _refuse_double_backward, ops
+from ._ops import LOAD_ERROR, _check_devices, _grad_like, _no_zero_grads, _or_zeros, _refuse_double_backward, ops
 from .reference import LAYER_NORM_EPS, _normalized_projection  # noqa: F401  (LAYER_NORM_EPS: re-exported)
 
 VARIANT_DTYPES = (torch.float32, torch.float64)
@@ -74,6 +74,7 @@ if LOAD_ERROR is None:
         )
 
     def _variant_layer_setup_context(ctx, inputs, output):
+        _no_zero_grads(ctx)
         (xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u,
          batch_sizes, reverse) = inputs
         out, _, _, gates, cells, states, rec, stats, lesson = output
