@@ -155,9 +155,8 @@ inline LayerBackward layer_gradients(const LayerShape& s, bool reverse, std::arr
   if (need_weights) {
     const at::Tensor x = as_rows(input.contiguous(), s.I);
     grads.w_ih = at::mm(b.dgates.t(), x);
-    const at::Tensor h_prev = previous_hidden(s, reverse, as_rows(output.contiguous(), s.P), h0.contiguous());
-    grads.w_hh = at::mm(b.dgates.t(), h_prev);
-    grads.bias = b.dgates.sum(0, /*keepdim=*/false, opmath_dtype(dtype)).to(dtype);
+    grads.w_hh = recurrent_weight_grad(s, reverse, b.dgates, as_rows(output.contiguous(), s.P), h0.contiguous());
+    grads.bias = row_sum(b.dgates);
     if (s.has_proj) grads.w_hr = at::mm(b.dh_all.t(), b.m_all);
   }
   return grads;

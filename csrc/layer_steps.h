@@ -43,4 +43,33 @@ inline at::Tensor previous_hidden(const LayerShape& s, bool reverse, const at::T
   return h_prev;
 }
 
+// The sum of d's rows in the op-math dtype, returned in d's dtype: a bias gradient. On the CPU,
+// sum(dtype=float) of bfloat16 first converts the whole tensor (26 MB at T100 B64 H256, on the
+// training peak), so reduced precision is summed a block of rows at a time.
+inline at::Tensor row_sum(const at::Tensor& d) {
+  const at::ScalarType opmath = opmath_dtype(d.scalar_type());
+  if (opmath == d.scalar_type() || !d.is_cpu()) return d.sum(0, /*keepdim=*/false, opmath).to(d.scalar_type());
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, d.size(1)));
+  at::Tensor sum = at::zeros({d.size(1)}, d.options().dtype(opmath));
+  for (int64_t r = 0; r < d.size(0); r += block) {
+    sum.add_(d.narrow(0, r, std::min(block, d.size(0) - r)).sum(0, /*keepdim=*/false, opmath));
+  }
+  return sum.to(d.scalar_type());
+}
+
+// dW_hh = d^T h_prev, d [N, G] the gate gradients of every row. Dense input in the op-math dtype
+// needs no [N, P] copy of h_prev: apart from the first step walked (whose h_prev is h0), it is
+// the output shifted by one step, so two GEMMs on views do. Reduced precision keeps the copy
+// and one GEMM, so the result is rounded once.
+inline at::Tensor recurrent_weight_grad(const LayerShape& s, bool reverse, const at::Tensor& d, const at::Tensor& out2d,
+                                        const at::Tensor& h0) {
+  if (s.packed || s.T == 0 || d.scalar_type() != opmath_dtype(d.scalar_type())) {
+    return at::mm(d.t(), previous_hidden(s, reverse, out2d, h0));
+  }
+  const int64_t shifted = s.N - s.B;
+  at::Tensor grad = at::mm(d.narrow(0, reverse ? shifted : 0, s.B).t(), h0);
+  if (shifted > 0) grad.addmm_(d.narrow(0, reverse ? 0 : s.B, shifted).t(), out2d.narrow(0, reverse ? s.B : 0, shifted));
+  return grad;
+}
+
 }  // namespace lstm_ext

@@ -171,7 +171,6 @@ GruBackward gru_backward(const LayerShape& s, const Tensor& grad_output, const T
                          const Tensor& output, const Tensor& gates, std::array<bool, 3> mask) {
   const auto [need_input, need_state, need_weights] = mask;
   const at::ScalarType dtype = input.scalar_type();
-  const at::ScalarType opmath = opmath_dtype(dtype);
   const int64_t H = s.H;
   const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
   const Tensor grad_out2d = as_rows(grad_output.contiguous(), H);
@@ -199,8 +198,8 @@ GruBackward gru_backward(const LayerShape& s, const Tensor& grad_output, const T
   if (need_weights) {
     grads.w_ih = at::mm(d_x.t(), as_rows(input.contiguous(), s.I));
     grads.w_hh = at::mm(d_h.t(), h_prev);
-    grads.b_ih = d_x.sum(0, /*keepdim=*/false, opmath).to(dtype);
-    grads.b_hh = d_h.sum(0, /*keepdim=*/false, opmath).to(dtype);
+    grads.b_ih = row_sum(d_x);
+    grads.b_hh = row_sum(d_h);
   }
   return grads;
 }
