@@ -15,7 +15,9 @@ from typing import Optional, Sequence
 
 import torch
 
-from ._ops import LOAD_ERROR, _check_devices, _grad_like, _no_zero_grads, _opmath, _or_zeros, _refuse_double_backward, ops
+from ._ops import (
+    LOAD_ERROR, _check_devices, _grad_like, _no_zero_grads, _opmath, _or_zeros, _refuse_double_backward, ops,
+)
 
 if LOAD_ERROR is None:
 
