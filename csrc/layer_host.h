@@ -134,16 +134,22 @@ inline BackwardBuffers backward_buffers(const LayerShape& s, const at::Tensor& g
 }
 
 // After the backward time loop: the gradients the mask asks for (input, h0/c0, weights), as a
-// few large GEMMs over all steps at once.
+// few large GEMMs over all steps at once. It frees the projection's buffers in b once used.
 // project_input, where given, computes dx = dgates @ w_ih as rows @ (w_ih^T)^T (the CPU's packed GEMM).
 inline LayerBackward layer_gradients(const LayerShape& s, bool reverse, std::array<bool, 3> mask,
                                      const at::Tensor& input, const at::Tensor& h0, const at::Tensor& output,
-                                     const BackwardBuffers& b, InputProjection project_input = nullptr) {
+                                     BackwardBuffers& b, InputProjection project_input = nullptr) {
   const auto [need_input, need_state, need_weights] = mask;
   const at::ScalarType dtype = input.scalar_type();
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
   const auto empty = [&] { return at::empty({0}, input.options()); };
   LayerBackward grads{empty(), empty(), empty(), empty(), empty(), empty(), empty()};
+  if (s.has_proj) {
+    // First, so the projection's buffers are freed before dx is allocated: off the peak.
+    if (need_weights) grads.w_hr = at::mm(b.dh_all.t(), b.m_all);
+    b.dh_all.reset();
+    b.m_all.reset();
+  }
   if (need_input) {
     const at::Tensor dx = project_input ? project_input(b.dgates, b.w_ih.t(), std::nullopt, std::nullopt) : at::mm(b.dgates, b.w_ih);
     grads.input = dx.view(input.sizes());
@@ -157,7 +163,6 @@ inline LayerBackward layer_gradients(const LayerShape& s, bool reverse, std::arr
     grads.w_ih = at::mm(b.dgates.t(), x);
     grads.w_hh = recurrent_weight_grad(s, reverse, b.dgates, as_rows(output.contiguous(), s.P), h0.contiguous());
     grads.bias = row_sum(b.dgates);
-    if (s.has_proj) grads.w_hr = at::mm(b.dh_all.t(), b.m_all);
   }
   return grads;
 }

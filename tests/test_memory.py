@@ -88,6 +88,8 @@ CASES = {  # name -> (dtype, LSTM keyword arguments, packed)
     "float32": (torch.float32, {}, False),
     "bfloat16": (torch.bfloat16, {}, False),
     "packed": (torch.float32, {}, True),
+    "float64": (torch.float64, {}, False),
+    "proj_size": (torch.float32, {"proj_size": 64}, False),
 }
 
 
@@ -106,7 +108,8 @@ def test_training_peak_at_most_nn_lstm(case):
         return pack_padded_sequence(x, lengths) if packed else x
 
     rows = int(lengths.sum()) if packed else T_ * B_
-    grad = torch.randn(rows, H_, dtype=dtype) if packed else torch.randn(T_, B_, H_, dtype=dtype)
+    P_ = kwargs.get("proj_size", H_)
+    grad = torch.randn(rows, P_, dtype=dtype) if packed else torch.randn(T_, B_, P_, dtype=dtype)
     with torch.no_grad():
         assert base(make_input())[0] is not None
     peak_fused, peak_nn = _peak(fused, make_input, grad), _peak(base, make_input, grad)
