@@ -77,6 +77,9 @@ TORCH_LIBRARY_FRAGMENT(lstm_ext, m) {
       "-> (Tensor grad_xgates, Tensor grad_h0, Tensor grad_c0, Tensor grad_w_hh, Tensor grad_peephole, "
       "Tensor grad_ln_hh_weight, Tensor grad_ln_c_weight, Tensor grad_ln_c_bias, Tensor grad_w_u, "
       "Tensor grad_b_u)");
+  // The variants' input projection: input [rows, in] @ weight [out, in]^T + bias, on the layer
+  // kernels' projection GEMM (CPU; differentiable through lstm_ext/_variant_ops.py).
+  m.def("linear(Tensor input, Tensor weight, Tensor? bias) -> Tensor");
 }
 
 // ---- GRU ------------------------------------------------------------------------------------

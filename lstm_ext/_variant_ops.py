@@ -2,8 +2,9 @@
 layer norm).
 
 ``lstm_variant_layer`` runs the recurrence only: the input projection ``x @ W_ih^T + b`` (with
-layer norm: ``LN(x @ W_ih^T) + b``) is one ``F.linear`` (and one ``F.layer_norm``) over every step,
-done here and differentiated by autograd, and the op works on those input gates. See ``csrc/ops.cpp`` for the schemas and ``csrc/variant_gates.h`` for the math.
+layer norm: ``LN(x @ W_ih^T) + b``) is one ``lstm_ext::linear`` (F.linear on the layer kernels'
+GEMM) and one ``F.layer_norm`` over every step, done here and differentiated by autograd, and the
+op works on those input gates. See ``csrc/ops.cpp`` for the schemas and ``csrc/variant_gates.h`` for the math.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._ops import LOAD_ERROR, _check_devices, _grad_like, _no_zero_grads, _or_zeros, _refuse_double_backward, ops
-from .reference import LAYER_NORM_EPS, _normalized_projection  # noqa: F401  (LAYER_NORM_EPS: re-exported)
+from .reference import LAYER_NORM_EPS
 
 VARIANT_DTYPES = (torch.float32, torch.float64)
 
@@ -33,6 +34,32 @@ def missing_variant_kernel_message(device: torch.device, dtype: torch.dtype) -> 
 
 
 if LOAD_ERROR is None:
+
+    # ---- linear: the input projection ------------------------------------------------------
+
+    @torch.library.register_fake("lstm_ext::linear")
+    def _linear_fake(input, weight, bias):
+        _check_devices("linear", input, weight=weight, bias=bias)
+        return input.new_empty((input.shape[0], weight.shape[0]))
+
+    def _linear_setup_context(ctx, inputs, output):
+        input, weight, bias = inputs
+        ctx.save_for_backward(input, weight)
+        ctx.has_bias = bias is not None
+
+    def _linear_backward(ctx, grad):
+        # Differentiable as written (the input gradient is lstm_ext::linear again), so higher
+        # orders work; dx = grad @ weight runs on the same GEMM as the forward.
+        input, weight = ctx.saved_tensors
+        need = ctx.needs_input_grad
+        grad_input = ops.linear(grad, weight.t(), None) if need[0] else None
+        grad_weight = grad.t().mm(input) if need[1] else None
+        grad_bias = grad.sum(0) if need[2] and ctx.has_bias else None
+        return grad_input, grad_weight, grad_bias
+
+    torch.library.register_autograd("lstm_ext::linear", _linear_backward, setup_context=_linear_setup_context)
+
+    # ---- lstm_variant_layer ------------------------------------------------------------------
 
     @torch.library.register_fake("lstm_ext::lstm_variant_layer")
     def _variant_layer_fake(xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight,
@@ -107,6 +134,13 @@ if LOAD_ERROR is None:
     )
 
 
+def _projection(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+    """``input [..., in] @ weight^T + bias`` on ``lstm_ext::linear``: F.linear's result, on the
+    layer kernels' projection GEMM (oneDNN's, on a packed weight) instead of MKL's sgemm."""
+    rows = ops.linear(input.reshape(-1, input.shape[-1]), weight, bias)
+    return rows.view(*input.shape[:-1], weight.shape[0])
+
+
 def input_gates(
     input: Tensor, w_ih: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
     layer_norm: Optional[Sequence[Tensor]],
@@ -115,11 +149,11 @@ def input_gates(
     ``(ln_hh_weight, ln_c_weight, ln_c_bias)`` (None without layer norm)."""
     bias = b_ih if b_hh is None else (b_hh if b_ih is None else b_ih + b_hh)
     if layer_norm is None:
-        return F.linear(input, w_ih, bias), None, None, None
+        return _projection(input, w_ih, bias), None, None, None
     ih_weight, ih_bias, ln_hh_weight, hh_bias, ln_c_weight, ln_c_bias = layer_norm
     # LN(x W_ih^T) + its bias + b, with the recurrent LN's bias folded in: all of them add to the gates
     ih_bias = ih_bias + hh_bias if bias is None else ih_bias + hh_bias + bias
-    xgates = _normalized_projection(input, w_ih, ih_weight, ih_bias)
+    xgates = F.layer_norm(_projection(input, w_ih, None), (w_ih.shape[0],), ih_weight, ih_bias, eps=LAYER_NORM_EPS)
     return xgates, ln_hh_weight, ln_c_weight, ln_c_bias
 
 

@@ -73,6 +73,8 @@ def _good_calls() -> dict[str, tuple[object, list]]:
     )
     calls.update(_variant_calls(g))
     calls.update(_gru_calls(g))
+    linear = [torch.randn(shape, generator=g, dtype=torch.float64) for shape in ((7, 5), (6, 5), (6,))]
+    calls["linear"] = (ops.linear, linear)
     input, h0, c0, w_ih, w_hh, b_ih, b_hh, _, _, _ = dense  # one layer, one direction, hx given
     calls["lstm_inference-dense"] = (
         ops.lstm_inference, [input, [h0[None], c0[None]], [w_ih, w_hh, b_ih, b_hh], True, 1, False, False]
@@ -176,6 +178,7 @@ def _mutations(t: torch.Tensor) -> Iterator[tuple[str, torch.Tensor]]:
 LEGAL = {(call, "input", kind) for call in ("lstm_layer-dense", "gru_layer-dense")
          for kind in ("dim0+1", "dim0-1", "dim0=0")}
 LEGAL |= {("lstm_inference-dense", "input", kind) for kind in ("dim0+1", "dim0-1")}  # no steps: nn.LSTM's error
+LEGAL |= {("linear", "input", kind) for kind in ("dim0+1", "dim0-1", "dim0=0")}  # rows: any number
 
 
 def _malformed_cases():
@@ -208,6 +211,7 @@ _REFERENCES = {
     "lstm_layer-dense": (reference.lstm_layer, 3),
     "gru_layer-dense": (reference.gru_layer, 2),
     "lstm_inference-dense": (_inference_reference, 3),
+    "linear": (lambda input, weight, bias: (torch.nn.functional.linear(input, weight, bias),), 1),
 }
 
 
@@ -218,7 +222,8 @@ def test_malformed_argument_raises(call, index, bad, legal):
     args[index] = bad
     if legal:
         ref, outputs = _REFERENCES[call]
-        got = op(*args)[:outputs]
+        got = op(*args)
+        got = (got,) if isinstance(got, torch.Tensor) else got[:outputs]
         want = ref(*args)
         for g, w in zip(got, want):
             torch.testing.assert_close(g, w)

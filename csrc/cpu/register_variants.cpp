@@ -1,9 +1,11 @@
-// Registers the CPU kernels of the LSTM-variant ops.
+// Registers the CPU kernels of the LSTM-variant ops and of their input projection.
 #include <torch/library.h>
 
+#include "cpu/linear.h"
 #include "cpu/lstm_variant_layer.h"
 
 TORCH_LIBRARY_IMPL(lstm_ext, CPU, m) {
   m.impl("lstm_variant_layer", &lstm_ext::cpu::lstm_variant_layer);
   m.impl("lstm_variant_layer_backward", &lstm_ext::cpu::lstm_variant_layer_backward);
+  m.impl("linear", &lstm_ext::cpu::linear);
 }
