@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <string>
 
+#include "cpu/column_dot.h"
 #include "cpu/lstm_variant_pointwise.h"
 #include "cpu/recurrent_gemm.h"
 #include "layer_steps.h"
@@ -142,7 +143,8 @@ struct Saved {
 };
 
 template <typename scalar_t>
-void forward_loop(const LayerShape& s, bool reverse, const Options& o, Saved& f, const Tensor& w_hh) {
+void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Tensor& xgates, Saved& f,
+                  const Tensor& w_hh) {
   const int64_t H = s.H;
   const RecurrentGemm recurrent(w_hh, s.B);
   const std::optional<RecurrentGemm> lesson =
@@ -152,11 +154,16 @@ void forward_loop(const LayerShape& s, bool reverse, const Options& o, Saved& f,
   for (int64_t k = 0; k < s.T; ++k) {
     const int64_t t = reverse ? s.T - 1 - k : k;
     const int64_t n = s.rows[t], off = s.offset[t];
-    Tensor pre_t = f.gates.narrow(0, off, n);
+    // The pre-activations, written into the saved gates buffer a step at a time (not copied
+    // there all at once), so the GEMM and the pointwise pass find them in cache.
+    Tensor pre_t = xgates.narrow(0, off, n);
+    Tensor rec_t;  // with ln_hh: h_prev @ W_hh^T, normalized into f.rec by the pointwise pass
     if (o.ln_hh.has_value()) {
-      recurrent.write(f.h_n.narrow(0, 0, n), f.rec.narrow(0, off, n));  // normalized by the pointwise pass
+      rec_t = recurrent.product(f.h_n.narrow(0, 0, n), f.rec.narrow(0, off, n));
     } else {
-      pre_t = recurrent.accumulate(f.h_n.narrow(0, 0, n), pre_t);
+      Tensor gates_t = f.gates.narrow(0, off, n);
+      gates_t.copy_(pre_t);
+      pre_t = recurrent.accumulate(f.h_n.narrow(0, 0, n), gates_t);
     }
     const VariantForwardStep<scalar_t> step{
         H,
@@ -177,6 +184,7 @@ void forward_loop(const LayerShape& s, bool reverse, const Options& o, Saved& f,
         f.c_n.data_ptr<scalar_t>(),
         f.h_n.data_ptr<scalar_t>(),
         out2d.data_ptr<scalar_t>() + off * H,
+        rec_t.defined() ? rec_t.const_data_ptr<scalar_t>() : nullptr,
     };
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
     if (!o.w_u.has_value()) continue;
@@ -280,14 +288,14 @@ Tensor9 lstm_variant_layer(const Tensor& xgates, const Tensor& h0, const Tensor&
   f.h_n = h0.clone(at::MemoryFormat::Contiguous);  // the carried states, updated step by step
   f.c_n = c0.clone(at::MemoryFormat::Contiguous);
   // The pre-activations accumulate in the saved gates buffer, then become the activated gates.
-  f.gates = xgates.reshape({s.N, 4 * s.H}).clone(at::MemoryFormat::Contiguous);
+  f.gates = at::empty({s.N, 4 * s.H}, opts);
   f.cells = at::empty({s.N, s.H}, opts);
   f.states = o.keep_c.has_value() ? at::empty({s.N, s.H}, opts) : nothing(xgates);
   f.rec = o.ln_hh.has_value() ? at::empty({s.N, 4 * s.H}, opts) : nothing(xgates);
   f.stats = o.ln_hh.has_value() || o.ln_c_weight.has_value() ? at::zeros({s.N, kStats}, opts) : nothing(xgates);
   f.lesson = o.w_u.has_value() ? at::empty({2, s.N, s.H}, opts) : nothing(xgates);
   AT_DISPATCH_FLOATING_TYPES(xgates.scalar_type(), "lstm_ext_variant_forward", [&] {
-    forward_loop<scalar_t>(s, reverse, o, f, w_hh.contiguous());
+    forward_loop<scalar_t>(s, reverse, o, xgates.reshape({s.N, 4 * s.H}).contiguous(), f, w_hh.contiguous());
   });
   return {f.output, f.h_n, f.c_n, f.gates, f.cells, f.states, f.rec, f.stats, f.lesson};
 }
@@ -363,14 +371,14 @@ Tensor10 lstm_variant_layer_backward(const Tensor& grad_output, const Tensor& gr
     std::get<3>(grads) = at::mm(g.drec.t(), previous_hidden(s, reverse, output.contiguous().view({s.N, H}), h0.contiguous()));
     if (peephole.has_value()) {
       const Tensor c_prev = previous_hidden(s, reverse, carried, c0_c);
-      std::get<4>(grads) = at::cat({(g.dgates.narrow(1, 0, H) * c_prev).sum(0),
-                                    (g.dgates.narrow(1, H, H) * c_prev).sum(0),
-                                    (g.dgates.narrow(1, 3 * H, H) * f.cells).sum(0)});
+      std::get<4>(grads) = at::cat({column_dot(g.dgates.narrow(1, 0, H), c_prev),
+                                    column_dot(g.dgates.narrow(1, H, H), c_prev),
+                                    column_dot(g.dgates.narrow(1, 3 * H, H), f.cells)});
     }
-    if (ln_hh_weight.has_value()) std::get<5>(grads) = (g.dgates * f.rec).sum(0);
+    if (ln_hh_weight.has_value()) std::get<5>(grads) = column_dot(g.dgates, f.rec);
     if (ln_c_weight.has_value()) {
-      const Tensor c_hat = (f.cells - f.stats.narrow(1, 1, 1)) * f.stats.narrow(1, 2, 1);
-      std::get<6>(grads) = (g.dln_c * c_hat).sum(0);
+      // against c_hat = (c - mean) * rstd, the statistics of each row
+      std::get<6>(grads) = column_dot(g.dln_c, f.cells, f.stats.select(1, 1), f.stats.select(1, 2));
       std::get<7>(grads) = g.dln_c.sum(0);
     }
     if (w_u.has_value()) {

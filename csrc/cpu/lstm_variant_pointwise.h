@@ -38,6 +38,9 @@ struct VariantForwardStep {
   scalar_t* c_state;         // carried c, updated in place
   scalar_t* h_state;         // carried h, updated in place
   scalar_t* out;             // [rows, H] this step's output
+  // With ln_hh: where this step's h_prev @ W_hh^T is, when the GEMM left it outside rec (rows of
+  // 4H, contiguous); normalized from there into rec, which saves copying it in first.
+  const scalar_t* rec_in = nullptr;
 };
 
 template <typename scalar_t>

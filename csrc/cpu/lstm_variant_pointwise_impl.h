@@ -120,10 +120,11 @@ void variant_forward_rows_impl(const VariantForwardStep<scalar_t>& s, int64_t be
     }
     if (s.ln_hh) {  // pre += ln_hh * normalize(h_prev @ W_hh^T), the bias already in pre
       scalar_t* rec = s.rec + r * 4 * H;
+      const scalar_t* raw = s.rec_in ? s.rec_in + r * 4 * H : rec;
       scalar_t mean, rstd;
-      row_moments(rec, 4 * H, &mean, &rstd);
+      row_moments(raw, 4 * H, &mean, &rstd);
       for_lanes<scalar_t>(4 * H, [&](const Lanes<scalar_t>& l) {
-        const V xhat = (l.load(rec) - V(mean)) * V(rstd);
+        const V xhat = (l.load(raw) - V(mean)) * V(rstd);
         l.store(rec, xhat);
         l.store(g_row, l.load(pre) + l.load(s.ln_hh) * xhat);
       });
