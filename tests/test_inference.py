@@ -32,6 +32,10 @@ LSTM_CASES = {
     "proj-batch-first": (dict(input_size=7, hidden_size=9, num_layers=2, proj_size=4, batch_first=True), 5, 3, True),
     "no-bias-bi-proj": (dict(input_size=5, hidden_size=6, bias=False, bidirectional=True, proj_size=3), 4, 2, True),
     "eval-dropout": (dict(input_size=5, hidden_size=6, num_layers=3, dropout=0.5), 4, 2, False),
+    # One step of a few rows: the CPU's streaming fast path (float32 and float64), whole models.
+    "stream-2-layer-bi-batch-first": (
+        dict(input_size=7, hidden_size=9, num_layers=2, bidirectional=True, batch_first=True), 1, 3, True),
+    "stream-no-bias-4-rows-wide": (dict(input_size=5, hidden_size=37, bias=False, num_layers=2), 1, 4, False),
     # Big enough for the threaded team loop (test_team.py), where the inference op skips the saved gates.
     "team-2-layer-bi": (dict(input_size=24, hidden_size=136, num_layers=2, bidirectional=True), 4, 16, True),
 }
@@ -70,6 +74,52 @@ def test_lstm_inference_path_equals_the_full_path(case, dtype, gen):
         assert fast.shape == full.shape and fast.dtype == full.dtype
         assert not fast.requires_grad
         assert torch.equal(fast, full.detach())
+
+
+STREAMING = ["stream-step", "stream-step-zero-state", "stream-2-layer-bi-batch-first", "stream-no-bias-4-rows-wide"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("case", STREAMING)
+def test_streaming_step_skips_the_layer_op(case, dtype, gen):
+    """One step of at most 4 rows runs lstm_inference's fast path: no lstm_layer call inside."""
+    kwargs, T, B, with_hx = LSTM_CASES[case]
+    lstm = lstm_ext.LSTM(**kwargs, dtype=dtype).eval()
+    x, hx = _lstm_inputs(kwargs, T, B, with_hx, dtype, gen)
+    with torch.no_grad():
+        called = _ops_called(lambda: lstm(x, hx))
+    assert "lstm_ext::lstm_inference" in called and "lstm_ext::lstm_layer" not in called, sorted(called)
+
+
+@pytest.mark.parametrize(
+    "kwargs, T, B, dtype",
+    [
+        (dict(input_size=5, hidden_size=6), 2, 1, torch.float32),  # two steps
+        (dict(input_size=5, hidden_size=6), 1, 5, torch.float32),  # five rows
+        (dict(input_size=5, hidden_size=6, proj_size=3), 1, 1, torch.float32),
+        (dict(input_size=5, hidden_size=6), 1, 1, torch.bfloat16),
+    ],
+    ids=["two-steps", "five-rows", "proj", "bf16"],
+)
+def test_other_calls_take_the_layer_op(kwargs, T, B, dtype, gen):
+    lstm = lstm_ext.LSTM(**kwargs, dtype=dtype).eval()
+    x, _ = _lstm_inputs(kwargs, T, B, False, dtype, gen)
+    with torch.no_grad():
+        assert "lstm_ext::lstm_layer" in _ops_called(lambda: lstm(x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+def test_streaming_step_with_strided_state_equals_the_full_path(dtype, gen):
+    """h_0 and c_0 as views with row and layer strides of their own (slices of bigger tensors)."""
+    lstm = lstm_ext.LSTM(6, 10, num_layers=2, dtype=dtype).eval()
+    x = torch.randn(1, 3, 6, generator=gen).to(dtype)
+    h0 = torch.randn(4, 3, 25, generator=gen).to(dtype)[::2, :, 5:15]
+    c0 = torch.randn(3, 3, 20, generator=gen).to(dtype)[1:, :, 3:13]
+    with torch.no_grad():
+        fast = lstm(x, (h0, c0))
+    full = lstm(x, (h0.contiguous(), c0.contiguous()))
+    for a, b in zip(torch.utils._pytree.tree_leaves(fast), torch.utils._pytree.tree_leaves(full)):
+        assert torch.equal(a, b.detach())
 
 
 def test_lstm_inference_path_equals_nn_lstm(gen):

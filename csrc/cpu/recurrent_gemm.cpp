@@ -81,6 +81,10 @@ at::Tensor input_projection(const at::Tensor& rows, const at::Tensor& w_ih, cons
   return onednn()->linear.call(rows, packed, b, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
 }
 
+bool packs_weight(const at::Tensor& weight, int64_t max_rows) {
+  return use_onednn(weight, max_rows);
+}
+
 RecurrentGemm::RecurrentGemm(const at::Tensor& weight, int64_t max_rows) : weight_t_(weight.t()) {
   if (use_onednn(weight, max_rows)) packed_ = onednn()->reorder.call(weight.contiguous(), max_rows);
 }

@@ -20,6 +20,10 @@ namespace cpu {
 at::Tensor input_projection(const at::Tensor& rows, const at::Tensor& w_ih, const std::optional<at::Tensor>& b_ih,
                             const std::optional<at::Tensor>& b_hh);
 
+// Whether RecurrentGemm(weight, max_rows) packs the weight for oneDNN (otherwise its steps of a
+// few rows run small_rows_gemm).
+bool packs_weight(const at::Tensor& weight, int64_t max_rows);
+
 class RecurrentGemm {
  public:
   // weight [N, K]; every step computes rows [n, K] @ weight^T -> [n, N], n <= max_rows.

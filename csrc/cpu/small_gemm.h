@@ -36,6 +36,10 @@ using SmallGemmCols = void (*)(const SmallGemm<scalar_t>&, int64_t begin, int64_
 template <typename scalar_t>
 SmallGemmCols<scalar_t> small_gemm_cols();
 
+// g over all N columns of out, split across threads for big enough steps (float, double).
+template <typename scalar_t>
+void run_small_gemm(const SmallGemm<scalar_t>& g, int64_t N);
+
 // Whether small_rows_gemm runs rows [n, K] @ weight^T: float or double, few rows, dense
 // operands (the weight contiguous, each row contiguous).
 bool small_gemm_applies(const at::Tensor& rows, const at::Tensor& weight);
