@@ -158,6 +158,19 @@ def test_inference_path_reads_parametrized_weights(cls, gen):
         torch.testing.assert_close(ours(x), ref(x))
 
 
+def test_inference_path_reads_a_reassigned_weight(gen):
+    """A Parameter assigned after the first call is the one the next call uses."""
+    ours = lstm_ext.LSTM(4, 5)
+    ref = nn.LSTM(4, 5)
+    ref.load_state_dict(ours.state_dict())
+    x = torch.randn(1, 1, 4, generator=gen)
+    with torch.no_grad():
+        ours(x)
+        new = nn.Parameter(torch.randn(20, 5, generator=gen))
+        ours.weight_hh_l0, ref.weight_hh_l0 = new, nn.Parameter(new.detach().clone())
+        torch.testing.assert_close(ours(x), ref(x))
+
+
 def _not_taken_cases():
     x = torch.randn(3, 2, 4)
     yield "grad-mode", lambda: lstm_ext.LSTM(4, 5), x, False
