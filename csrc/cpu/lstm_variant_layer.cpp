@@ -368,7 +368,7 @@ Tensor10 lstm_variant_layer_backward(const Tensor& grad_output, const Tensor& gr
   }
   if (need_weights) {
     const int64_t H = s.H;
-    std::get<3>(grads) = at::mm(g.drec.t(), previous_hidden(s, reverse, output.contiguous().view({s.N, H}), h0.contiguous()));
+    std::get<3>(grads) = recurrent_weight_grad(s, reverse, g.drec, output.contiguous().view({s.N, H}), h0.contiguous());
     if (peephole.has_value()) {
       const Tensor c_prev = previous_hidden(s, reverse, carried, c0_c);
       std::get<4>(grads) = at::cat({column_dot(g.dgates.narrow(1, 0, H), c_prev),
