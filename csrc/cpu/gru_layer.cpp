@@ -41,7 +41,7 @@ void forward_loop(const LayerShape& s, bool reverse, const Tensor& x_pre, Tensor
                   Tensor& gates, Tensor& out2d, Tensor& h_state, Tensor& h_copy, const Tensor& w_hh) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H;
-  const RecurrentGemm recurrent(w_hh, s.B);
+  const RecurrentGemm recurrent(w_hh, s.B, s.T);
   const GruForwardRows<scalar_t> rows = gru_forward_rows<scalar_t>();
   // The GEMM's operand: the carried state itself, or its copy in the storage dtype (bfloat16).
   const Tensor& h_gemm = h_copy.defined() ? h_copy : h_state;
@@ -73,7 +73,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H;
   const GruBackwardRows<scalar_t> rows = gru_backward_rows<scalar_t>();
-  const RecurrentGemm recurrent(w_hh.t(), s.B);  // dh_{t-1} += d_h_t @ w_hh
+  const RecurrentGemm recurrent(w_hh.t(), s.B, s.T);  // dh_{t-1} += d_h_t @ w_hh
 
   for (int64_t k = s.T - 1; k >= 0; --k) {
     const int64_t t = reverse ? s.T - 1 - k : k;

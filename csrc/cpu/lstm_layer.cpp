@@ -35,12 +35,12 @@ void forward_loop(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates,
                   Tensor& h_state, Tensor& c_state, const Tensor& w_hh, const Tensor& w_hr, bool save) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H, P = s.P;
-  const RecurrentGemm recurrent(w_hh, s.B);
+  const RecurrentGemm recurrent(w_hh, s.B, s.T);
   const ForwardRows<scalar_t> rows = forward_rows<scalar_t>();
   Tensor m_state;  // o * tanh(c) before the projection
   if (s.has_proj) m_state = at::empty({s.B, H}, pre.options());
   const std::optional<RecurrentGemm> projection =
-      s.has_proj ? std::optional<RecurrentGemm>(std::in_place, w_hr, s.B) : std::nullopt;
+      s.has_proj ? std::optional<RecurrentGemm>(std::in_place, w_hr, s.B, s.T) : std::nullopt;
 
   for (int64_t k = 0; k < s.T; ++k) {
     const int64_t t = reverse ? s.T - 1 - k : k;
@@ -75,9 +75,9 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H, P = s.P;
   const BackwardRows<scalar_t> rows = backward_rows<scalar_t>();
-  const RecurrentGemm recurrent(w_hh.t(), s.B);  // dh_{t-1} = dgates_t @ w_hh
+  const RecurrentGemm recurrent(w_hh.t(), s.B, s.T);  // dh_{t-1} = dgates_t @ w_hh
   const std::optional<RecurrentGemm> projection =  // dm_t = dh_t @ w_hr
-      s.has_proj ? std::optional<RecurrentGemm>(std::in_place, w_hr.t(), s.B) : std::nullopt;
+      s.has_proj ? std::optional<RecurrentGemm>(std::in_place, w_hr.t(), s.B, s.T) : std::nullopt;
   Tensor dm_state;  // gradient reaching o * tanh(c), through the projection
   if (s.has_proj) dm_state = at::empty({s.B, H}, dgates.options());
 

@@ -28,9 +28,12 @@ template <typename scalar_t> GruForwardRows<scalar_t> gru_forward_rows_AVX512();
 template <typename scalar_t> GruBackwardRows<scalar_t> gru_backward_rows_AVX512();
 #endif
 template <typename scalar_t> SmallGemmCols<scalar_t> small_gemm_cols_DEFAULT();
+template <typename scalar_t> SmallGemmKMajorCols<scalar_t> small_gemm_kmajor_cols_DEFAULT();
 #if defined(__x86_64__)
 template <typename scalar_t> SmallGemmCols<scalar_t> small_gemm_cols_AVX2();
 template <typename scalar_t> SmallGemmCols<scalar_t> small_gemm_cols_AVX512();
+template <typename scalar_t> SmallGemmKMajorCols<scalar_t> small_gemm_kmajor_cols_AVX2();
+template <typename scalar_t> SmallGemmKMajorCols<scalar_t> small_gemm_kmajor_cols_AVX512();
 #endif
 
 namespace {
@@ -87,6 +90,11 @@ SmallGemmCols<scalar_t> small_gemm_cols() {
   LSTM_EXT_BY_CAPABILITY(small_gemm_cols, scalar_t)
 }
 
+template <typename scalar_t>
+SmallGemmKMajorCols<scalar_t> small_gemm_kmajor_cols() {
+  LSTM_EXT_BY_CAPABILITY(small_gemm_kmajor_cols, scalar_t)
+}
+
 template ForwardRows<float> forward_rows<float>();
 template ForwardRows<double> forward_rows<double>();
 template ForwardRows<c10::BFloat16> forward_rows<c10::BFloat16>();
@@ -101,6 +109,8 @@ template GruBackwardRows<double> gru_backward_rows<double>();
 template GruBackwardRows<c10::BFloat16> gru_backward_rows<c10::BFloat16>();
 template SmallGemmCols<float> small_gemm_cols<float>();
 template SmallGemmCols<double> small_gemm_cols<double>();
+template SmallGemmKMajorCols<float> small_gemm_kmajor_cols<float>();
+template SmallGemmKMajorCols<double> small_gemm_kmajor_cols<double>();
 
 }  // namespace cpu
 }  // namespace lstm_ext

@@ -1,6 +1,7 @@
 #include "cpu/recurrent_gemm.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
 #include <ATen/core/List.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
@@ -19,6 +20,11 @@ namespace {
 // Below this many flops per step, at::addmm's lower fixed cost wins (measured: 64x64x256
 // runs in 15 us with addmm and 25 us with oneDNN; 16x512x2048 in 290 us and 175 us).
 constexpr int64_t kPackedMinFlops = 8 << 20;
+
+// A product run once, like the input projection, also pays oneDNN's weight reorder (100-250 us
+// here, mostly building the primitive descriptor), which pays off only past ~300 MFLOP on 2
+// threads (400x64x256: addmm 161 us, oneDNN 371 us; 1600x256x1024: 12.0 ms and 8.7 ms).
+constexpr int64_t kPackedOnceMinFlops = 256 << 20;
 
 struct OneDnn {
   c10::TypedOperatorHandle<at::Tensor(const at::Tensor&, std::optional<int64_t>)> reorder;
@@ -57,8 +63,8 @@ const OneDnn* onednn() {
 }
 
 // Whether rows [max_rows, K] @ weight [N, K]^T is worth oneDNN's linear on a packed weight.
-bool use_onednn(const at::Tensor& weight, int64_t max_rows) {
-  const bool big = 2 * max_rows * weight.size(0) * weight.size(1) >= kPackedMinFlops;
+bool use_onednn(const at::Tensor& weight, int64_t max_rows, int64_t min_flops = kPackedMinFlops) {
+  const bool big = 2 * max_rows * weight.size(0) * weight.size(1) >= min_flops;
   const bool onednn_dtype = weight.scalar_type() == at::kFloat || weight.scalar_type() == at::kBFloat16;
   return big && onednn_dtype && weight.is_cpu() && onednn() != nullptr;
 }
@@ -74,7 +80,7 @@ at::Tensor input_projection(const at::Tensor& rows, const at::Tensor& w_ih, cons
     small_rows_gemm(rows, w, b_ih.value_or(at::Tensor()), b_hh.value_or(at::Tensor()), out, /*accumulate=*/false);
     return out;
   }
-  if (!use_onednn(w, rows.size(0))) return aten_input_projection(rows, w, b_ih, b_hh);
+  if (!use_onednn(w, rows.size(0), kPackedOnceMinFlops)) return aten_input_projection(rows, w, b_ih, b_hh);
   const at::Tensor packed = onednn()->reorder.call(w, rows.size(0));
   const at::Tensor bias = summed_bias(b_ih, b_hh);
   const std::optional<at::Tensor> b = bias.defined() ? std::optional<at::Tensor>(bias.contiguous()) : std::nullopt;
@@ -85,11 +91,36 @@ bool packs_weight(const at::Tensor& weight, int64_t max_rows) {
   return use_onednn(weight, max_rows);
 }
 
-RecurrentGemm::RecurrentGemm(const at::Tensor& weight, int64_t max_rows) : weight_t_(weight.t()) {
-  if (use_onednn(weight, max_rows)) packed_ = onednn()->reorder.call(weight.contiguous(), max_rows);
+RecurrentGemm::RecurrentGemm(const at::Tensor& weight, int64_t max_rows, int64_t steps) : weight_t_(weight.t()) {
+  const at::ScalarType dtype = weight.scalar_type();
+  if (use_onednn(weight, max_rows)) {
+    packed_ = onednn()->reorder.call(weight.contiguous(), max_rows);
+  } else if (max_rows <= kSmallGemmRows && steps > 1 && (dtype == at::kFloat || dtype == at::kDouble)) {
+    // One step alone would pay more for the transpose than it saves; the dot-product kernel
+    // reads the weight as it is.
+    kmajor_ = weight_t_.contiguous();
+  }
+}
+
+bool RecurrentGemm::runs_kmajor(const at::Tensor& rows, const at::Tensor& out) const {
+  return kmajor_.defined() && rows.size(0) <= kSmallGemmRows && rows.stride(-1) == 1 && out.stride(-1) == 1 &&
+         rows.scalar_type() == kmajor_.scalar_type() && out.scalar_type() == kmajor_.scalar_type();
+}
+
+void RecurrentGemm::kmajor(const at::Tensor& rows, const at::Tensor& out, bool accumulate) const {
+  AT_DISPATCH_FLOATING_TYPES(rows.scalar_type(), "lstm_ext_small_gemm_kmajor", [&] {
+    const SmallGemmKMajor<scalar_t> g{rows.const_data_ptr<scalar_t>(), rows.stride(0), rows.size(0),
+                                      rows.size(1), kmajor_.const_data_ptr<scalar_t>(), kmajor_.stride(0),
+                                      out.mutable_data_ptr<scalar_t>(), out.stride(0), accumulate};
+    run_small_gemm_kmajor(g, kmajor_.size(1));
+  });
 }
 
 at::Tensor RecurrentGemm::accumulate(const at::Tensor& rows, at::Tensor acc) const {
+  if (runs_kmajor(rows, acc)) {
+    kmajor(rows, acc, /*accumulate=*/true);
+    return acc;
+  }
   if (!packed_.defined() && small_gemm_applies(rows, weight_t_.t()) && acc.stride(-1) == 1) {
     small_rows_gemm(rows, weight_t_.t(), at::Tensor(), at::Tensor(), acc, /*accumulate=*/true);
     return acc;
@@ -105,6 +136,10 @@ at::Tensor RecurrentGemm::accumulate(const at::Tensor& rows, at::Tensor acc) con
 }
 
 void RecurrentGemm::write(const at::Tensor& rows, at::Tensor out) const {
+  if (runs_kmajor(rows, out)) {
+    kmajor(rows, out, /*accumulate=*/false);
+    return;
+  }
   if (!packed_.defined()) {
     at::mm_out(out, rows, weight_t_);
     return;
@@ -113,6 +148,10 @@ void RecurrentGemm::write(const at::Tensor& rows, at::Tensor out) const {
 }
 
 at::Tensor RecurrentGemm::product(const at::Tensor& rows, at::Tensor out) const {
+  if (runs_kmajor(rows, out)) {
+    kmajor(rows, out, /*accumulate=*/false);
+    return out;
+  }
   if (!packed_.defined()) return at::mm_out(out, rows, weight_t_);
   return onednn()->linear.call(rows, packed_, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
 }

@@ -4,7 +4,8 @@
 // packing costs as much as the arithmetic (perf: ~20% of a training step in sgemm_scopy_*).
 // Where torch has oneDNN, the weight is packed once per call of the op and every step runs
 // oneDNN's linear on the packed weight (1.5-1.7x faster on 16x512x2048 and 64x256x1024 here).
-// Small steps keep at::addmm, whose fixed overhead is lower.
+// Steps of a few rows run small_gemm_kmajor on the weight transposed once per call; other small
+// steps keep at::addmm, whose fixed overhead is lower than oneDNN's.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -26,8 +27,9 @@ bool packs_weight(const at::Tensor& weight, int64_t max_rows);
 
 class RecurrentGemm {
  public:
-  // weight [N, K]; every step computes rows [n, K] @ weight^T -> [n, N], n <= max_rows.
-  RecurrentGemm(const at::Tensor& weight, int64_t max_rows);
+  // weight [N, K]; every step computes rows [n, K] @ weight^T -> [n, N], n <= max_rows, for
+  // `steps` steps.
+  RecurrentGemm(const at::Tensor& weight, int64_t max_rows, int64_t steps);
 
   // rows @ weight^T + acc. Either acc itself, updated in place, or a new tensor: read the result
   // from the returned tensor, not from acc.
@@ -43,6 +45,11 @@ class RecurrentGemm {
  private:
   at::Tensor weight_t_;  // weight^T as a view, for at::addmm
   at::Tensor packed_;    // oneDNN's packed weight, or undefined
+  at::Tensor kmajor_;    // weight^T contiguous, for small_gemm_kmajor, or undefined
+
+  // Whether this step runs small_gemm_kmajor (into out, which it updates in place).
+  bool runs_kmajor(const at::Tensor& rows, const at::Tensor& out) const;
+  void kmajor(const at::Tensor& rows, const at::Tensor& out, bool accumulate) const;
 };
 
 }  // namespace cpu

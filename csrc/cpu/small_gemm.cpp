@@ -29,6 +29,21 @@ void run_small_gemm(const SmallGemm<scalar_t>& g, int64_t N) {
 template void run_small_gemm<float>(const SmallGemm<float>&, int64_t);
 template void run_small_gemm<double>(const SmallGemm<double>&, int64_t);
 
+template <typename scalar_t>
+void run_small_gemm_kmajor(const SmallGemmKMajor<scalar_t>& g, int64_t N) {
+  // Tasks of whole cache lines of columns (whole AVX-512 vectors), and of at least ~64k
+  // multiply-adds: below that the pool's wake-up costs more than the product.
+  constexpr int64_t L = 64 / sizeof(scalar_t);
+  const int64_t blocks = (N + L - 1) / L;
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(g.n * g.K * L, 1));
+  const SmallGemmKMajorCols<scalar_t> cols = small_gemm_kmajor_cols<scalar_t>();
+  at::parallel_for(0, blocks, grain, [&](int64_t begin, int64_t end) {
+    cols(g, begin * L, std::min(end * L, N));
+  });
+}
+template void run_small_gemm_kmajor<float>(const SmallGemmKMajor<float>&, int64_t);
+template void run_small_gemm_kmajor<double>(const SmallGemmKMajor<double>&, int64_t);
+
 void small_rows_gemm(const at::Tensor& rows, const at::Tensor& weight, const at::Tensor& bias1,
                      const at::Tensor& bias2, at::Tensor& out, bool accumulate) {
   const int64_t n = rows.size(0), K = rows.size(1), N = weight.size(0);

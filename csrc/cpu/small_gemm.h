@@ -40,6 +40,33 @@ SmallGemmCols<scalar_t> small_gemm_cols();
 template <typename scalar_t>
 void run_small_gemm(const SmallGemm<scalar_t>& g, int64_t N);
 
+// The same product against a weight already transposed: out[r, :] (+)= a[r, :] @ b, with b
+// [K, N] (row stride ldb, unit column stride). Each of a's entries is broadcast against a row
+// of b, so there are no horizontal sums: at 4x64 @ 64x256 the dot-product kernel above spent
+// ~4 us per step mostly reducing vectors. Worth it when one weight serves many steps, which pay
+// for the transpose once (RecurrentGemm).
+template <typename scalar_t>
+struct SmallGemmKMajor {
+  const scalar_t* a;  // [n, K], row stride lda
+  int64_t lda, n, K;
+  const scalar_t* b;  // [K, N], row stride ldb
+  int64_t ldb;
+  scalar_t* out;  // [n, N], row stride ldo
+  int64_t ldo;
+  bool accumulate;  // add to out instead of overwriting it
+};
+
+// Columns [begin, end) of out.
+template <typename scalar_t>
+using SmallGemmKMajorCols = void (*)(const SmallGemmKMajor<scalar_t>&, int64_t begin, int64_t end);
+
+template <typename scalar_t>
+SmallGemmKMajorCols<scalar_t> small_gemm_kmajor_cols();
+
+// g over all N columns of out, split across threads for big enough steps (float, double).
+template <typename scalar_t>
+void run_small_gemm_kmajor(const SmallGemmKMajor<scalar_t>& g, int64_t N);
+
 // Whether small_rows_gemm runs rows [n, K] @ weight^T: float or double, few rows, dense
 // operands (the weight contiguous, each row contiguous).
 bool small_gemm_applies(const at::Tensor& rows, const at::Tensor& weight);

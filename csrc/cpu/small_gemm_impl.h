@@ -5,6 +5,8 @@
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include <algorithm>
+
 #include "cpu/small_gemm.h"
 
 namespace lstm_ext {
@@ -38,6 +40,61 @@ void small_gemm_cols_impl(const SmallGemm<scalar_t>& g, int64_t begin, int64_t e
   }
 }
 
+// out[0:R, j:j+C*L] of a K-major product: R x C accumulators stay in registers for all of K.
+// Each vector holds count <= L columns; count < L (C == 1 only) covers the last ones.
+template <typename scalar_t, int R, int C>
+inline void kmajor_tile(const SmallGemmKMajor<scalar_t>& g, int64_t j, int64_t count) {
+  using V = at::vec::Vectorized<scalar_t>;
+  constexpr int64_t L = V::size();
+  V acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) {
+      acc[r][c] = g.accumulate ? V::loadu(g.out + r * g.ldo + j + c * L, count) : V(scalar_t(0));
+    }
+  }
+  const scalar_t* b = g.b + j;
+  for (int64_t k = 0; k < g.K; ++k, b += g.ldb) {
+    V w[C];
+    for (int c = 0; c < C; ++c) w[c] = V::loadu(b + c * L, count);
+    for (int r = 0; r < R; ++r) {
+      const V a(g.a[r * g.lda + k]);
+      for (int c = 0; c < C; ++c) acc[r][c] = at::vec::fmadd(a, w[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c].store(g.out + r * g.ldo + j + c * L, count);
+  }
+}
+
+template <typename scalar_t, int R>
+void kmajor_rows(const SmallGemmKMajor<scalar_t>& g, int64_t begin, int64_t end) {
+  constexpr int64_t L = at::vec::Vectorized<scalar_t>::size();
+  // Four vectors of columns while R x 4 accumulators fit the 32 AVX-512 registers, else two.
+  constexpr int C = (sizeof(at::vec::Vectorized<scalar_t>) >= 64) ? 4 : 2;
+  int64_t j = begin;
+  for (; j + C * L <= end; j += C * L) kmajor_tile<scalar_t, R, C>(g, j, L);
+  for (; j + L <= end; j += L) kmajor_tile<scalar_t, R, 1>(g, j, L);
+  if (j < end) kmajor_tile<scalar_t, R, 1>(g, j, end - j);
+}
+
+template <typename scalar_t>
+void small_gemm_kmajor_impl(const SmallGemmKMajor<scalar_t>& g, int64_t begin, int64_t end) {
+  switch (g.n) {
+    case 1: return kmajor_rows<scalar_t, 1>(g, begin, end);
+    case 2: return kmajor_rows<scalar_t, 2>(g, begin, end);
+    case 3: return kmajor_rows<scalar_t, 3>(g, begin, end);
+    default:  // run_small_gemm_kmajor passes n in [1, kSmallGemmRows]
+      for (int64_t r = 0; r < g.n; r += 4) {
+        SmallGemmKMajor<scalar_t> four = g;
+        four.a += r * g.lda;
+        four.out += r * g.ldo;
+        four.n = std::min<int64_t>(4, g.n - r);
+        if (four.n == 4) kmajor_rows<scalar_t, 4>(four, begin, end);
+        else small_gemm_kmajor_impl(four, begin, end);
+      }
+  }
+}
+
 }  // namespace CPU_CAPABILITY
 }  // namespace cpu
 }  // namespace lstm_ext
@@ -48,4 +105,10 @@ void small_gemm_cols_impl(const SmallGemm<scalar_t>& g, int64_t begin, int64_t e
   SmallGemmCols<scalar_t> small_gemm_cols_##NAME() { return &CPU_CAPABILITY::small_gemm_cols_impl<scalar_t>; } \
   template SmallGemmCols<float> small_gemm_cols_##NAME<float>();                                        \
   template SmallGemmCols<double> small_gemm_cols_##NAME<double>();                                      \
+  template <typename scalar_t>                                                                          \
+  SmallGemmKMajorCols<scalar_t> small_gemm_kmajor_cols_##NAME() {                                       \
+    return &CPU_CAPABILITY::small_gemm_kmajor_impl<scalar_t>;                                           \
+  }                                                                                                     \
+  template SmallGemmKMajorCols<float> small_gemm_kmajor_cols_##NAME<float>();                           \
+  template SmallGemmKMajorCols<double> small_gemm_kmajor_cols_##NAME<double>();                         \
   }

@@ -26,7 +26,7 @@ at::Tensor team_forward_walk(const LayerShape& s, bool reverse, const at::Tensor
     std::optional<RecurrentGemm> gemm;
     at::Tensor rec_buf;
     barrier.guard([&] {
-      gemm.emplace(unit_rows(w_hh, gates, u0, units), s.B);
+      gemm.emplace(unit_rows(w_hh, gates, u0, units), s.B, s.T);
       rec_buf = at::empty({s.B, gates * units}, h_buf[0].options());
     });
     int64_t generation = 0, cur = 0;
@@ -58,7 +58,7 @@ void team_backward_walk(const LayerShape& s, bool reverse, const at::Tensor& w_h
     std::optional<RecurrentGemm> gemm;
     at::Tensor dh_buf;
     barrier.guard([&] {
-      gemm.emplace(w_hh.narrow(1, u0, units).t(), s.B);
+      gemm.emplace(w_hh.narrow(1, u0, units).t(), s.B, s.T);
       dh_buf = at::empty({s.B, units}, dh_state.options());
     });
     int64_t generation = 0;
