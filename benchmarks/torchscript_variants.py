@@ -49,8 +49,9 @@ class ScriptVariantLSTM(nn.Module):
         self.zoneout_c = zoneout_c
 
     def _keep(self, z: float, like: Tensor) -> Tensor:
-        if self.training:
-            return torch.empty_like(like).bernoulli_(z)
+        if self.training:  # the masks lstm_ext draws (lstm_ext/_masks.py), so the outputs compare
+            seed = torch.randint(1 << 62, [], dtype=torch.int64)
+            return torch.ops.lstm_ext.bernoulli_mask(seed, z, like.shape, like.dtype)
         return torch.full_like(like, z)
 
     def forward(self, x: Tensor) -> Tensor:

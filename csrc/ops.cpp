@@ -80,6 +80,9 @@ TORCH_LIBRARY_FRAGMENT(lstm_ext, m) {
   // The variants' input projection: input [rows, in] @ weight [out, in]^T + bias, on the layer
   // kernels' projection GEMM (CPU; differentiable through lstm_ext/_variant_ops.py).
   m.def("linear(Tensor input, Tensor weight, Tensor? bias) -> Tensor");
+  // The variants' zoneout masks: entries 1 with probability p, else 0, a function of the 0-dim
+  // int64 seed (drawn from torch's generator by the caller) alone; on seed's device.
+  m.def("bernoulli_mask(Tensor seed, float p, int[] size, ScalarType dtype) -> Tensor");
 }
 
 // ---- GRU ------------------------------------------------------------------------------------

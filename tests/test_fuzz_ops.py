@@ -75,6 +75,7 @@ def _good_calls() -> dict[str, tuple[object, list]]:
     calls.update(_gru_calls(g))
     linear = [torch.randn(shape, generator=g, dtype=torch.float64) for shape in ((7, 5), (6, 5), (6,))]
     calls["linear"] = (ops.linear, linear)
+    calls["bernoulli_mask"] = (ops.bernoulli_mask, [torch.tensor(4, dtype=torch.int64), 0.5, [3, 2], torch.float32])
     input, h0, c0, w_ih, w_hh, b_ih, b_hh, _, _, _ = dense  # one layer, one direction, hx given
     calls["lstm_inference-dense"] = (
         ops.lstm_inference, [input, [h0[None], c0[None]], [w_ih, w_hh, b_ih, b_hh], True, 1, False, False]
@@ -179,6 +180,7 @@ LEGAL = {(call, "input", kind) for call in ("lstm_layer-dense", "gru_layer-dense
          for kind in ("dim0+1", "dim0-1", "dim0=0")}
 LEGAL |= {("lstm_inference-dense", "input", kind) for kind in ("dim0+1", "dim0-1")}  # no steps: nn.LSTM's error
 LEGAL |= {("linear", "input", kind) for kind in ("dim0+1", "dim0-1", "dim0=0")}  # rows: any number
+LEGAL |= {("bernoulli_mask", "seed", "meta")}  # the seed's device decides: a meta mask
 
 
 def _malformed_cases():
@@ -212,6 +214,7 @@ _REFERENCES = {
     "gru_layer-dense": (reference.gru_layer, 2),
     "lstm_inference-dense": (_inference_reference, 3),
     "linear": (lambda input, weight, bias: (torch.nn.functional.linear(input, weight, bias),), 1),
+    "bernoulli_mask": (lambda seed, p, size, dtype: (torch.empty(size, dtype=dtype, device=seed.device),), 1),
 }
 
 
