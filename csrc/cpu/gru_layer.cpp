@@ -50,12 +50,18 @@ void forward_loop(const LayerShape& s, bool reverse, const Tensor& x_pre, Tensor
     const int64_t t = reverse ? s.T - 1 - k : k;
     const int64_t n = s.rows[t], off = s.offset[t];
     if (n == 0) continue;
-    const Tensor h_pre_t = recurrent.product(h_gemm.narrow(0, 0, n), h_pre.narrow(0, 0, n)).contiguous();
+    const scalar_t* h_pre_p = h_pre.const_data_ptr<scalar_t>();
+    Tensor h_pre_t;  // the tensor path's result, where the small step does not apply
+    if (!recurrent.small_step(h_gemm.const_data_ptr<scalar_t>(), h_gemm.stride(0), n, h_pre.data_ptr<scalar_t>(),
+                              3 * H, false)) {
+      h_pre_t = recurrent.product(h_gemm.narrow(0, 0, n), h_pre.narrow(0, 0, n)).contiguous();
+      h_pre_p = h_pre_t.const_data_ptr<scalar_t>();
+    }
 
     const GruForwardStep<scalar_t> step{
         H,
         x_pre.const_data_ptr<scalar_t>() + off * 3 * H,
-        h_pre_t.const_data_ptr<scalar_t>(),
+        h_pre_p,
         b_hn.defined() ? b_hn.const_data_ptr<scalar_t>() : nullptr,
         gates.data_ptr<opmath_t>() + off * 4 * H,
         h_state.data_ptr<opmath_t>(),
@@ -91,7 +97,9 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
 
     // The last step walked needs no gradient for h0 unless one was asked for.
-    if (k > 0 || need_state_grad) {
+    if ((k > 0 || need_state_grad) &&
+        !recurrent.small_step(d_h.const_data_ptr<scalar_t>() + off * 3 * H, 3 * H, n, dh_state.data_ptr<scalar_t>(),
+                              dh_state.stride(0), true)) {
       Tensor dh_t = dh_state.narrow(0, 0, n);
       const Tensor sum = recurrent.accumulate(d_h.narrow(0, off, n), dh_t);
       if (!sum.is_same(dh_t)) dh_t.copy_(sum);

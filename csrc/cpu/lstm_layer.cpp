@@ -46,11 +46,16 @@ void forward_loop(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates,
     const int64_t t = reverse ? s.T - 1 - k : k;
     const int64_t n = s.rows[t], off = s.offset[t];
     if (n == 0) continue;
-    const Tensor pre_t = recurrent.accumulate(h_state.narrow(0, 0, n), pre.narrow(0, off, n));
+    scalar_t* pre_p = pre.data_ptr<scalar_t>() + off * pre.stride(0);
+    Tensor pre_t;  // the tensor path's result, where the small step does not apply
+    if (!recurrent.small_step(h_state.const_data_ptr<scalar_t>(), h_state.stride(0), n, pre_p, pre.stride(0), true)) {
+      pre_t = recurrent.accumulate(h_state.narrow(0, 0, n), pre.narrow(0, off, n));
+      pre_p = pre_t.data_ptr<scalar_t>();
+    }
 
     const ForwardStep<scalar_t> step{
         H,
-        pre_t.const_data_ptr<scalar_t>(),
+        pre_p,
         save ? gates.data_ptr<opmath_t>() + off * 4 * H : nullptr,
         cells.data_ptr<opmath_t>() + off * H,
         c_state.data_ptr<opmath_t>(),
@@ -116,7 +121,9 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
 
     // The last step walked needs no gradient for h0 unless one was asked for.
-    if (k > 0 || need_state_grad) {
+    if ((k > 0 || need_state_grad) &&
+        !recurrent.small_step(dgates.const_data_ptr<scalar_t>() + off * 4 * H, 4 * H, n, dh_p, dh_state.stride(0),
+                              false)) {
       Tensor dh_t = dh_state.narrow(0, 0, n);
       recurrent.write(dgates.narrow(0, off, n), dh_t);
     }

@@ -157,19 +157,32 @@ void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Ten
     const int64_t n = s.rows[t], off = s.offset[t];
     // The pre-activations, written into the saved gates buffer a step at a time (not copied
     // there all at once), so the GEMM and the pointwise pass find them in cache.
-    Tensor pre_t = xgates.narrow(0, off, n);
-    Tensor rec_t;  // with ln_hh: h_prev @ W_hh^T, normalized into f.rec by the pointwise pass
+    // Small steps run on raw pointers (RecurrentGemm::small_step); result_t holds the tensor
+    // path's result where that does not apply.
+    const scalar_t* h_p = f.h_n.const_data_ptr<scalar_t>();
+    const scalar_t* pre_p = xgates.const_data_ptr<scalar_t>() + off * 4 * H;
+    const scalar_t* rec_p = nullptr;  // with ln_hh: h_prev @ W_hh^T, normalized into f.rec by the pointwise pass
+    Tensor result_t;
     if (o.ln_hh.has_value()) {
-      rec_t = recurrent.product(f.h_n.narrow(0, 0, n), f.rec.narrow(0, off, n));
+      scalar_t* rec_out = f.rec.data_ptr<scalar_t>() + off * 4 * H;
+      rec_p = rec_out;
+      if (!recurrent.small_step(h_p, H, n, rec_out, 4 * H, false)) {
+        result_t = recurrent.product(f.h_n.narrow(0, 0, n), f.rec.narrow(0, off, n));
+        rec_p = result_t.const_data_ptr<scalar_t>();
+      }
     } else {
       // memcpy, not copy_: at 4 rows of 64 units copy_'s TensorIterator cost more than the copy.
-      Tensor gates_t = f.gates.narrow(0, off, n);
-      std::memcpy(gates_t.data_ptr<scalar_t>(), pre_t.const_data_ptr<scalar_t>(), n * 4 * H * sizeof(scalar_t));
-      pre_t = recurrent.accumulate(f.h_n.narrow(0, 0, n), gates_t);
+      scalar_t* gates_p = f.gates.data_ptr<scalar_t>() + off * 4 * H;
+      std::memcpy(gates_p, pre_p, n * 4 * H * sizeof(scalar_t));
+      pre_p = gates_p;
+      if (!recurrent.small_step(h_p, H, n, gates_p, 4 * H, true)) {
+        result_t = recurrent.accumulate(f.h_n.narrow(0, 0, n), f.gates.narrow(0, off, n));
+        pre_p = result_t.const_data_ptr<scalar_t>();
+      }
     }
     const VariantForwardStep<scalar_t> step{
         H,
-        pre_t.const_data_ptr<scalar_t>(),
+        pre_p,
         data_or_null<scalar_t>(o.peephole),
         rows_or_null<scalar_t>(o.keep_h, off, H),
         rows_or_null<scalar_t>(o.keep_c, off, H),
@@ -186,18 +199,24 @@ void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Ten
         f.c_n.data_ptr<scalar_t>(),
         f.h_n.data_ptr<scalar_t>(),
         out2d.data_ptr<scalar_t>() + off * H,
-        rec_t.defined() ? rec_t.const_data_ptr<scalar_t>() : nullptr,
+        rec_p,
     };
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
     if (!o.w_u.has_value()) continue;
     // The lesson's use gate: u_pre = kept @ W_u^T + b_u, then squash it.
-    Tensor u_pre = f.lesson[1].narrow(0, off, n);
-    if (o.b_u.has_value()) u_pre.copy_(o.b_u->expand({n, H}));
-    else u_pre.zero_();
-    const Tensor u = lesson->accumulate(f.lesson[0].narrow(0, off, n), u_pre);
-    if (!u.is_same(u_pre)) u_pre.copy_(u);
+    scalar_t* u_pre = f.lesson.data_ptr<scalar_t>() + (s.N + off) * H;  // f.lesson[1]'s rows
+    const scalar_t* b_u = data_or_null<scalar_t>(o.b_u);
+    for (int64_t r = 0; r < n; ++r) {
+      if (b_u) std::memcpy(u_pre + r * H, b_u, H * sizeof(scalar_t));
+      else std::fill_n(u_pre + r * H, H, scalar_t(0));
+    }
+    if (!lesson->small_step(f.lesson.const_data_ptr<scalar_t>() + off * H, H, n, u_pre, H, true)) {
+      Tensor u_pre_t = f.lesson[1].narrow(0, off, n);
+      const Tensor u = lesson->accumulate(f.lesson[0].narrow(0, off, n), u_pre_t);
+      if (!u.is_same(u_pre_t)) u_pre_t.copy_(u);
+    }
     VariantForwardStep<scalar_t> use_step = step;
-    use_step.use_pre = u_pre.const_data_ptr<scalar_t>();
+    use_step.use_pre = u_pre;
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(use_step, begin, end); });
   }
 }
@@ -251,14 +270,22 @@ void backward_loop(const LayerShape& s, bool reverse, const Options& o, const Sa
     };
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
     if (o.w_u.has_value()) {  // the lesson's use gate: back through W_u to kept, then the other gates
-      Tensor d_kept = g.d_kept.narrow(0, 0, n);
-      lesson->write(g.d_use.narrow(0, off, n), d_kept);
+      if (!lesson->small_step(g.d_use.const_data_ptr<scalar_t>() + off * H, H, n, g.d_kept.data_ptr<scalar_t>(), H,
+                              false)) {
+        Tensor d_kept = g.d_kept.narrow(0, 0, n);
+        lesson->write(g.d_use.narrow(0, off, n), d_kept);
+      }
       VariantBackwardStep<scalar_t> gate_step = step;
-      gate_step.d_kept = d_kept.const_data_ptr<scalar_t>();
+      gate_step.d_kept = g.d_kept.const_data_ptr<scalar_t>();
       at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(gate_step, begin, end); });
     }
     // The last step walked needs no gradient for h0 unless one was asked for.
     if (k == 0 && !need_state_grad) continue;
+    // With zoneout on h the gate math left h_prev's direct share in dh: add the product to it.
+    if (recurrent.small_step(g.drec.const_data_ptr<scalar_t>() + off * 4 * H, 4 * H, n, g.dh.data_ptr<scalar_t>(), H,
+                             o.keep_h.has_value())) {
+      continue;
+    }
     Tensor dh_t = g.dh.narrow(0, 0, n);
     if (o.keep_h.has_value()) {
       const Tensor sum = recurrent.accumulate(g.drec.narrow(0, off, n), dh_t);

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/small_gemm.h"
@@ -109,12 +110,30 @@ bool RecurrentGemm::runs_kmajor(const at::Tensor& rows, const at::Tensor& out) c
 
 void RecurrentGemm::kmajor(const at::Tensor& rows, const at::Tensor& out, bool accumulate) const {
   AT_DISPATCH_FLOATING_TYPES(rows.scalar_type(), "lstm_ext_small_gemm_kmajor", [&] {
-    const SmallGemmKMajor<scalar_t> g{rows.const_data_ptr<scalar_t>(), rows.stride(0), rows.size(0),
-                                      rows.size(1), kmajor_.const_data_ptr<scalar_t>(), kmajor_.stride(0),
-                                      out.mutable_data_ptr<scalar_t>(), out.stride(0), accumulate};
-    run_small_gemm_kmajor(g, kmajor_.size(1));
+    small_step(rows.const_data_ptr<scalar_t>(), rows.stride(0), rows.size(0), out.mutable_data_ptr<scalar_t>(),
+               out.stride(0), accumulate);
   });
 }
+
+template <typename scalar_t>
+bool RecurrentGemm::small_step(const scalar_t* rows, int64_t ld_rows, int64_t n, scalar_t* out, int64_t ld_out,
+                               bool accumulate) const {
+  if constexpr (std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>) {
+    if (!kmajor_.defined() || kmajor_.scalar_type() != c10::CppTypeToScalarType<scalar_t>::value ||
+        n > kSmallGemmRows) {
+      return false;
+    }
+    const SmallGemmKMajor<scalar_t> g{rows, ld_rows, n, kmajor_.size(0), kmajor_.const_data_ptr<scalar_t>(),
+                                      kmajor_.stride(0), out, ld_out, accumulate};
+    run_small_gemm_kmajor(g, kmajor_.size(1));
+    return true;
+  }
+  return false;  // reduced precision never runs small_gemm_kmajor
+}
+template bool RecurrentGemm::small_step<float>(const float*, int64_t, int64_t, float*, int64_t, bool) const;
+template bool RecurrentGemm::small_step<double>(const double*, int64_t, int64_t, double*, int64_t, bool) const;
+template bool RecurrentGemm::small_step<c10::BFloat16>(const c10::BFloat16*, int64_t, int64_t, c10::BFloat16*,
+                                                       int64_t, bool) const;
 
 at::Tensor RecurrentGemm::accumulate(const at::Tensor& rows, at::Tensor acc) const {
   if (runs_kmajor(rows, acc)) {

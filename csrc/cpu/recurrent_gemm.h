@@ -42,6 +42,14 @@ class RecurrentGemm {
   // write()'s copy. Read the result from the returned tensor, not from out.
   at::Tensor product(const at::Tensor& rows, at::Tensor out) const;
 
+  // The small-rows step on raw pointers, for time loops whose steps cost a few microseconds:
+  // out [n, N] (row stride ld_out) = (or +=, with accumulate) rows [n, K] (row stride ld_rows) @
+  // weight^T, without the tensor views the methods above need (~0.5 us each). Returns false and
+  // does nothing where this weight's steps do not run small_gemm_kmajor; then call those.
+  template <typename scalar_t>
+  bool small_step(const scalar_t* rows, int64_t ld_rows, int64_t n, scalar_t* out, int64_t ld_out,
+                  bool accumulate) const;
+
  private:
   at::Tensor weight_t_;  // weight^T as a view, for at::addmm
   at::Tensor packed_;    // oneDNN's packed weight, or undefined
