@@ -139,12 +139,13 @@ def _tiny() -> Preset:
 def _default() -> Preset:
     return Preset(
         name="default",
-        description="a few fp32 shapes, a streaming step and a float64 shape; < 2 min on 2 CPU cores",
+        description="a few fp32 shapes (one of 4 rows), a streaming step and a float64 shape; < 2 min on 2 CPU cores",
         configs=(
             Config(T=100, B=64, I=256, H=256, impls=_NOT_COMPILED),
             Config(T=100, B=16, I=128, H=512, impls=_CORE),
             Config(T=100, B=64, I=64, H=64, impls=_NOT_COMPILED),
             Config(T=10, B=64, I=64, H=64),
+            Config(T=100, B=4, I=64, H=64, impls=_NOT_COMPILED),  # a small batch: the variants' small shape
             Config(T=1, B=1, I=64, H=64),  # streaming: one step of one sequence
             Config(T=25, B=16, I=128, H=128, dtype="float64", impls=_NOT_COMPILED),
         ),
