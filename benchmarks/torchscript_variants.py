@@ -3,7 +3,7 @@
 One layer, one direction, zero initial state: the input projection of all steps is one GEMM
 up front (with layer norm, one ``layer_norm`` too), then a scripted loop does one ``mm`` and the
 variant's gate arithmetic per step.
-Recurrent dropout drops ``W_hh`` once per call with ``F.dropout``; zoneout draws its masks for all
+Recurrent dropout drops ``W_hh`` once per call (lstm_ext's mask); zoneout draws its masks for all
 steps at once. The random draws come in the same order as ``lstm_ext.LSTM``'s (``W_hh``'s mask,
 then zoneout's h masks, then c masks), so with one seed both see the same masks.
 
@@ -65,8 +65,10 @@ class ScriptVariantLSTM(nn.Module):
         else:
             premul = torch.matmul(x, self.weight_ih.t()) + (self.bias_ih + self.bias_hh)  # [T, B, 4H]
         w_hh = self.weight_hh
-        if self.recurrent_dropout > 0 and self.training:
-            w_hh = F.dropout(w_hh, self.recurrent_dropout, True)
+        if self.recurrent_dropout > 0 and self.training:  # lstm_ext.reference.drop_connect's mask
+            keep = 1.0 - self.recurrent_dropout
+            seed = torch.randint(1 << 62, [], dtype=torch.int64)
+            w_hh = w_hh * (torch.ops.lstm_ext.bernoulli_mask(seed, keep, w_hh.shape, w_hh.dtype) / keep)
         w_hh_t = w_hh.t()
         shape = x.new_empty(steps, batch, hidden)
         keep_h = self._keep(self.zoneout_h, shape) if self.zoneout_h > 0 else shape.new_zeros(0)

@@ -1,4 +1,5 @@
-"""The variants' random masks: ``lstm_ext::bernoulli_mask`` (its fake kernel here) and the draw.
+"""The variants' random masks (zoneout, recurrent dropout): ``lstm_ext::bernoulli_mask`` (its fake
+kernel here) and the draw.
 
 torch's CPU ``bernoulli_`` runs one mt19937 in sequence, ~6 ns an entry on the machines this was
 measured on: the two zoneout masks of a T=100 B=64 H=256 layer took 19 ms (2 x 9.7 ms) of each training

@@ -206,13 +206,16 @@ def drop_connect(weight: Tensor, p: float, training: bool = True) -> Tensor:
     """Recurrent dropout as DropConnect on ``W_hh`` (AWD-LSTM's weight drop).
 
     Each weight is zeroed with probability ``p`` and the others scaled by ``1 / (1 - p)``, like
-    ``F.dropout`` (which draws the mask from torch's generator). One mask per call: the caller
-    drops ``W_hh`` once per forward, and every step of the sequence uses the same dropped weight.
+    ``F.dropout``; the mask is drawn like zoneout's (:func:`zoneout_weights`: from torch's
+    generator, so ``torch.manual_seed`` reproduces it). One mask per call: the caller drops
+    ``W_hh`` once per forward, and every step of the sequence uses the same dropped weight.
     Identity when ``p == 0`` or outside training.
     """
     if not training or p == 0:
         return weight
-    return F.dropout(weight, p, training=True)
+    if p == 1:
+        return weight * 0  # every weight dropped, as F.dropout(p=1)
+    return weight * (bernoulli_mask(1 - p, tuple(weight.shape), weight) / (1 - p))
 
 
 def peephole_gates(ignore: Tensor, forget: Tensor, long_term: Tensor, peephole: Tensor) -> tuple[Tensor, Tensor]:

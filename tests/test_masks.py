@@ -111,3 +111,21 @@ def test_compiles_without_graph_break():
     got = compiled(x)
     torch.manual_seed(8)
     torch.testing.assert_close(got, draw(x))
+
+
+@pytest.mark.parametrize("p", [0.25, 1.0])
+def test_drop_connect_keeps_and_scales(p):
+    """Recurrent dropout draws through the same mask: kept weights scaled by 1 / (1 - p), p = 1 drops all."""
+    weight = torch.rand(256, 64, dtype=torch.float64) + 0.5
+    torch.manual_seed(3)
+    dropped = lstm_ext.reference.drop_connect(weight, p)
+    torch.manual_seed(3)
+    assert torch.equal(dropped, lstm_ext.reference.drop_connect(weight, p))
+    kept = dropped != 0
+    if p == 1.0:
+        assert not kept.any()
+        return
+    torch.testing.assert_close(dropped[kept], weight[kept] / (1 - p))
+    n = weight.numel()
+    assert abs(kept.double().mean().item() - (1 - p)) <= 6 * math.sqrt(p * (1 - p) / n)
+    assert torch.equal(lstm_ext.reference.drop_connect(weight, p, training=False), weight)

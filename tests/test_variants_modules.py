@@ -8,7 +8,6 @@ import pickle
 import pytest
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstm_ext
@@ -239,8 +238,10 @@ def test_recurrent_dropout_is_one_dropconnect_mask_per_call_in_training_only():
     torch.manual_seed(5)
     out = lstm(x)[0]
     torch.manual_seed(5)
-    dropped = F.dropout(lstm.weight_hh_l0, 0.5, training=True)  # the mask the layer drew
-    assert (dropped == 0).any()
+    dropped = lstm_ext.reference.drop_connect(lstm.weight_hh_l0, 0.5)  # the mask the layer drew
+    assert (dropped == 0).any() and (dropped != 0).any()
+    kept = dropped != 0
+    assert_close(dropped[kept], lstm.weight_hh_l0[kept] * 2)  # the kept weights scaled by 1 / (1 - p)
     plain = nn.LSTM(3, 4, dtype=torch.float64)
     plain.load_state_dict(lstm.state_dict())
     with torch.no_grad():
