@@ -24,7 +24,8 @@ constexpr int64_t kPackedMinFlops = 8 << 20;
 
 // A product run once, like the input projection, also pays oneDNN's weight reorder (100-250 us
 // here, mostly building the primitive descriptor), which pays off only past ~300 MFLOP on 2
-// threads (400x64x256: addmm 161 us, oneDNN 371 us; 1600x256x1024: 12.0 ms and 8.7 ms).
+// threads (400x64x256: addmm 136-161 us, oneDNN 262-371 us over two runs; 1600x256x1024: 12.0
+// ms and 8.7 ms).
 constexpr int64_t kPackedOnceMinFlops = 256 << 20;
 
 struct OneDnn {
