@@ -104,16 +104,17 @@ RecurrentGemm::RecurrentGemm(const at::Tensor& weight, int64_t max_rows, int64_t
   }
 }
 
-bool RecurrentGemm::runs_kmajor(const at::Tensor& rows, const at::Tensor& out) const {
-  return kmajor_.defined() && rows.size(0) <= kSmallGemmRows && rows.stride(-1) == 1 && out.stride(-1) == 1 &&
-         rows.scalar_type() == kmajor_.scalar_type() && out.scalar_type() == kmajor_.scalar_type();
-}
-
-void RecurrentGemm::kmajor(const at::Tensor& rows, const at::Tensor& out, bool accumulate) const {
+bool RecurrentGemm::small_tensor_step(const at::Tensor& rows, const at::Tensor& out, bool accumulate) const {
+  if (!kmajor_.defined() || rows.stride(-1) != 1 || out.stride(-1) != 1 || rows.scalar_type() != kmajor_.scalar_type() ||
+      out.scalar_type() != kmajor_.scalar_type()) {
+    return false;
+  }
+  bool done = false;
   AT_DISPATCH_FLOATING_TYPES(rows.scalar_type(), "lstm_ext_small_gemm_kmajor", [&] {
-    small_step(rows.const_data_ptr<scalar_t>(), rows.stride(0), rows.size(0), out.mutable_data_ptr<scalar_t>(),
-               out.stride(0), accumulate);
+    done = small_step(rows.const_data_ptr<scalar_t>(), rows.stride(0), rows.size(0), out.mutable_data_ptr<scalar_t>(),
+                      out.stride(0), accumulate);
   });
+  return done;
 }
 
 template <typename scalar_t>
@@ -137,10 +138,7 @@ template bool RecurrentGemm::small_step<c10::BFloat16>(const c10::BFloat16*, int
                                                        int64_t, bool) const;
 
 at::Tensor RecurrentGemm::accumulate(const at::Tensor& rows, at::Tensor acc) const {
-  if (runs_kmajor(rows, acc)) {
-    kmajor(rows, acc, /*accumulate=*/true);
-    return acc;
-  }
+  if (small_tensor_step(rows, acc, /*accumulate=*/true)) return acc;
   if (!packed_.defined() && small_gemm_applies(rows, weight_t_.t()) && acc.stride(-1) == 1) {
     small_rows_gemm(rows, weight_t_.t(), at::Tensor(), at::Tensor(), acc, /*accumulate=*/true);
     return acc;
@@ -156,10 +154,7 @@ at::Tensor RecurrentGemm::accumulate(const at::Tensor& rows, at::Tensor acc) con
 }
 
 void RecurrentGemm::write(const at::Tensor& rows, at::Tensor out) const {
-  if (runs_kmajor(rows, out)) {
-    kmajor(rows, out, /*accumulate=*/false);
-    return;
-  }
+  if (small_tensor_step(rows, out, /*accumulate=*/false)) return;
   if (!packed_.defined()) {
     at::mm_out(out, rows, weight_t_);
     return;
@@ -168,10 +163,7 @@ void RecurrentGemm::write(const at::Tensor& rows, at::Tensor out) const {
 }
 
 at::Tensor RecurrentGemm::product(const at::Tensor& rows, at::Tensor out) const {
-  if (runs_kmajor(rows, out)) {
-    kmajor(rows, out, /*accumulate=*/false);
-    return out;
-  }
+  if (small_tensor_step(rows, out, /*accumulate=*/false)) return out;
   if (!packed_.defined()) return at::mm_out(out, rows, weight_t_);
   return onednn()->linear.call(rows, packed_, std::nullopt, "none", c10::List<std::optional<at::Scalar>>(), std::nullopt);
 }

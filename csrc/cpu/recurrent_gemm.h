@@ -55,9 +55,8 @@ class RecurrentGemm {
   at::Tensor packed_;    // oneDNN's packed weight, or undefined
   at::Tensor kmajor_;    // weight^T contiguous, for small_gemm_kmajor, or undefined
 
-  // Whether this step runs small_gemm_kmajor (into out, which it updates in place).
-  bool runs_kmajor(const at::Tensor& rows, const at::Tensor& out) const;
-  void kmajor(const at::Tensor& rows, const at::Tensor& out, bool accumulate) const;
+  // small_step on tensors (out updated in place); false where it does not apply.
+  bool small_tensor_step(const at::Tensor& rows, const at::Tensor& out, bool accumulate) const;
 };
 
 }  // namespace cpu
