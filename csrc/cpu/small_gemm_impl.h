@@ -5,8 +5,6 @@
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
-#include <algorithm>
-
 #include "cpu/small_gemm.h"
 
 namespace lstm_ext {
@@ -79,19 +77,14 @@ void kmajor_rows(const SmallGemmKMajor<scalar_t>& g, int64_t begin, int64_t end)
 
 template <typename scalar_t>
 void small_gemm_kmajor_impl(const SmallGemmKMajor<scalar_t>& g, int64_t begin, int64_t end) {
+  // RecurrentGemm::small_step passes 0 <= n <= kSmallGemmRows rows (0: a batch of none).
+  static_assert(kSmallGemmRows == 4, "one register tile per row count up to kSmallGemmRows");
   switch (g.n) {
     case 1: return kmajor_rows<scalar_t, 1>(g, begin, end);
     case 2: return kmajor_rows<scalar_t, 2>(g, begin, end);
     case 3: return kmajor_rows<scalar_t, 3>(g, begin, end);
-    default:  // run_small_gemm_kmajor passes n in [1, kSmallGemmRows]
-      for (int64_t r = 0; r < g.n; r += 4) {
-        SmallGemmKMajor<scalar_t> four = g;
-        four.a += r * g.lda;
-        four.out += r * g.ldo;
-        four.n = std::min<int64_t>(4, g.n - r);
-        if (four.n == 4) kmajor_rows<scalar_t, 4>(four, begin, end);
-        else small_gemm_kmajor_impl(four, begin, end);
-      }
+    case 4: return kmajor_rows<scalar_t, 4>(g, begin, end);
+    default: return;
   }
 }
 
