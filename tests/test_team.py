@@ -209,3 +209,51 @@ def test_gru_team_matches_nn(case, dtype, threads, gen):
 
 def test_gru_team_bfloat16_close_to_truth(threads, gen):
     _check_bfloat16(torch.nn.GRU, lstm_ext.GRU, GRU_CASES["packed-bi-2-layers-hx"], gen, states=("h0",))
+
+
+# ---- the LSTM variants (csrc/cpu/lstm_variant_layer.cpp) ------------------------------------------
+# Peephole, zoneout and the lesson's use gate run as a team too (the lesson's W_u product adds a
+# second meeting per step); layer norm keeps the plain loop (its row statistics span every unit),
+# and "all" is here to show that a layer-norm layer still agrees. Held to the float64 reference.
+VARIANT_OPTIONS = {
+    "peephole": dict(peephole=True),
+    "zoneout-pair": dict(zoneout=(0.3, 0.5)),
+    "lesson": dict(use_gate="lesson"),
+    "lesson-all": dict(use_gate="lesson", recurrent_dropout=0.2, peephole=True, zoneout=(0.1, 0.4)),
+    "all": dict(recurrent_dropout=0.2, peephole=True, zoneout=(0.1, 0.4), layer_norm=True),
+}
+# name -> (LSTM kwargs, T, B, packed, with hx); 136 units leave a short last slice.
+VARIANT_CASES = {
+    "dense": (dict(input_size=40, hidden_size=136), 5, 16, False, False),
+    "packed-bi-hx": (dict(input_size=24, hidden_size=144, bidirectional=True), 6, 17, True, True),
+}
+
+
+def _variant_run(module, leaves, lengths, dtype, seed=5):
+    torch.manual_seed(seed)  # the same zoneout and dropout masks in every run
+    return _run(module, leaves, lengths, dtype, False)
+
+
+@pytest.mark.parametrize("case", list(VARIANT_CASES))
+@pytest.mark.parametrize("option", list(VARIANT_OPTIONS))
+@pytest.mark.parametrize("dtype", [F64, torch.float32], ids=["f64", "f32"])
+def test_variant_team_matches_reference(option, case, dtype, threads, gen):
+    kwargs, T, B, packed, with_hx = VARIANT_CASES[case]
+    torch.manual_seed(0)
+    fused = lstm_ext.LSTM(**kwargs, **VARIANT_OPTIONS[option], backend="fused", dtype=dtype)
+    with torch.no_grad():  # every parameter off its initial value, so a misplaced one shows
+        for name, param in fused.named_parameters():
+            if not name.startswith("weight_"):
+                param.add_(torch.randn(param.shape, generator=gen, dtype=F64).to(dtype) * 0.3)
+    ref = lstm_ext.LSTM(**kwargs, **VARIANT_OPTIONS[option], backend="reference", dtype=F64)
+    ref.load_state_dict(fused.state_dict())
+    leaves, lengths = _inputs(kwargs, T, B, packed, with_hx, gen)
+    truth = _variant_run(ref, leaves, lengths, F64)
+    actual = _variant_run(fused, leaves, lengths, dtype)
+    if dtype == F64:
+        for key in truth:
+            assert_close(actual[key], truth[key], msg=lambda m, key=key: f"{key}: {m}")
+        return
+    plain = _variant_run(ref.to(dtype), leaves, lengths, dtype)
+    for key in truth:
+        assert_close_to_truth(actual[key], truth[key], plain[key], name=key)
