@@ -13,14 +13,11 @@
 
 #include <algorithm>
 #include <cstring>
-#include <optional>
 #include <string>
 
 #include "cpu/column_dot.h"
 #include "cpu/lstm_variant_pointwise.h"
 #include "cpu/recurrent_gemm.h"
-#include "cpu/step_team.h"
-#include "cpu/team_walks.h"
 #include "layer_steps.h"
 #include "lstm_args.h"
 
@@ -146,38 +143,6 @@ struct Saved {
   Tensor lesson;  // [2, N, H]: kept = c_prev * f and u_pre = kept @ W_u^T + b_u, or empty
 };
 
-// One forward step's pointers at rows off.. of every saved buffer; the caller sets pre (and rec_in).
-template <typename scalar_t>
-VariantForwardStep<scalar_t> forward_step(const LayerShape& s, const Options& o, Saved& f, int64_t off) {
-  const int64_t H = s.H;
-  return VariantForwardStep<scalar_t>{
-      H,
-      nullptr,
-      data_or_null<scalar_t>(o.peephole),
-      rows_or_null<scalar_t>(o.keep_h, off, H),
-      rows_or_null<scalar_t>(o.keep_c, off, H),
-      data_or_null<scalar_t>(o.ln_hh),
-      data_or_null<scalar_t>(o.ln_c_weight),
-      data_or_null<scalar_t>(o.ln_c_bias),
-      o.ln_hh.has_value() ? f.rec.data_ptr<scalar_t>() + off * 4 * H : nullptr,
-      f.stats.numel() ? f.stats.data_ptr<scalar_t>() + off * kStats : nullptr,
-      o.w_u.has_value() ? f.lesson.data_ptr<scalar_t>() + off * H : nullptr,
-      nullptr,
-      f.gates.data_ptr<scalar_t>() + off * 4 * H,
-      f.cells.data_ptr<scalar_t>() + off * H,
-      o.keep_c.has_value() ? f.states.data_ptr<scalar_t>() + off * H : nullptr,
-      f.c_n.data_ptr<scalar_t>(),
-      f.h_n.data_ptr<scalar_t>(),
-      f.output.data_ptr<scalar_t>() + off * H,
-  };
-}
-
-// The lesson's u_pre rows off.. (f.lesson[1]).
-template <typename scalar_t>
-scalar_t* use_pre_rows(const LayerShape& s, Saved& f, int64_t off) {
-  return f.lesson.data_ptr<scalar_t>() + (s.N + off) * s.H;
-}
-
 template <typename scalar_t>
 void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Tensor& xgates, Saved& f,
                   const Tensor& w_hh) {
@@ -186,6 +151,7 @@ void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Ten
   const std::optional<RecurrentGemm> lesson =
       o.w_u.has_value() ? std::optional<RecurrentGemm>(std::in_place, *o.w_u, s.B, s.T) : std::nullopt;
   const VariantForwardRows<scalar_t> rows = kernels<scalar_t>().forward;
+  Tensor out2d = f.output.view({s.N, H});
   for (int64_t k = 0; k < s.T; ++k) {
     const int64_t t = reverse ? s.T - 1 - k : k;
     const int64_t n = s.rows[t], off = s.offset[t];
@@ -214,13 +180,31 @@ void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Ten
         pre_p = result_t.const_data_ptr<scalar_t>();
       }
     }
-    VariantForwardStep<scalar_t> step = forward_step<scalar_t>(s, o, f, off);
-    step.pre = pre_p;
-    step.rec_in = rec_p;
+    const VariantForwardStep<scalar_t> step{
+        H,
+        pre_p,
+        data_or_null<scalar_t>(o.peephole),
+        rows_or_null<scalar_t>(o.keep_h, off, H),
+        rows_or_null<scalar_t>(o.keep_c, off, H),
+        data_or_null<scalar_t>(o.ln_hh),
+        data_or_null<scalar_t>(o.ln_c_weight),
+        data_or_null<scalar_t>(o.ln_c_bias),
+        o.ln_hh.has_value() ? f.rec.data_ptr<scalar_t>() + off * 4 * H : nullptr,
+        f.stats.numel() ? f.stats.data_ptr<scalar_t>() + off * kStats : nullptr,
+        o.w_u.has_value() ? f.lesson.data_ptr<scalar_t>() + off * H : nullptr,
+        nullptr,
+        f.gates.data_ptr<scalar_t>() + off * 4 * H,
+        f.cells.data_ptr<scalar_t>() + off * H,
+        o.keep_c.has_value() ? f.states.data_ptr<scalar_t>() + off * H : nullptr,
+        f.c_n.data_ptr<scalar_t>(),
+        f.h_n.data_ptr<scalar_t>(),
+        out2d.data_ptr<scalar_t>() + off * H,
+        rec_p,
+    };
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
     if (!o.w_u.has_value()) continue;
     // The lesson's use gate: u_pre = kept @ W_u^T + b_u, then squash it.
-    scalar_t* u_pre = use_pre_rows<scalar_t>(s, f, off);
+    scalar_t* u_pre = f.lesson.data_ptr<scalar_t>() + (s.N + off) * H;  // f.lesson[1]'s rows
     const scalar_t* b_u = data_or_null<scalar_t>(o.b_u);
     for (int64_t r = 0; r < n; ++r) {
       if (b_u) std::memcpy(u_pre + r * H, b_u, H * sizeof(scalar_t));
@@ -231,57 +215,10 @@ void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Ten
       const Tensor u = lesson->accumulate(f.lesson[0].narrow(0, off, n), u_pre_t);
       if (!u.is_same(u_pre_t)) u_pre_t.copy_(u);
     }
-    step.use_pre = u_pre;
-    at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
+    VariantForwardStep<scalar_t> use_step = step;
+    use_step.use_pre = u_pre;
+    at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(use_step, begin, end); });
   }
-}
-
-// Whether the time loop runs as a team (step_team.h). Layer norm's row statistics span every
-// unit, so it keeps the plain loop.
-bool variant_team_applies(const LayerShape& s, const Options& o) {
-  return !o.ln_hh.has_value() && !o.ln_c_weight.has_value() && team_applies(s, 4);
-}
-
-// The forward loop as a team (team_walks.h): each member adds its own GEMM columns to the
-// input gates of its units. The lesson's use gate adds a phase: after the members meet, each
-// runs u_pre = kept @ W_u^T + b_u for its units (kept spans every unit) and squashes it.
-template <typename scalar_t>
-void forward_team(const LayerShape& s, bool reverse, const Options& o, const Tensor& xgates, Saved& f,
-                  const Tensor& w_hh) {
-  const int64_t H = s.H;
-  const VariantForwardRows<scalar_t> rows = kernels<scalar_t>().forward;
-  const bool lesson = o.w_u.has_value();
-  const Tensor h_buf[2] = {f.h_n, f.h_n.clone()};
-  const Tensor h_n = team_forward_walk_phased(s, reverse, w_hh, 4, h_buf, lesson ? 2 : 1, [&](int64_t u0, int64_t u1) {
-    const int64_t units = u1 - u0;
-    std::optional<RecurrentGemm> use_gemm;  // W_u's rows of this member's units
-    Tensor use_buf, b_u;
-    if (lesson) {
-      use_gemm.emplace(o.w_u->narrow(0, u0, units), s.B, s.T);
-      use_buf = at::empty({s.B, units}, xgates.options());
-      if (o.b_u.has_value()) b_u = o.b_u->narrow(0, u0, units);
-    }
-    return [&, u0, u1, units, use_gemm, use_buf, b_u](int64_t phase, const Tensor& rec, int64_t n, int64_t off,
-                                                      const Tensor& h_prev, const Tensor& h_next) {
-      VariantForwardStep<scalar_t> step = forward_step<scalar_t>(s, o, f, off);
-      step.pre = xgates.const_data_ptr<scalar_t>() + off * 4 * H;
-      step.h_prev = h_prev.const_data_ptr<scalar_t>();
-      step.h_state = h_next.data_ptr<scalar_t>();
-      step.unit_begin = u0;
-      step.unit_end = u1;
-      if (phase == 0) {
-        step.member_rec = rec.const_data_ptr<scalar_t>();
-      } else {
-        Tensor u_pre = f.lesson[1].narrow(0, off, n).narrow(1, u0, units);
-        const Tensor product = use_gemm->product(f.lesson[0].narrow(0, off, n), use_buf.narrow(0, 0, n));
-        if (b_u.defined()) at::add_out(u_pre, product, b_u);
-        else u_pre.copy_(product);
-        step.use_pre = use_pre_rows<scalar_t>(s, f, off);
-      }
-      rows(step, 0, n);
-    };
-  });
-  if (!h_n.is_same(f.h_n)) f.h_n.copy_(h_n);
 }
 
 // Gradient buffers of backward.
@@ -294,41 +231,6 @@ struct Grads {
   Tensor d_kept;  // [B, H] of kept through W_u, one step at a time
 };
 
-// One backward step's pointers at rows off.. of every buffer.
-template <typename scalar_t>
-VariantBackwardStep<scalar_t> backward_step(const LayerShape& s, bool reverse, const Options& o, const Saved& f,
-                                            const Tensor& carried, const Tensor& c0, const Tensor& grad_out2d,
-                                            Grads& g, int64_t t) {
-  const int64_t H = s.H;
-  const int64_t off = s.offset[t];
-  const int64_t prev = previous_step(t, s.T, reverse);
-  return VariantBackwardStep<scalar_t>{
-      H,
-      f.gates.const_data_ptr<scalar_t>() + off * 4 * H,
-      f.cells.const_data_ptr<scalar_t>() + off * H,
-      prev < 0 ? nullptr : carried.const_data_ptr<scalar_t>() + s.offset[prev] * H,
-      c0.const_data_ptr<scalar_t>(),
-      rows_with_previous(s, t, prev),
-      data_or_null<scalar_t>(o.peephole),
-      rows_or_null<scalar_t>(o.keep_h, off, H),
-      rows_or_null<scalar_t>(o.keep_c, off, H),
-      data_or_null<scalar_t>(o.ln_hh),
-      data_or_null<scalar_t>(o.ln_c_weight),
-      data_or_null<scalar_t>(o.ln_c_bias),
-      o.ln_hh.has_value() ? f.rec.const_data_ptr<scalar_t>() + off * 4 * H : nullptr,
-      f.stats.numel() ? f.stats.const_data_ptr<scalar_t>() + off * kStats : nullptr,
-      o.w_u.has_value() ? f.lesson[1].const_data_ptr<scalar_t>() + off * H : nullptr,
-      o.w_u.has_value() ? g.d_use.data_ptr<scalar_t>() + off * H : nullptr,
-      nullptr,
-      g.dh.data_ptr<scalar_t>(),
-      grad_out2d.const_data_ptr<scalar_t>() + off * H,
-      g.dc.data_ptr<scalar_t>(),
-      g.dgates.data_ptr<scalar_t>() + off * 4 * H,
-      o.ln_c_weight.has_value() ? g.dln_c.data_ptr<scalar_t>() + off * H : nullptr,
-      o.ln_hh.has_value() ? g.drec.data_ptr<scalar_t>() + off * 4 * H : nullptr,
-  };
-}
-
 template <typename scalar_t>
 void backward_loop(const LayerShape& s, bool reverse, const Options& o, const Saved& f, const Tensor& carried,
                    const Tensor& c0, const Tensor& grad_out2d, Grads& g, const Tensor& w_hh, bool need_state_grad) {
@@ -340,7 +242,33 @@ void backward_loop(const LayerShape& s, bool reverse, const Options& o, const Sa
   for (int64_t k = s.T - 1; k >= 0; --k) {
     const int64_t t = reverse ? s.T - 1 - k : k;
     const int64_t n = s.rows[t], off = s.offset[t];
-    VariantBackwardStep<scalar_t> step = backward_step<scalar_t>(s, reverse, o, f, carried, c0, grad_out2d, g, t);
+    const int64_t prev = previous_step(t, s.T, reverse);
+    const VariantBackwardStep<scalar_t> step{
+        H,
+        f.gates.const_data_ptr<scalar_t>() + off * 4 * H,
+        f.cells.const_data_ptr<scalar_t>() + off * H,
+        prev < 0 ? nullptr : carried.const_data_ptr<scalar_t>() + s.offset[prev] * H,
+        c0.const_data_ptr<scalar_t>(),
+        rows_with_previous(s, t, prev),
+        data_or_null<scalar_t>(o.peephole),
+        rows_or_null<scalar_t>(o.keep_h, off, H),
+        rows_or_null<scalar_t>(o.keep_c, off, H),
+        data_or_null<scalar_t>(o.ln_hh),
+        data_or_null<scalar_t>(o.ln_c_weight),
+        data_or_null<scalar_t>(o.ln_c_bias),
+        o.ln_hh.has_value() ? f.rec.const_data_ptr<scalar_t>() + off * 4 * H : nullptr,
+        f.stats.numel() ? f.stats.const_data_ptr<scalar_t>() + off * kStats : nullptr,
+        // f.lesson[1]'s rows, without the select (a tensor view, ~1 us) per step
+        o.w_u.has_value() ? f.lesson.const_data_ptr<scalar_t>() + (s.N + off) * H : nullptr,
+        o.w_u.has_value() ? g.d_use.data_ptr<scalar_t>() + off * H : nullptr,
+        nullptr,
+        g.dh.data_ptr<scalar_t>(),
+        grad_out2d.const_data_ptr<scalar_t>() + off * H,
+        g.dc.data_ptr<scalar_t>(),
+        g.dgates.data_ptr<scalar_t>() + off * 4 * H,
+        o.ln_c_weight.has_value() ? g.dln_c.data_ptr<scalar_t>() + off * H : nullptr,
+        o.ln_hh.has_value() ? g.drec.data_ptr<scalar_t>() + off * 4 * H : nullptr,
+    };
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
     if (o.w_u.has_value()) {  // the lesson's use gate: back through W_u to kept, then the other gates
       if (!lesson->small_step(g.d_use.const_data_ptr<scalar_t>() + off * H, H, n, g.d_kept.data_ptr<scalar_t>(), H,
@@ -348,8 +276,9 @@ void backward_loop(const LayerShape& s, bool reverse, const Options& o, const Sa
         Tensor d_kept = g.d_kept.narrow(0, 0, n);
         lesson->write(g.d_use.narrow(0, off, n), d_kept);
       }
-      step.d_kept = g.d_kept.const_data_ptr<scalar_t>();
-      at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
+      VariantBackwardStep<scalar_t> gate_step = step;
+      gate_step.d_kept = g.d_kept.const_data_ptr<scalar_t>();
+      at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(gate_step, begin, end); });
     }
     // The last step walked needs no gradient for h0 unless one was asked for.
     if (k == 0 && !need_state_grad) continue;
@@ -366,37 +295,6 @@ void backward_loop(const LayerShape& s, bool reverse, const Options& o, const Sa
       recurrent.write(g.drec.narrow(0, off, n), dh_t);
     }
   }
-}
-
-// The backward loop as a team: each member runs the gate math of its units, then its columns
-// of dh_{t-1} = drec_t @ w_hh. The lesson's use gate adds a phase: after the members meet,
-// each runs d_kept = d_use @ W_u for its units (d_use spans every unit), then the other gates.
-template <typename scalar_t>
-void backward_team(const LayerShape& s, bool reverse, const Options& o, const Saved& f, const Tensor& carried,
-                   const Tensor& c0, const Tensor& grad_out2d, Grads& g, const Tensor& w_hh, bool need_state_grad) {
-  const VariantBackwardRows<scalar_t> rows = kernels<scalar_t>().backward;
-  const bool lesson = o.w_u.has_value();
-  team_backward_walk_phased(s, reverse, w_hh, g.drec, g.dh, o.keep_h.has_value(), need_state_grad, lesson ? 2 : 1,
-                            [&](int64_t u0, int64_t u1) {
-    const int64_t units = u1 - u0;
-    std::optional<RecurrentGemm> kept_gemm;  // W_u's columns of this member's units
-    Tensor kept_buf;
-    if (lesson) {
-      kept_gemm.emplace(o.w_u->narrow(1, u0, units).t(), s.B, s.T);
-      kept_buf = at::empty({s.B, units}, g.dh.options());
-    }
-    return [&, u0, u1, units, kept_gemm, kept_buf](int64_t phase, int64_t t, int64_t n, int64_t off) {
-      VariantBackwardStep<scalar_t> step = backward_step<scalar_t>(s, reverse, o, f, carried, c0, grad_out2d, g, t);
-      step.unit_begin = u0;
-      step.unit_end = u1;
-      if (phase == 1) {
-        g.d_kept.narrow(0, 0, n).narrow(1, u0, units)
-            .copy_(kept_gemm->product(g.d_use.narrow(0, off, n), kept_buf.narrow(0, 0, n)));
-        step.d_kept = g.d_kept.const_data_ptr<scalar_t>();
-      }
-      rows(step, 0, n);
-    };
-  });
 }
 
 Tensor nothing(const Tensor& like) {
@@ -427,9 +325,7 @@ Tensor9 lstm_variant_layer(const Tensor& xgates, const Tensor& h0, const Tensor&
   f.stats = o.ln_hh.has_value() || o.ln_c_weight.has_value() ? at::zeros({s.N, kStats}, opts) : nothing(xgates);
   f.lesson = o.w_u.has_value() ? at::empty({2, s.N, s.H}, opts) : nothing(xgates);
   AT_DISPATCH_FLOATING_TYPES(xgates.scalar_type(), "lstm_ext_variant_forward", [&] {
-    const Tensor xgates2d = xgates.reshape({s.N, 4 * s.H}).contiguous();
-    if (variant_team_applies(s, o)) forward_team<scalar_t>(s, reverse, o, xgates2d, f, w_hh.contiguous());
-    else forward_loop<scalar_t>(s, reverse, o, xgates2d, f, w_hh.contiguous());
+    forward_loop<scalar_t>(s, reverse, o, xgates.reshape({s.N, 4 * s.H}).contiguous(), f, w_hh.contiguous());
   });
   return {f.output, f.h_n, f.c_n, f.gates, f.cells, f.states, f.rec, f.stats, f.lesson};
 }
@@ -488,12 +384,8 @@ Tensor10 lstm_variant_layer_backward(const Tensor& grad_output, const Tensor& gr
     g.d_kept = at::empty({s.B, s.H}, gates.options());
   }
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_ext_variant_backward", [&] {
-    const Tensor grad_out2d = grad_output.contiguous().view({s.N, s.H});
-    if (variant_team_applies(s, o)) {
-      backward_team<scalar_t>(s, reverse, o, f, carried, c0_c, grad_out2d, g, w_hh.contiguous(), need_state);
-    } else {
-      backward_loop<scalar_t>(s, reverse, o, f, carried, c0_c, grad_out2d, g, w_hh.contiguous(), need_state);
-    }
+    backward_loop<scalar_t>(s, reverse, o, f, carried, c0_c, grad_output.contiguous().view({s.N, s.H}), g,
+                            w_hh.contiguous(), need_state);
   });
 
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.

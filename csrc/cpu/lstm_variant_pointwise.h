@@ -41,14 +41,6 @@ struct VariantForwardStep {
   // With ln_hh: where this step's h_prev @ W_hh^T is, when the GEMM left it outside rec (rows of
   // 4H, contiguous); normalized from there into rec, which saves copying it in first.
   const scalar_t* rec_in = nullptr;
-  // A team member (step_team.h) runs units [unit_begin, unit_end) of every row (-1: up to H),
-  // reads h_prev from h_prev (null: h_state, updated in place) and adds its recurrent product
-  // member_rec [rows, 4 * units] (i, f, g, o blocks of its units) to pre. Not with layer norm,
-  // whose row statistics span every unit.
-  const scalar_t* h_prev = nullptr;
-  const scalar_t* member_rec = nullptr;
-  int64_t unit_begin = 0;
-  int64_t unit_end = -1;
 };
 
 template <typename scalar_t>
@@ -78,8 +70,6 @@ struct VariantBackwardStep {
   scalar_t* dgates;        // [rows, 4H] gradients of the pre-activations
   scalar_t* dln_c;         // [rows, H] gradient reaching LN(c) (with ln_c)
   scalar_t* drec;          // [rows, 4H] gradient of h_prev @ W_hh^T (with ln_hh)
-  int64_t unit_begin = 0;  // a team member's units, as in VariantForwardStep; not with layer norm
-  int64_t unit_end = -1;
 };
 
 template <typename scalar_t>

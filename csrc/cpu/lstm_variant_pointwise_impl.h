@@ -34,14 +34,6 @@ inline void for_lanes(int64_t n, F f) {
   for (int64_t j = 0; j < n; j += width) f(Lanes<scalar_t>{j, std::min(width, n - j)});
 }
 
-// The units of a row that a step covers: every unit, or a team member's [unit_begin, unit_end).
-template <typename scalar_t, typename Step, typename F>
-inline void for_units(const Step& s, F f) {
-  constexpr int64_t width = at::vec::Vectorized<scalar_t>::size();
-  const int64_t last = s.unit_end < 0 ? s.H : s.unit_end;
-  for (int64_t j = s.unit_begin; j < last; j += width) f(Lanes<scalar_t>{j, std::min(width, last - j)});
-}
-
 template <typename scalar_t>
 inline scalar_t sum_lanes(const at::vec::Vectorized<scalar_t>& v) {
   scalar_t lanes[at::vec::Vectorized<scalar_t>::size()];
@@ -107,10 +99,9 @@ void variant_forward_rows_impl(const VariantForwardStep<scalar_t>& s, int64_t be
     scalar_t* g_row = s.gates + r * 4 * H;
     scalar_t* c_row = s.c_state + r * H;
     scalar_t* h_row = s.h_state + r * H;
-    const scalar_t* h_prev_row = s.h_prev ? s.h_prev + r * H : h_row;
     const auto keep = [&](const Lanes<scalar_t>& l) { return keep_lanes(l, s.keep_h, s.keep_c, r, H); };
     const auto finish = [&](const Lanes<scalar_t>& l, const variant_gates::Cell<V>& cell, const V& long_term) {
-      const auto next = variant_gates::cell_output(cell, long_term, l.load(c_row), l.load(h_prev_row), keep(l));
+      const auto next = variant_gates::cell_output(cell, long_term, l.load(c_row), l.load(h_row), keep(l));
       if (s.states) l.store(s.states + r * H, next.c);
       l.store(c_row, next.c);
       l.store(h_row, next.h);
@@ -124,7 +115,7 @@ void variant_forward_rows_impl(const VariantForwardStep<scalar_t>& s, int64_t be
       finish(l, cell, long_term);
     };
     if (s.use_pre) {
-      for_units<scalar_t>(s, [&](const Lanes<scalar_t>& l) { finish_saved(l, l.load(s.use_pre + r * H)); });
+      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) { finish_saved(l, l.load(s.use_pre + r * H)); });
       continue;
     }
     if (s.ln_hh) {  // pre += ln_hh * normalize(h_prev @ W_hh^T), the bias already in pre
@@ -140,16 +131,9 @@ void variant_forward_rows_impl(const VariantForwardStep<scalar_t>& s, int64_t be
       s.stats[r * kStats] = rstd;
       pre = g_row;
     }
-    // A team member's recurrent product: column (gate * units + j - unit_begin) of its row.
-    const int64_t units = (s.unit_end < 0 ? H : s.unit_end) - s.unit_begin;
-    const scalar_t* rec_row = s.member_rec ? s.member_rec + r * 4 * units : nullptr;
-    const auto pre_of = [&](const Lanes<scalar_t>& l, int64_t gate) {
-      const V x = l.load(pre + gate * H);
-      return rec_row ? x + V::loadu(rec_row + gate * units + (l.j - s.unit_begin), l.count) : x;
-    };
-    for_units<scalar_t>(s, [&](const Lanes<scalar_t>& l) {
-      const auto cell = variant_gates::cell_gates<V>(pre_of(l, 0), pre_of(l, 1), pre_of(l, 2), pre_of(l, 3),
-                                                     l.load(c_row), peephole_lanes(l, s.peephole, H));
+    for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
+      const auto cell = variant_gates::cell_gates<V>(l.load(pre), l.load(pre + H), l.load(pre + 2 * H),
+                                                     l.load(pre + 3 * H), l.load(c_row), peephole_lanes(l, s.peephole, H));
       l.store(g_row, cell.a.i);
       l.store(g_row + H, cell.a.f);
       l.store(g_row + 2 * H, cell.a.g);
@@ -194,7 +178,7 @@ void variant_backward_rows_impl(const VariantBackwardStep<scalar_t>& s, int64_t 
       l.store(dc_row, d.c_prev);
     };
     if (s.use_pre && !s.d_kept) {  // the lesson's first pass: the use gate on u_pre
-      for_units<scalar_t>(s, [&](const Lanes<scalar_t>& l) {
+      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
         gates::GateGrads<V> d;
         V dh_prev;
         l.store(s.d_use + r * H,
@@ -204,7 +188,7 @@ void variant_backward_rows_impl(const VariantBackwardStep<scalar_t>& s, int64_t 
         if (s.keep_h) l.store(dh_row, dh_prev);
       });
     } else if (s.use_pre) {  // the lesson's second pass: c reaches h only through kept
-      for_units<scalar_t>(s, [&](const Lanes<scalar_t>& l) {
+      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
         gates::GateGrads<V> d;
         d.o_pre = l.load(dg_row + 3 * H);
         variant_gates::remember_backward<V>(gates_of(l), l.load(c_prev_row), peephole(l), keep(l), V(scalar_t(0)),
@@ -212,7 +196,7 @@ void variant_backward_rows_impl(const VariantBackwardStep<scalar_t>& s, int64_t 
         store_grads(l, d);
       });
     } else if (!s.ln_c_weight) {
-      for_units<scalar_t>(s, [&](const Lanes<scalar_t>& l) {
+      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
         V dh_prev;
         const auto d = variant_gates::cell_backward<V>(gates_of(l), l.load(cells), l.load(c_prev_row), peephole(l),
                                                        keep(l), l.load(dh_row) + l.load(s.dy + r * H),

@@ -93,10 +93,9 @@ inline constexpr int64_t kTeamMinFlops = 2 << 20;
 // projection (its GEMM would need a second meeting per step), more rows than the small-rows GEMM
 // takes, big enough steps. LSTM_EXT_TEAM=0 keeps the plain loop, to compare the two.
 inline bool team_applies(const LayerShape& s, int64_t gates) {
-  static const bool enabled = [] {
-    const char* knob = std::getenv("LSTM_EXT_TEAM");
-    return knob == nullptr || std::string_view(knob) != "0";
-  }();
+  // Read on every call (well under a microsecond), so that a benchmark can alternate the two in one process.
+  const char* knob = std::getenv("LSTM_EXT_TEAM");
+  const bool enabled = knob == nullptr || std::string_view(knob) != "0";
   if (!enabled || !kTeamAvailable || s.has_proj || at::get_num_threads() < 2 || at::in_parallel_region()) return false;
   return s.B > 4 && s.H >= 2 * kTeamAlign && 2 * s.B * gates * s.H * s.H >= kTeamMinFlops;
 }

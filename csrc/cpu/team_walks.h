@@ -6,7 +6,6 @@
 #include <ATen/ATen.h>
 
 #include <optional>
-#include <type_traits>
 
 #include "cpu/recurrent_gemm.h"
 #include "cpu/step_team.h"
@@ -15,41 +14,31 @@
 namespace lstm_ext {
 namespace cpu {
 
-// Forward: per step, rec = h_{t-1}[:n] @ (its units' rows of w_hh, `gates` blocks)^T, then the
-// member's gate math for its units, writing h_t into h_next. Every member's GEMM reads all of
-// h_{t-1} while members write their units of h_t, so h lives in two buffers (h_buf, each [B, H],
-// both holding h0) that swap every step. Returns the one holding h_n.
-//
-// make_member(u0, u1) builds a member's gate math (its own state, such as a second GEMM's
-// weight rows, lives in it): member(phase, rec, n, off, h_prev, h_next) runs `phases` times a
-// step, the members meeting after each phase, for gate math that needs every member's units
-// of an earlier phase (the lesson's use gate: kept = c_prev * f, then kept @ W_u^T).
-template <typename MakeMember>
-at::Tensor team_forward_walk_phased(const LayerShape& s, bool reverse, const at::Tensor& w_hh, int64_t gates,
-                                    const at::Tensor (&h_buf)[2], int64_t phases, MakeMember&& make_member) {
+// Forward: per step, rec = h_{t-1}[:n] @ (its units' rows of w_hh, `gates` blocks)^T, then
+// gate_math(rec, n, off, h_next, u0, u1) for the member's units, writing h_t into h_next. Every
+// member's GEMM reads all of h_{t-1} while members write their units of h_t, so h lives in two
+// buffers (h_buf, each [B, H], both holding h0) that swap every step. Returns the one holding h_n.
+template <typename GateMath>
+at::Tensor team_forward_walk(const LayerShape& s, bool reverse, const at::Tensor& w_hh, int64_t gates,
+                             const at::Tensor (&h_buf)[2], GateMath&& gate_math) {
   run_team(s.H, kTeamAlign, [&](int64_t u0, int64_t u1, int64_t owned, StepBarrier& barrier) {
     const int64_t units = u1 - u0;
     std::optional<RecurrentGemm> gemm;
-    std::optional<std::decay_t<decltype(make_member(u0, u1))>> member;
-    at::Tensor rec_buf, rec;
+    at::Tensor rec_buf;
     barrier.guard([&] {
       gemm.emplace(unit_rows(w_hh, gates, u0, units), s.B, s.T);
       rec_buf = at::empty({s.B, gates * units}, h_buf[0].options());
-      member.emplace(make_member(u0, u1));
     });
     int64_t generation = 0, cur = 0;
     for (int64_t k = 0; k < s.T; ++k) {
       const int64_t t = reverse ? s.T - 1 - k : k;
       const int64_t n = s.rows[t], off = s.offset[t];
       if (n == 0) continue;
-      bool go_on = true;
-      for (int64_t phase = 0; go_on && phase < phases; ++phase) {
-        go_on = barrier.step(owned, generation, [&] {
-          if (phase == 0) rec = gemm->product(h_buf[cur].narrow(0, 0, n), rec_buf.narrow(0, 0, n));
-          (*member)(phase, rec, n, off, h_buf[cur], h_buf[1 - cur]);
-          if (phase == phases - 1) carry_rows(h_buf[cur], h_buf[1 - cur], n, u0, units);
-        });
-      }
+      const bool go_on = barrier.step(owned, generation, [&] {
+        const at::Tensor rec = gemm->product(h_buf[cur].narrow(0, 0, n), rec_buf.narrow(0, 0, n));
+        gate_math(rec, n, off, h_buf[1 - cur], u0, u1);
+        carry_rows(h_buf[cur], h_buf[1 - cur], n, u0, units);
+      });
       if (!go_on) break;
       cur = 1 - cur;
     }
@@ -57,45 +46,27 @@ at::Tensor team_forward_walk_phased(const LayerShape& s, bool reverse, const at:
   return h_buf[walked_steps(s) % 2];
 }
 
-// The one-phase walk: gate_math(rec, n, off, h_next, u0, u1).
+// Backward: per step, gate_math(t, n, off, u0, u1) for the member's units (it reads dh_state's
+// columns of them and writes the step's rows of d_rec [N, gates * H]); the members meet, since
+// dh_{t-1}[:n, u0:u1] = d_rec_t @ w_hh[:, u0:u1] needs every unit's d_rec_t; then that product is
+// written into dh_state (or added to it, where the gate math left a direct part there).
 template <typename GateMath>
-at::Tensor team_forward_walk(const LayerShape& s, bool reverse, const at::Tensor& w_hh, int64_t gates,
-                             const at::Tensor (&h_buf)[2], GateMath&& gate_math) {
-  return team_forward_walk_phased(s, reverse, w_hh, gates, h_buf, 1, [&](int64_t u0, int64_t u1) {
-    return [&gate_math, u0, u1](int64_t, const at::Tensor& rec, int64_t n, int64_t off, const at::Tensor&,
-                                const at::Tensor& h_next) { gate_math(rec, n, off, h_next, u0, u1); };
-  });
-}
-
-// Backward: per step, the member's gate math for its units (it reads dh_state's columns of them
-// and writes the step's rows of d_rec [N, gates * H]), in `phases` phases with a meeting after
-// each: member(phase, t, n, off), member = make_member(u0, u1). Then, since dh_{t-1}[:n, u0:u1]
-// = d_rec_t @ w_hh[:, u0:u1] needs every unit's d_rec_t, that product is written into dh_state
-// (or added to it, where the gate math left a direct part there).
-template <typename MakeMember>
-void team_backward_walk_phased(const LayerShape& s, bool reverse, const at::Tensor& w_hh, const at::Tensor& d_rec,
-                               const at::Tensor& dh_state, bool accumulate, bool need_state_grad, int64_t phases,
-                               MakeMember&& make_member) {
+void team_backward_walk(const LayerShape& s, bool reverse, const at::Tensor& w_hh, const at::Tensor& d_rec,
+                        const at::Tensor& dh_state, bool accumulate, bool need_state_grad, GateMath&& gate_math) {
   run_team(s.H, kTeamAlign, [&](int64_t u0, int64_t u1, int64_t owned, StepBarrier& barrier) {
     const int64_t units = u1 - u0;
     std::optional<RecurrentGemm> gemm;
-    std::optional<std::decay_t<decltype(make_member(u0, u1))>> member;
     at::Tensor dh_buf;
     barrier.guard([&] {
       gemm.emplace(w_hh.narrow(1, u0, units).t(), s.B, s.T);
       dh_buf = at::empty({s.B, units}, dh_state.options());
-      member.emplace(make_member(u0, u1));
     });
     int64_t generation = 0;
     for (int64_t k = s.T - 1; k >= 0; --k) {
       const int64_t t = reverse ? s.T - 1 - k : k;
       const int64_t n = s.rows[t], off = s.offset[t];
       if (n == 0) continue;
-      bool go_on = true;
-      for (int64_t phase = 0; go_on && phase < phases; ++phase) {
-        go_on = barrier.step(owned, generation, [&] { (*member)(phase, t, n, off); });
-      }
-      if (!go_on) break;
+      if (!barrier.step(owned, generation, [&] { gate_math(t, n, off, u0, u1); })) break;
       // The last step walked needs no gradient for h0 unless one was asked for.
       if (k == 0 && !need_state_grad) continue;
       barrier.guard([&] {
@@ -105,16 +76,6 @@ void team_backward_walk_phased(const LayerShape& s, bool reverse, const at::Tens
         else mine.copy_(product);
       });
     }
-  });
-}
-
-// The one-phase walk: gate_math(t, n, off, u0, u1).
-template <typename GateMath>
-void team_backward_walk(const LayerShape& s, bool reverse, const at::Tensor& w_hh, const at::Tensor& d_rec,
-                        const at::Tensor& dh_state, bool accumulate, bool need_state_grad, GateMath&& gate_math) {
-  team_backward_walk_phased(s, reverse, w_hh, d_rec, dh_state, accumulate, need_state_grad, 1,
-                            [&](int64_t u0, int64_t u1) {
-    return [&gate_math, u0, u1](int64_t, int64_t t, int64_t n, int64_t off) { gate_math(t, n, off, u0, u1); };
   });
 }
 
