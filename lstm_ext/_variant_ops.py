@@ -2,8 +2,8 @@
 layer norm).
 
 ``lstm_variant_layer`` runs the recurrence only: the input projection ``x @ W_ih^T + b`` (with
-layer norm: ``LN(x @ W_ih^T) + b``) is one ``lstm_ext::linear`` (F.linear on the layer kernels'
-GEMM) and one ``F.layer_norm`` over every step, done here and differentiated by autograd, and the
+layer norm: ``LN(x @ W_ih^T) + b``) is one F.linear (for big products ``lstm_ext::linear``, on the
+layer kernels' GEMM) and one ``F.layer_norm`` over every step, done here and differentiated by autograd, and the
 op works on those input gates. See ``csrc/ops.cpp`` for the schemas and ``csrc/variant_gates.h`` for the math.
 """
 
@@ -134,11 +134,20 @@ if LOAD_ERROR is None:
     )
 
 
+# Below this many flops lstm_ext::linear runs at::addmm itself (kPackedOnceMinFlops in
+# csrc/cpu/recurrent_gemm.cpp: oneDNN's weight reorder does not pay off), so F.linear gives the
+# same product without the custom op's autograd wrapper, which runs in Python.
+NATIVE_LINEAR_MAX_FLOPS = 256 << 20
+
+
 def _projection(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
-    """``input [..., in] @ weight^T + bias`` on ``lstm_ext::linear``: F.linear's result, on the
-    layer kernels' projection GEMM (oneDNN's, on a packed weight) instead of MKL's sgemm."""
-    rows = ops.linear(input.reshape(-1, input.shape[-1]), weight, bias)
-    return rows.view(*input.shape[:-1], weight.shape[0])
+    """``input [..., in] @ weight^T + bias``: F.linear's result, for big products on
+    ``lstm_ext::linear``, the layer kernels' projection GEMM (oneDNN's, on a packed weight)
+    instead of MKL's sgemm."""
+    rows = input.reshape(-1, input.shape[-1])
+    if 2 * rows.shape[0] * weight.shape[0] * weight.shape[1] < NATIVE_LINEAR_MAX_FLOPS:
+        return F.linear(rows, weight, bias).view(*input.shape[:-1], weight.shape[0])
+    return ops.linear(rows, weight, bias).view(*input.shape[:-1], weight.shape[0])
 
 
 def input_gates(

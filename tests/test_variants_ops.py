@@ -217,3 +217,23 @@ def test_lesson_use_gate_is_the_lessons_equation():
     forgotten = c0 * torch.sigmoid(f)  # LTM_{t-1} * f_t
     assert_close(c_n, forgotten + torch.sigmoid(i) * torch.tanh(g))  # the standard remember gate
     assert_close(h_n, torch.tanh(forgotten @ w_u.T + b_u) * torch.sigmoid(o))  # U_t * V_t
+
+
+@pytest.mark.parametrize("rows", [8, 2048], ids=["F.linear", "lstm_ext.linear"])
+def test_projection_is_f_linear_on_either_side_of_the_threshold(rows):
+    """Small products take F.linear, big ones lstm_ext::linear (oneDNN); both give F.linear's
+    result and gradients. 2048 x 256 x 256 is the threshold's first product on the op."""
+    I, G = 256, 256
+    assert (2 * rows * I * G >= _variant_ops.NATIVE_LINEAR_MAX_FLOPS) == (rows == 2048)
+    g = torch.Generator().manual_seed(0)
+    leaves = [torch.randn(rows // 2, 2, I, generator=g, dtype=torch.float64),
+              torch.randn(G, I, generator=g, dtype=torch.float64), torch.randn(G, generator=g, dtype=torch.float64)]
+    weights = torch.randn(rows // 2, 2, G, generator=g, dtype=torch.float64)
+
+    def run(fn):
+        inputs = [t.clone().requires_grad_() for t in leaves]
+        out = fn(*inputs)
+        return [out.detach(), *torch.autograd.grad((out * weights).sum(), inputs)]
+
+    for actual, expected in zip(run(_variant_ops._projection), run(torch.nn.functional.linear)):
+        assert_close(actual, expected)
