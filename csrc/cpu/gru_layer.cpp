@@ -72,36 +72,54 @@ void forward_loop(const LayerShape& s, bool reverse, const Tensor& x_pre, Tensor
   }
 }
 
+// The backward buffers: d_x [N, 3H] and d_hn [N, H] for the weight gradients, and the step's
+// gradient of h W_hh + b_hh, the recurrent GEMM's operand, in steps [2, B, 3H]: its r and z
+// blocks are d_x's, so only the n block is kept for every row. A team member may start a step's
+// gate math while another still runs the GEMM of the step after it, hence two, used in turn
+// (steps with rows are consecutive: packed batch sizes only shrink).
+struct GruGrads {
+  Tensor dh_state, d_x, d_hn, steps;
+};
+
 template <typename scalar_t>
-void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, const Tensor& h_prev,
-                   const Tensor& gates, Tensor& dh_state, Tensor& d_x, Tensor& d_h, const Tensor& w_hh,
-                   bool need_state_grad) {
+GruBackwardStep<scalar_t> backward_step(const LayerShape& s, bool reverse, int64_t t, const Tensor& out2d,
+                                        const Tensor& h0, const Tensor& gates, const Tensor& grad_out2d, GruGrads& g) {
   using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t H = s.H, off = s.offset[t];
+  const int64_t prev = previous_step(t, s.T, reverse);
+  return GruBackwardStep<scalar_t>{
+      H,
+      gates.const_data_ptr<opmath_t>() + off * 4 * H,
+      prev < 0 ? nullptr : out2d.const_data_ptr<scalar_t>() + s.offset[prev] * H,
+      h0.const_data_ptr<scalar_t>(),
+      rows_with_previous(s, t, prev),
+      grad_out2d.const_data_ptr<scalar_t>() + off * H,
+      g.dh_state.data_ptr<scalar_t>(),
+      g.d_x.data_ptr<scalar_t>() + off * 3 * H,
+      g.steps.data_ptr<scalar_t>() + (t % 2) * s.B * 3 * H,
+      g.d_hn.data_ptr<scalar_t>() + off * H,
+  };
+}
+
+template <typename scalar_t>
+void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, const Tensor& out2d,
+                   const Tensor& h0, const Tensor& gates, GruGrads& g, const Tensor& w_hh, bool need_state_grad) {
   const int64_t H = s.H;
   const GruBackwardRows<scalar_t> rows = gru_backward_rows<scalar_t>();
   const RecurrentGemm recurrent(w_hh.t(), s.B, s.T);  // dh_{t-1} += d_h_t @ w_hh
 
   for (int64_t k = s.T - 1; k >= 0; --k) {
     const int64_t t = reverse ? s.T - 1 - k : k;
-    const int64_t n = s.rows[t], off = s.offset[t];
+    const int64_t n = s.rows[t];
     if (n == 0) continue;
-    const GruBackwardStep<scalar_t> step{
-        H,
-        gates.const_data_ptr<opmath_t>() + off * 4 * H,
-        h_prev.const_data_ptr<scalar_t>() + off * H,
-        grad_out2d.const_data_ptr<scalar_t>() + off * H,
-        dh_state.data_ptr<scalar_t>(),
-        d_x.data_ptr<scalar_t>() + off * 3 * H,
-        d_h.data_ptr<scalar_t>() + off * 3 * H,
-    };
+    const GruBackwardStep<scalar_t> step = backward_step<scalar_t>(s, reverse, t, out2d, h0, gates, grad_out2d, g);
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
 
     // The last step walked needs no gradient for h0 unless one was asked for.
     if ((k > 0 || need_state_grad) &&
-        !recurrent.small_step(d_h.const_data_ptr<scalar_t>() + off * 3 * H, 3 * H, n, dh_state.data_ptr<scalar_t>(),
-                              dh_state.stride(0), true)) {
-      Tensor dh_t = dh_state.narrow(0, 0, n);
-      const Tensor sum = recurrent.accumulate(d_h.narrow(0, off, n), dh_t);
+        !recurrent.small_step(step.d_h, 3 * H, n, g.dh_state.data_ptr<scalar_t>(), g.dh_state.stride(0), true)) {
+      Tensor dh_t = g.dh_state.narrow(0, 0, n);
+      const Tensor sum = recurrent.accumulate(g.steps[t % 2].narrow(0, 0, n), dh_t);
       if (!sum.is_same(dh_t)) dh_t.copy_(sum);
     }
   }
@@ -110,25 +128,17 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
 // Backward as a team: the gate math leaves the direct part of dh_{t-1} in dh_state, and the walk
 // adds d_h_t @ w_hh to it.
 template <typename scalar_t>
-void backward_team(const LayerShape& s, bool reverse, const Tensor& grad_out2d, const Tensor& h_prev,
-                   const Tensor& gates, Tensor& dh_state, Tensor& d_x, Tensor& d_h, const Tensor& w_hh,
-                   bool need_state_grad) {
-  using opmath_t = at::opmath_type<scalar_t>;
-  const int64_t H = s.H;
+void backward_team(const LayerShape& s, bool reverse, const Tensor& grad_out2d, const Tensor& out2d,
+                   const Tensor& h0, const Tensor& gates, GruGrads& g, const Tensor& w_hh, bool need_state_grad) {
   const GruBackwardRows<scalar_t> rows = gru_backward_rows<scalar_t>();
-  team_backward_walk(s, reverse, w_hh, d_h, dh_state, /*accumulate=*/true, need_state_grad,
-                     [&](int64_t, int64_t n, int64_t off, int64_t u0, int64_t u1) {
-    GruBackwardStep<scalar_t> step{H,
-                                   gates.const_data_ptr<opmath_t>() + off * 4 * H,
-                                   h_prev.const_data_ptr<scalar_t>() + off * H,
-                                   grad_out2d.const_data_ptr<scalar_t>() + off * H,
-                                   dh_state.data_ptr<scalar_t>(),
-                                   d_x.data_ptr<scalar_t>() + off * 3 * H,
-                                   d_h.data_ptr<scalar_t>() + off * 3 * H};
-    step.unit_begin = u0;
-    step.unit_end = u1;
-    rows(step, 0, n);
-  });
+  team_backward_walk_rows(
+      s, reverse, w_hh, [&](int64_t t, int64_t, int64_t n) { return g.steps[t % 2].narrow(0, 0, n); }, g.dh_state,
+      /*accumulate=*/true, need_state_grad, [&](int64_t t, int64_t n, int64_t, int64_t u0, int64_t u1) {
+        GruBackwardStep<scalar_t> step = backward_step<scalar_t>(s, reverse, t, out2d, h0, gates, grad_out2d, g);
+        step.unit_begin = u0;
+        step.unit_end = u1;
+        rows(step, 0, n);
+      });
 }
 
 Tensor as_rows(const Tensor& t, int64_t cols) {
@@ -183,31 +193,36 @@ GruBackward gru_backward(const LayerShape& s, const Tensor& grad_output, const T
   const Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
   const Tensor grad_out2d = as_rows(grad_output.contiguous(), H);
   const Tensor gates_c = gates.contiguous();
-  // Every row's h_{t-1}: read by the pointwise pass (update gate) and by dW_hh's GEMM.
-  const Tensor h_prev = previous_hidden(s, reverse, as_rows(output.contiguous(), H), h0.contiguous());
+  const Tensor out2d = as_rows(output.contiguous(), H);
+  const Tensor h0_c = h0.contiguous();
 
-  Tensor dh_state = grad_h_n.contiguous().clone();
-  Tensor d_x = at::empty({s.N, 3 * H}, input.options());
-  Tensor d_h = at::empty({s.N, 3 * H}, input.options());
+  GruGrads g;
+  g.dh_state = grad_h_n.contiguous().clone();
+  g.d_x = at::empty({s.N, 3 * H}, input.options());
+  g.d_hn = at::empty({s.N, H}, input.options());
+  g.steps = at::empty({2, s.B, 3 * H}, input.options());
 
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_gru_backward", [&] {
     if (team_applies(s, 3)) {
-      backward_team<scalar_t>(s, reverse, grad_out2d, h_prev, gates_c, dh_state, d_x, d_h, w_hh_c, need_state);
+      backward_team<scalar_t>(s, reverse, grad_out2d, out2d, h0_c, gates_c, g, w_hh_c, need_state);
     } else {
-      backward_loop<scalar_t>(s, reverse, grad_out2d, h_prev, gates_c, dh_state, d_x, d_h, w_hh_c, need_state);
+      backward_loop<scalar_t>(s, reverse, grad_out2d, out2d, h0_c, gates_c, g, w_hh_c, need_state);
     }
   });
+  g.steps = Tensor();
 
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
   const auto empty = [&] { return at::empty({0}, input.options()); };
   GruBackward grads{empty(), empty(), empty(), empty(), empty(), empty()};
-  if (need_input) grads.input = input_projection(d_x, w_ih_c.t(), std::nullopt, std::nullopt).view(input.sizes());
-  if (need_state) grads.h0 = dh_state;
+  if (need_input) grads.input = input_projection(g.d_x, w_ih_c.t(), std::nullopt, std::nullopt).view(input.sizes());
+  if (need_state) grads.h0 = g.dh_state;
   if (need_weights) {
-    grads.w_ih = at::mm(d_x.t(), as_rows(input.contiguous(), s.I));
-    grads.w_hh = at::mm(d_h.t(), h_prev);
-    grads.b_ih = row_sum(d_x);
-    grads.b_hh = row_sum(d_h);
+    grads.w_ih = at::mm(g.d_x.t(), as_rows(input.contiguous(), s.I));
+    // dW_hh's r and z rows take d_x's r and z blocks, its n rows d_hn.
+    grads.w_hh = at::cat({recurrent_weight_grad(s, reverse, g.d_x.narrow(1, 0, 2 * H), out2d, h0_c),
+                          recurrent_weight_grad(s, reverse, g.d_hn, out2d, h0_c)});
+    grads.b_ih = row_sum(g.d_x);
+    grads.b_hh = at::cat({grads.b_ih.narrow(0, 0, 2 * H), row_sum(g.d_hn)});
   }
   return grads;
 }

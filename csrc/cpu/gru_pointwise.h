@@ -36,11 +36,14 @@ struct GruBackwardStep {
   using opmath_t = at::opmath_type<scalar_t>;
   int64_t H;
   const opmath_t* gates;   // [rows, 4H] as the forward saved them
-  const scalar_t* h_prev;  // [rows, H]
+  const scalar_t* h_prev;  // [rows, H] h_{t-1}: the previous step's output, rows below n_prev
+  const scalar_t* h0;      // [rows, H] the other rows' h_{t-1}
+  int64_t n_prev;
   const scalar_t* dy;      // [rows, H], or null
   scalar_t* dh;            // [rows, H]
   scalar_t* d_x;           // [rows, 3H] gradient of x W_ih + b_ih
-  scalar_t* d_h;           // [rows, 3H] gradient of h W_hh + b_hh
+  scalar_t* d_h;           // [rows, 3H] gradient of h W_hh + b_hh: this step's, the recurrent GEMM's operand
+  scalar_t* d_hn;          // [rows, H] its n block, kept for dW_hh (its r and z blocks are d_x's)
   int64_t unit_begin = 0;  // a team member's units (step_team.h)
   int64_t unit_end = -1;   // -1: H
 };

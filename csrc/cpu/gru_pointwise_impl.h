@@ -78,7 +78,8 @@ void gru_backward_rows_impl(const GruBackwardStep<scalar_t>& s, int64_t begin, i
     scalar_t* dh_row = s.dh + r * H;
     V dh = lane.load(dh_row);
     if (s.dy) dh = dh + lane.load(s.dy + r * H);
-    const gru::GateGrads<V> d = gru::cell_backward(a, lane.load(s.h_prev + r * H), dh);
+    const scalar_t* h_prev = r < s.n_prev ? s.h_prev + r * H : s.h0 + r * H;
+    const gru::GateGrads<V> d = gru::cell_backward(a, lane.load(h_prev), dh);
     scalar_t* dx = s.d_x + r * 3 * H;
     scalar_t* dhh = s.d_h + r * 3 * H;
     lane.store(dx, d.r_pre);
@@ -87,6 +88,7 @@ void gru_backward_rows_impl(const GruBackwardStep<scalar_t>& s, int64_t begin, i
     lane.store(dhh, d.r_pre);
     lane.store(dhh + H, d.z_pre);
     lane.store(dhh + 2 * H, d.hn);
+    lane.store(s.d_hn + r * H, d.hn);
     lane.store(dh_row, d.h_prev);
   });
 }

@@ -47,12 +47,14 @@ at::Tensor team_forward_walk(const LayerShape& s, bool reverse, const at::Tensor
 }
 
 // Backward: per step, gate_math(t, n, off, u0, u1) for the member's units (it reads dh_state's
-// columns of them and writes the step's rows of d_rec [N, gates * H]); the members meet, since
-// dh_{t-1}[:n, u0:u1] = d_rec_t @ w_hh[:, u0:u1] needs every unit's d_rec_t; then that product is
-// written into dh_state (or added to it, where the gate math left a direct part there).
-template <typename GateMath>
-void team_backward_walk(const LayerShape& s, bool reverse, const at::Tensor& w_hh, const at::Tensor& d_rec,
-                        const at::Tensor& dh_state, bool accumulate, bool need_state_grad, GateMath&& gate_math) {
+// columns of them and writes the step's rows of d_rec, d_rec_rows(t, off, n) [n, gates * H]); the
+// members meet, since dh_{t-1}[:n, u0:u1] = d_rec_t @ w_hh[:, u0:u1] needs every unit's d_rec_t;
+// then that product is written into dh_state (or added to it, where the gate math left a direct
+// part there). A member may start the next step's gate math while another still reads these
+// rows, so consecutive steps need distinct rows.
+template <typename DRecRows, typename GateMath>
+void team_backward_walk_rows(const LayerShape& s, bool reverse, const at::Tensor& w_hh, DRecRows&& d_rec_rows,
+                             const at::Tensor& dh_state, bool accumulate, bool need_state_grad, GateMath&& gate_math) {
   run_team(s.H, kTeamAlign, [&](int64_t u0, int64_t u1, int64_t owned, StepBarrier& barrier) {
     const int64_t units = u1 - u0;
     std::optional<RecurrentGemm> gemm;
@@ -70,13 +72,22 @@ void team_backward_walk(const LayerShape& s, bool reverse, const at::Tensor& w_h
       // The last step walked needs no gradient for h0 unless one was asked for.
       if (k == 0 && !need_state_grad) continue;
       barrier.guard([&] {
-        const at::Tensor product = gemm->product(d_rec.narrow(0, off, n), dh_buf.narrow(0, 0, n));
+        const at::Tensor product = gemm->product(d_rec_rows(t, off, n), dh_buf.narrow(0, 0, n));
         at::Tensor mine = dh_state.narrow(0, 0, n).narrow(1, u0, units);
         if (accumulate) mine.add_(product);
         else mine.copy_(product);
       });
     }
   });
+}
+
+// The walk over d_rec [N, gates * H], every step's rows at its offset.
+template <typename GateMath>
+void team_backward_walk(const LayerShape& s, bool reverse, const at::Tensor& w_hh, const at::Tensor& d_rec,
+                        const at::Tensor& dh_state, bool accumulate, bool need_state_grad, GateMath&& gate_math) {
+  team_backward_walk_rows(
+      s, reverse, w_hh, [&](int64_t, int64_t off, int64_t n) { return d_rec.narrow(0, off, n); }, dh_state,
+      accumulate, need_state_grad, gate_math);
 }
 
 }  // namespace cpu
