@@ -48,11 +48,14 @@ class ScriptVariantLSTM(nn.Module):
         self.zoneout_h = zoneout_h
         self.zoneout_c = zoneout_c
 
+    def _mask(self, p: float, like: Tensor) -> Tensor:
+        """Ones with probability p, drawn as lstm_ext draws them (lstm_ext/_masks.py), so the
+        outputs compare on one seed."""
+        seed = torch.randint(1 << 62, [], dtype=torch.int64)
+        return torch.ops.lstm_ext.bernoulli_mask(seed, p, like.shape, like.dtype)
+
     def _keep(self, z: float, like: Tensor) -> Tensor:
-        if self.training:  # the masks lstm_ext draws (lstm_ext/_masks.py), so the outputs compare
-            seed = torch.randint(1 << 62, [], dtype=torch.int64)
-            return torch.ops.lstm_ext.bernoulli_mask(seed, z, like.shape, like.dtype)
-        return torch.full_like(like, z)
+        return self._mask(z, like) if self.training else torch.full_like(like, z)
 
     def forward(self, x: Tensor) -> Tensor:
         steps, batch = x.size(0), x.size(1)
@@ -67,8 +70,7 @@ class ScriptVariantLSTM(nn.Module):
         w_hh = self.weight_hh
         if self.recurrent_dropout > 0 and self.training:  # lstm_ext.reference.drop_connect's mask
             keep = 1.0 - self.recurrent_dropout
-            seed = torch.randint(1 << 62, [], dtype=torch.int64)
-            w_hh = w_hh * (torch.ops.lstm_ext.bernoulli_mask(seed, keep, w_hh.shape, w_hh.dtype) / keep)
+            w_hh = w_hh * (self._mask(keep, w_hh) / keep)
         w_hh_t = w_hh.t()
         shape = x.new_empty(steps, batch, hidden)
         keep_h = self._keep(self.zoneout_h, shape) if self.zoneout_h > 0 else shape.new_zeros(0)

@@ -145,9 +145,9 @@ def _projection(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor
     ``lstm_ext::linear``, the layer kernels' projection GEMM (oneDNN's, on a packed weight)
     instead of MKL's sgemm."""
     rows = input.reshape(-1, input.shape[-1])
-    if 2 * rows.shape[0] * weight.shape[0] * weight.shape[1] < NATIVE_LINEAR_MAX_FLOPS:
-        return F.linear(rows, weight, bias).view(*input.shape[:-1], weight.shape[0])
-    return ops.linear(rows, weight, bias).view(*input.shape[:-1], weight.shape[0])
+    small = 2 * rows.shape[0] * weight.shape[0] * weight.shape[1] < NATIVE_LINEAR_MAX_FLOPS
+    product = F.linear(rows, weight, bias) if small else ops.linear(rows, weight, bias)
+    return product.view(*input.shape[:-1], weight.shape[0])
 
 
 def input_gates(
