@@ -1,18 +1,19 @@
-"""lstm_ext: fused LSTM kernels for PyTorch.
+"""lstm_ext: fused LSTM, GRU and LSTM-variant kernels for PyTorch.
 
-- ``LSTM`` / ``LSTMCell``: drop-in replacements for ``torch.nn.LSTM`` / ``torch.nn.LSTMCell``.
-- ``convert(module)``: swaps every ``nn.LSTM`` / ``nn.LSTMCell`` in a model for ours, in place.
-- ``reference``: the four gates of the lesson (learn, forget, remember, use) in plain PyTorch.
+- ``LSTM`` / ``LSTMCell``: drop-in replacements for ``torch.nn.LSTM`` / ``torch.nn.LSTMCell``, with
+  optional variants (recurrent dropout, peephole, zoneout, layer norm, the lesson's use gate).
 - ``GRU`` / ``GRUCell``: drop-in replacements for ``torch.nn.GRU`` / ``torch.nn.GRUCell``.
+- ``convert(module)``: swaps every ``nn.LSTM`` / ``nn.LSTMCell`` in a model for ours, in place.
+- ``has_kernel(op, device, dtype)``: whether a fused kernel runs that op for that device and dtype.
+- ``reference``: the four gates of the lesson (learn, forget, remember, use) in plain PyTorch.
 """
 
-from . import _ops, reference
+# Importing the op modules registers the fake kernels and autograd formulas of every op.
+from . import _gru_ops, _masks, _ops, _variant_ops, reference
+from ._ops import has_kernel
 from .convert import convert
+from .gru import GRU, GRUCell
 from .modules import LSTM, LSTMCell
 
-from . import _gru_ops  # noqa: E402,F401  (registers the GRU ops' fake kernels and autograd)
-from .gru import GRU, GRUCell  # noqa: E402
-
-__all__ = ["LSTM", "LSTMCell", "convert", "reference"]
-__all__ += ["GRU", "GRUCell"]
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "convert", "has_kernel", "reference"]
 __version__ = "0.1.0"

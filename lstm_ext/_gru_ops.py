@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 import torch
 
 from ._ops import (
-    LOAD_ERROR, _check_devices, _grad_like, _no_zero_grads, _opmath, _or_zeros, _refuse_double_backward, ops,
+    LOAD_ERROR, _check_fake_kernel_devices, _grad_like, _no_zero_grads, _opmath, _or_zeros, _refuse_double_backward, ops,
 )
 
 if LOAD_ERROR is None:
@@ -25,7 +25,7 @@ if LOAD_ERROR is None:
 
     @torch.library.register_fake("lstm_ext::gru_layer")
     def _gru_layer_fake(input, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse):
-        _check_devices("gru_layer", input, batch_sizes, h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
+        _check_fake_kernel_devices("gru_layer", input, batch_sizes, h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
         hidden = w_hh.shape[0] // 3
         rows = input.shape[0] * input.shape[1] if batch_sizes is None else input.shape[0]
         output = input.new_empty((*input.shape[:-1], hidden))
@@ -39,7 +39,7 @@ if LOAD_ERROR is None:
     def _gru_layer_backward_fake(
         grad_output, grad_h_n, input, h0, w_ih, w_hh, batch_sizes, reverse, output, gates, output_mask
     ):
-        _check_devices("gru_layer_backward", input, batch_sizes, grad_output=grad_output, grad_h_n=grad_h_n, h0=h0,
+        _check_fake_kernel_devices("gru_layer_backward", input, batch_sizes, grad_output=grad_output, grad_h_n=grad_h_n, h0=h0,
                        w_ih=w_ih, w_hh=w_hh, output=output, gates=gates)
         need_input, need_state, need_weights = output_mask
         return (
@@ -83,13 +83,13 @@ if LOAD_ERROR is None:
 
     @torch.library.register_fake("lstm_ext::gru_cell")
     def _gru_cell_fake(input, hx, w_ih, w_hh, b_ih, b_hh):
-        _check_devices("gru_cell", input, hx=hx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
+        _check_fake_kernel_devices("gru_cell", input, hx=hx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
         gates = input.new_empty((input.shape[0], 4 * (w_hh.shape[0] // 3)), dtype=_opmath(input.dtype))
         return torch.empty_like(hx), gates
 
     @torch.library.register_fake("lstm_ext::gru_cell_backward")
     def _gru_cell_backward_fake(grad_hy, input, hx, w_ih, w_hh, gates, output_mask):
-        _check_devices("gru_cell_backward", input, grad_hy=grad_hy, hx=hx, w_ih=w_ih, w_hh=w_hh, gates=gates)
+        _check_fake_kernel_devices("gru_cell_backward", input, grad_hy=grad_hy, hx=hx, w_ih=w_ih, w_hh=w_hh, gates=gates)
         need_input, need_state, need_weights = output_mask
         return (
             _grad_like(need_input, input), _grad_like(need_state, hx),

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._ops import LOAD_ERROR, ops
+from ._ops import LOAD_ERROR, has_kernel, ops
 
 if LOAD_ERROR is None:
 
@@ -23,17 +23,13 @@ if LOAD_ERROR is None:
         return seed.new_empty(size, dtype=dtype)
 
 
-def _has_mask_kernel(device: torch.device) -> bool:
-    return LOAD_ERROR is None and device.type == "cpu"
-
-
 def bernoulli_mask(p: float, shape: tuple[int, ...], like: Tensor) -> Tensor:
     """A ``shape`` tensor of ``like``'s dtype and device: 1 with probability ``p``, else 0.
 
     The entries come from torch's default generator: on the CPU one int64 seed drawn from it and
     hashed per entry (``lstm_ext::bernoulli_mask``), elsewhere ``bernoulli_`` itself.
     """
-    if _has_mask_kernel(like.device):
+    if has_kernel("bernoulli_mask", like.device, like.dtype):
         seed = torch.randint(1 << 62, (), dtype=torch.int64)  # out of place: torch.compile traces it
         return ops.bernoulli_mask(seed, p, list(shape), like.dtype)
     return torch.empty(shape, dtype=like.dtype, device=like.device).bernoulli_(p)

@@ -11,7 +11,7 @@ otherwise the input's dtype, so a bfloat16 LSTM still carries its cell state in 
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import torch
 
@@ -26,22 +26,100 @@ ops = torch.ops.lstm_ext
 
 _CPU_DTYPES = (torch.float32, torch.float64, torch.bfloat16)
 _CUDA_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+_VARIANT_DTYPES = (torch.float32, torch.float64)
+
+# The single table of what each op family's kernels run: dtypes per device type (None: any
+# dtype). A device type absent from a family's entry has no kernel of that family. has_kernel
+# reads it, and so does .ci/run (through CPU_ONLY_OPS) for the CUDA registration check.
+KERNEL_DTYPES: dict[str, dict[str, Optional[tuple[torch.dtype, ...]]]] = {
+    "lstm": {"cpu": _CPU_DTYPES, "cuda": _CUDA_DTYPES},
+    "gru": {"cpu": _CPU_DTYPES},
+    "variant": {"cpu": _VARIANT_DTYPES},
+    "mask": {"cpu": None},
+}
+
+# Every op of csrc/ops.cpp and its family.
+OP_FAMILIES: dict[str, str] = {
+    "lstm_layer": "lstm",
+    "lstm_layer_backward": "lstm",
+    "lstm_cell": "lstm",
+    "lstm_cell_backward": "lstm",
+    "lstm_inference": "lstm",
+    "gru_layer": "gru",
+    "gru_layer_backward": "gru",
+    "gru_cell": "gru",
+    "gru_cell_backward": "gru",
+    "lstm_variant_layer": "variant",
+    "lstm_variant_layer_backward": "variant",
+    "linear": "variant",
+    "bernoulli_mask": "mask",
+}
+
+# The ops with no CUDA kernel yet (their family declares none).
+CPU_ONLY_OPS: tuple[str, ...] = tuple(op for op, family in OP_FAMILIES.items() if "cuda" not in KERNEL_DTYPES[family])
+
+_DISPATCH_KEYS = {"cpu": "CPU", "cuda": "CUDA"}
+
+
+def _op_name(op: str) -> tuple[str, str]:
+    """``("lstm_layer", "lstm_ext::lstm_layer")`` for either spelling."""
+    short = op.split("::", 1)[1] if "::" in op else op
+    return short, f"lstm_ext::{short}"
+
+
+_REGISTERED: dict[tuple[str, str], bool] = {}
+
+
+@torch.compiler.assume_constant_result
+def _registered(qualified_name: str, device_type: str) -> bool:
+    """Whether the dispatcher holds a kernel of the op for this device type (or one for every
+    device). Registrations happen at import, so the answer is cached; torch.compile takes it as a
+    constant rather than tracing the dispatcher query."""
+    answer = _REGISTERED.get((qualified_name, device_type))
+    if answer is None:
+        key = _DISPATCH_KEYS.get(device_type)
+        has = torch._C._dispatch_has_kernel_for_dispatch_key
+        try:
+            answer = key is not None and (has(qualified_name, key) or has(qualified_name, "CompositeExplicitAutograd"))
+        except RuntimeError:  # no such op
+            answer = False
+        _REGISTERED[(qualified_name, device_type)] = answer
+    return answer
+
+
+def has_kernel(op: str, device: Union[torch.device, str], dtype: torch.dtype) -> bool:
+    """True when lstm_ext's compiled kernel of ``op`` runs tensors of this device and dtype.
+
+    ``op`` is an op of ``csrc/ops.cpp``, with or without the ``lstm_ext::`` prefix (e.g.
+    ``"lstm_layer"``, ``"gru_cell"``, ``"lstm_variant_layer"``). The answer comes from the
+    dispatcher (is a kernel registered for the device type?) and from :data:`KERNEL_DTYPES`
+    (does that kernel take the dtype?).
+    """
+    if LOAD_ERROR is not None:
+        return False
+    short, qualified = _op_name(op)
+    device_type = torch.device(device).type
+    family = KERNEL_DTYPES.get(OP_FAMILIES.get(short, ""), {})
+    if device_type not in family or not _registered(qualified, device_type):
+        return False
+    dtypes = family[device_type]
+    return dtypes is None or dtype in dtypes
 
 
 def has_fused_kernel(device: torch.device, dtype: torch.dtype, op: str = "lstm_ext::lstm_layer") -> bool:
-    """True when a compiled kernel of ``op`` exists for tensors of this device type and dtype."""
-    if LOAD_ERROR is not None:
-        return False
-    if device.type == "cpu":
-        return dtype in _CPU_DTYPES
-    if device.type == "cuda":
-        return dtype in _CUDA_DTYPES and torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA")
-    return False
+    """``has_kernel(op, device, dtype)``, kept for callers that name the device first."""
+    return has_kernel(op, device, dtype)
 
 
-def missing_kernel_message(device: torch.device, dtype: torch.dtype) -> str:
+def missing_kernel_message(device: torch.device, dtype: torch.dtype, op: str = "lstm_layer") -> str:
+    """Why backend="fused" cannot run ``op`` on tensors of this device and dtype."""
     if LOAD_ERROR is not None:
         return f"lstm_ext: the compiled kernels failed to load ({LOAD_ERROR}); reinstall with `pip install --no-build-isolation -e .`"
+    if OP_FAMILIES.get(_op_name(op)[0]) == "variant":
+        return (
+            f"lstm_ext: no fused variant kernel (peephole, zoneout, layer_norm, use_gate='lesson') for {device.type} tensors of dtype {dtype}; "
+            f"the variant kernels run float32 and float64 on the CPU; use backend='reference' or backend='auto'"
+        )
     return (
         f"lstm_ext: no fused kernel for {device.type} tensors of dtype {dtype}; "
         f"use backend='reference' or backend='auto'"
@@ -57,7 +135,7 @@ def _grad_like(need: bool, like: torch.Tensor, shape: Optional[Sequence[int]] = 
     return like.new_empty(tuple(like.shape if shape is None else shape) if need else (0,))
 
 
-def _check_devices(op: str, input: torch.Tensor, batch_sizes: Optional[torch.Tensor] = None, **tensors) -> None:
+def _check_fake_kernel_devices(op: str, input: torch.Tensor, batch_sizes: Optional[torch.Tensor] = None, **tensors) -> None:
     """The fake kernels' share of the C++ argument checks: devices.
 
     A call that mixes a meta tensor with real ones dispatches to the fake (Meta) kernel, not to
@@ -79,7 +157,7 @@ if LOAD_ERROR is None:
 
     @torch.library.register_fake("lstm_ext::lstm_layer")
     def _lstm_layer_fake(input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse):
-        _check_devices("lstm_layer", input, batch_sizes, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
+        _check_fake_kernel_devices("lstm_layer", input, batch_sizes, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, w_hr=w_hr)
         hidden = w_hh.shape[0] // 4
         proj = h0.shape[-1]
         rows = input.shape[0] * input.shape[1] if batch_sizes is None else input.shape[0]
@@ -94,7 +172,7 @@ if LOAD_ERROR is None:
         grad_output, grad_h_n, grad_c_n, input, h0, c0, w_ih, w_hh, w_hr, batch_sizes, reverse,
         output, gates, cells, output_mask,
     ):
-        _check_devices(
+        _check_fake_kernel_devices(
             "lstm_layer_backward", input, batch_sizes, grad_output=grad_output, grad_h_n=grad_h_n, grad_c_n=grad_c_n,
             h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, w_hr=w_hr, output=output, gates=gates, cells=cells,
         )
@@ -146,14 +224,14 @@ if LOAD_ERROR is None:
 
     @torch.library.register_fake("lstm_ext::lstm_cell")
     def _lstm_cell_fake(input, hx, cx, w_ih, w_hh, b_ih, b_hh):
-        _check_devices("lstm_cell", input, hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
+        _check_fake_kernel_devices("lstm_cell", input, hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh)
         opmath = _opmath(input.dtype)
         gates = input.new_empty((input.shape[0], w_ih.shape[0]), dtype=opmath)
         return torch.empty_like(hx), torch.empty_like(cx), gates
 
     @torch.library.register_fake("lstm_ext::lstm_cell_backward")
     def _lstm_cell_backward_fake(grad_hy, grad_cy, input, hx, cx, w_ih, w_hh, gates, cy, output_mask):
-        _check_devices(
+        _check_fake_kernel_devices(
             "lstm_cell_backward", input, grad_hy=grad_hy, grad_cy=grad_cy, hx=hx, cx=cx, w_ih=w_ih, w_hh=w_hh,
             gates=gates, cy=cy,
         )
@@ -268,4 +346,6 @@ def lstm_cell(
     return hy, cy
 
 
-__all__: Sequence[str] = ["has_fused_kernel", "missing_kernel_message", "lstm_layer", "lstm_cell", "ops"]
+__all__: Sequence[str] = [
+    "CPU_ONLY_OPS", "KERNEL_DTYPES", "OP_FAMILIES", "has_kernel", "has_fused_kernel", "missing_kernel_message", "lstm_layer", "lstm_cell", "ops",
+]

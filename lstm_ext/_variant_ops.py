@@ -15,22 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._ops import LOAD_ERROR, _check_devices, _grad_like, _no_zero_grads, _or_zeros, _refuse_double_backward, ops
+from ._ops import LOAD_ERROR, _check_fake_kernel_devices, _grad_like, _no_zero_grads, _or_zeros, _refuse_double_backward, ops
 from .reference import LAYER_NORM_EPS
-
-VARIANT_DTYPES = (torch.float32, torch.float64)
-
-
-def has_variant_kernel(device: torch.device, dtype: torch.dtype) -> bool:
-    """True when the fused variant kernel runs tensors of this device type and dtype."""
-    return LOAD_ERROR is None and device.type == "cpu" and dtype in VARIANT_DTYPES
-
-
-def missing_variant_kernel_message(device: torch.device, dtype: torch.dtype) -> str:
-    return (
-        f"lstm_ext: no fused variant kernel (peephole, zoneout, layer_norm, use_gate='lesson') for {device.type} tensors of dtype {dtype}; "
-        f"the variant kernels run float32 and float64 on the CPU; use backend='reference' or backend='auto'"
-    )
 
 
 if LOAD_ERROR is None:
@@ -39,7 +25,7 @@ if LOAD_ERROR is None:
 
     @torch.library.register_fake("lstm_ext::linear")
     def _linear_fake(input, weight, bias):
-        _check_devices("linear", input, weight=weight, bias=bias)
+        _check_fake_kernel_devices("linear", input, weight=weight, bias=bias)
         return input.new_empty((input.shape[0], weight.shape[0]))
 
     def _linear_setup_context(ctx, inputs, output):
@@ -64,7 +50,7 @@ if LOAD_ERROR is None:
     @torch.library.register_fake("lstm_ext::lstm_variant_layer")
     def _variant_layer_fake(xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight,
                             ln_c_bias, w_u, b_u, batch_sizes, reverse):
-        _check_devices("lstm_variant_layer", xgates, batch_sizes, h0=h0, c0=c0, w_hh=w_hh, peephole=peephole,
+        _check_fake_kernel_devices("lstm_variant_layer", xgates, batch_sizes, h0=h0, c0=c0, w_hh=w_hh, peephole=peephole,
                        zoneout_h=zoneout_h, zoneout_c=zoneout_c, ln_hh_weight=ln_hh_weight,
                        ln_c_weight=ln_c_weight, ln_c_bias=ln_c_bias, w_u=w_u, b_u=b_u)
         hidden = w_hh.shape[0] // 4
@@ -84,7 +70,7 @@ if LOAD_ERROR is None:
         grad_output, grad_h_n, grad_c_n, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight,
         ln_c_bias, w_u, b_u, batch_sizes, reverse, output, gates, cells, states, rec, stats, lesson, output_mask,
     ):
-        _check_devices("lstm_variant_layer_backward", grad_output, batch_sizes, grad_h_n=grad_h_n, grad_c_n=grad_c_n,
+        _check_fake_kernel_devices("lstm_variant_layer_backward", grad_output, batch_sizes, grad_h_n=grad_h_n, grad_c_n=grad_c_n,
                        h0=h0, c0=c0, w_hh=w_hh, peephole=peephole, zoneout_h=zoneout_h, zoneout_c=zoneout_c,
                        ln_hh_weight=ln_hh_weight, ln_c_weight=ln_c_weight, ln_c_bias=ln_c_bias, w_u=w_u, b_u=b_u,
                        output=output, gates=gates, cells=cells, states=states, rec=rec, stats=stats, lesson=lesson)
@@ -202,6 +188,4 @@ def lstm_variant_layer(
     return output, h_n, c_n
 
 
-__all__ = [
-    "VARIANT_DTYPES", "has_variant_kernel", "missing_variant_kernel_message", "input_gates", "lstm_variant_layer",
-]
+__all__ = ["input_gates", "lstm_variant_layer"]

@@ -31,9 +31,10 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Union
+from typing import Optional, Union
 
 import torch
+from torch import Tensor
 
 Zoneout = Union[float, tuple[float, float]]
 
@@ -173,3 +174,55 @@ def register_parameters(module: torch.nn.Module, options: VariantOptions, hidden
             own.append(name)
         names.append(own)
     return names
+
+
+def _init_variant_parameters(module: torch.nn.Module, names: list[list[str]]) -> None:
+    """Peephole weights start like every LSTM weight (uniform in +-1/sqrt(hidden_size)); layer-norm
+    gains at 1 and biases at 0, as nn.LayerNorm's."""
+    bound = 1.0 / module.hidden_size**0.5 if module.hidden_size > 0 else 0.0
+    with torch.no_grad():
+        for name in (name for group in names for name in group):
+            param = getattr(module, name)
+            if name.startswith(("peephole_", "use_gate_")):
+                param.uniform_(-bound, bound)
+            else:
+                param.fill_(1.0 if "_weight" in name else 0.0)
+
+
+def _peephole(module: torch.nn.Module, names: list[str]) -> Optional[Tensor]:
+    """``[3H]`` = (p_i, p_f, p_o) of one layer-direction, or None without peepholes."""
+    if not module.variant_options.peephole:
+        return None
+    return torch.cat([getattr(module, name) for name in names if name.startswith("peephole_")])
+
+
+def _layer_norm(module: torch.nn.Module, names: list[str]) -> list[Tensor]:
+    """The six layer-norm gains and biases of one layer-direction (ih, hh, c), or [] without."""
+    return [getattr(module, name) for name in names if name.startswith("layer_norm_")]
+
+
+def _lesson(module: torch.nn.Module, names: list[str]) -> list[Optional[Tensor]]:
+    """``[W_u, b_u]`` of the lesson's use gate (b_u None without bias), or [] for the standard one."""
+    if not module.variant_options.lesson:
+        return []
+    w_u, *b_u = [getattr(module, name) for name in names if name.startswith("use_gate_")]  # weight, then bias
+    return [w_u, b_u[0] if b_u else None]
+
+
+class _VariantChoice:
+    """The LSTM layers' ``variant_options`` attribute: in repr when any is on, and restored as all
+    off for modules pickled before they existed. Mixed in before ``_BackendChoice``."""
+
+    variant_options: VariantOptions
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()  # type: ignore[misc]
+        variants = self.variant_options.extra_repr()
+        return f"{s}, {variants}" if variants else s
+
+    def __setstate__(self, state: dict) -> None:
+        super().__setstate__(state)  # type: ignore[misc]
+        if "variant_options" not in self.__dict__:
+            self.variant_options = VariantOptions()
+            # no variant parameters in any layer-direction (LSTMCell: its one)
+            self._variant_names = [[] for _ in getattr(self, "_all_weights", [None])]

@@ -1,13 +1,13 @@
 """``GRU`` and ``GRUCell``: drop-in replacements for ``torch.nn.GRU`` / ``torch.nn.GRUCell``.
 
-The same contract as :mod:`lstm_ext.modules` gives the LSTM layers: torch's constructor,
+The contract of every lstm_ext layer (:mod:`lstm_ext._recurrent_base`): torch's constructor,
 parameters (names, order, shapes, initialisation), ``state_dict``, ``repr``, forward signature,
 output shapes and exceptions, and the keyword-only ``backend`` (``"auto"``, ``"fused"``,
 ``"reference"``). Every layer and direction is ONE call of ``lstm_ext._gru_ops.gru_layer`` (the
 fused kernel) or of ``lstm_ext.reference_gru.gru_layer``; packed input goes to it as the
 PackedSequence's data and batch_sizes.
 
-Like the LSTM layers, these derive from ``nn.RNNBase`` / ``RNNCellBase``, not from ``nn.GRU``:
+These derive from ``nn.RNNBase`` / ``RNNCellBase``, not from ``nn.GRU``:
 ``torch._dynamo`` graph-breaks on every instance of ``nn.GRU``. So
 ``isinstance(lstm_ext.GRU(...), nn.GRU)`` is False.
 """
@@ -17,22 +17,19 @@ from __future__ import annotations
 from typing import Optional, Union, overload
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.rnn import RNNBase, RNNCellBase
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _gru_ops, reference_gru
 from ._layouts import _Layouts
-from .modules import (
-    _ATEN_CHECKS_HIDDEN_RANK, _autocast_casts_lstm_cell, _autocast_dtype, _BackendChoice, _cast, _check_backend,
-    _check_devices, _check_dtypes, _check_matmul_dtypes, _use_fused,
+from ._recurrent_base import (
+    _ATEN_CHECKS_HIDDEN_RANK, _autocast_casts_op, _autocast_dtype, _BackendChoice, _cast, _check_backend,
+    _check_dtypes, _check_matmul_dtypes, _check_on_input_device, _run_layer_stack, _use_fused,
 )
 
 __all__ = ["GRU", "GRUCell"]
 
-_GRU_LAYER = "lstm_ext::gru_layer"
-_GRU_CELL = "lstm_ext::gru_cell"
 
 
 class GRU(_BackendChoice, _Layouts, RNNBase):
@@ -131,12 +128,12 @@ class GRU(_BackendChoice, _Layouts, RNNBase):
         self.check_forward_args(input, hx, batch_sizes)
         # What ATen's gru checks before it computes: devices, then a non-empty sequence.
         weights = [w for index in range(len(self._all_weights)) for w in self._layer_weights(index)]
-        _check_devices(input, weights, [hx])
+        _check_on_input_device(input, weights, [hx])
         if batch_sizes is None and input.size(1 if self.batch_first else 0) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
         h_0 = hx
         autocast_dtype = _autocast_dtype(input.device)
-        if autocast_dtype is not None and _autocast_casts_lstm_cell(input.device.type, "aten::_cudnn_rnn"):
+        if autocast_dtype is not None and _autocast_casts_op(input.device.type, "aten::_cudnn_rnn"):
             # nn.GRU runs wholly in autocast's dtype where its kernel is cuDNN's (CUDA). On the CPU
             # its composite path casts only the matrix products and returns float32: the fused
             # kernel then runs in float32, which gives nn.GRU's dtypes.
@@ -150,34 +147,23 @@ class GRU(_BackendChoice, _Layouts, RNNBase):
     def _run_layers(
         self, input: Tensor, h_0: Tensor, weights: list[Optional[Tensor]], batch_sizes: Optional[Tensor]
     ) -> tuple[Tensor, Tensor]:
-        """All layers and directions, one layer function call each. ``input`` is time-major
-        ``[T, B, I]`` or packed data ``[N, I]``; ``weights`` holds ``[w_ih, w_hh, b_ih, b_hh]`` per
-        layer-direction."""
-        fused = _use_fused(self.backend, input.device, input.dtype, _GRU_LAYER)
-        num_directions = 2 if self.bidirectional else 1
-        layer_input = input
-        h_n: list[Tensor] = []
-        for layer in range(self.num_layers):
-            outputs = []
-            for direction in range(num_directions):
-                index = layer * num_directions + direction
-                layer_weights = weights[4 * index : 4 * index + 4]
-                if fused:
-                    output, h = _gru_ops.gru_layer(
-                        layer_input.contiguous(), h_0[index].contiguous(),
-                        *(None if w is None else w.contiguous() for w in layer_weights),
-                        batch_sizes, direction == 1,
-                    )
-                else:
-                    output, h = reference_gru.gru_layer(
-                        layer_input, h_0[index], *layer_weights, batch_sizes, direction == 1
-                    )
-                outputs.append(output)
-                h_n.append(h)
-            layer_input = outputs[0] if num_directions == 1 else torch.cat(outputs, dim=-1)
-            if self.dropout != 0 and self.training and layer < self.num_layers - 1:
-                layer_input = F.dropout(layer_input, p=self.dropout, training=True)
-        return layer_input, torch.stack(h_n)
+        """All layers and directions, one layer function call each (``_run_layer_stack``). ``input``
+        is time-major ``[T, B, I]`` or packed data ``[N, I]``; ``weights`` holds ``[w_ih, w_hh, b_ih,
+        b_hh]`` per layer-direction. Returns ``(output, h_n [D*num_layers, B, H])``."""
+        fused = _use_fused(self.backend, "gru_layer", input.device, input.dtype)
+
+        def run_layer(layer_input: Tensor, index: int, reverse: bool) -> tuple[Tensor, ...]:
+            layer_weights = weights[4 * index : 4 * index + 4]
+            if fused:
+                return _gru_ops.gru_layer(
+                    layer_input.contiguous(), h_0[index].contiguous(),
+                    *(None if w is None else w.contiguous() for w in layer_weights),
+                    batch_sizes, reverse,
+                )
+            return reference_gru.gru_layer(layer_input, h_0[index], *layer_weights, batch_sizes, reverse)
+
+        output, (h_n,) = _run_layer_stack(self, input, run_layer)
+        return output, h_n
 
 
 class GRUCell(_BackendChoice, RNNCellBase):
@@ -236,7 +222,7 @@ class GRUCell(_BackendChoice, RNNCellBase):
         self._check_step_args(input, hx)
         weights = [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
         autocast_dtype = _autocast_dtype(input.device)
-        if autocast_dtype is not None and _autocast_casts_lstm_cell(input.device.type, "aten::gru_cell"):
+        if autocast_dtype is not None and _autocast_casts_op(input.device.type, "aten::gru_cell"):
             input, hx = _cast(input, autocast_dtype), _cast(hx, autocast_dtype)
             weights = [_cast(w, autocast_dtype) for w in weights]
         h = self._step(input, hx, *weights)
@@ -257,7 +243,7 @@ class GRUCell(_BackendChoice, RNNCellBase):
             raise RuntimeError(f"hidden0 has inconsistent hidden_size: got {hx.size(1)}, expected {hidden_size}")
         # ATen then computes input @ w_ih.T, then hx @ w_hh.T.
         _check_matmul_dtypes(input, ((input, self.weight_ih), (hx, self.weight_hh)))
-        _check_devices(input, [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh], [hx])
+        _check_on_input_device(input, [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh], [hx])
 
     def _step(
         self, input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor]
@@ -271,7 +257,7 @@ class GRUCell(_BackendChoice, RNNCellBase):
                     f"lstm_ext: the fused GRUCell needs input, hx and the parameters in one dtype, "
                     f"got {sorted(str(d) for d in dtypes)}; use backend='auto' or 'reference' for mixed dtypes"
                 )
-        elif _use_fused(self.backend, input.device, input.dtype, _GRU_CELL):
+        elif _use_fused(self.backend, "gru_cell", input.device, input.dtype):
             return _gru_ops.gru_cell(
                 input.contiguous(), hx.contiguous(), w_ih.contiguous(), w_hh.contiguous(),
                 None if b_ih is None else b_ih.contiguous(), None if b_hh is None else b_hh.contiguous(),
