@@ -15,5 +15,8 @@ One job per file:
 - ``compare.py``   the change against an earlier results.json, regressions beyond the IQR;
 - ``suite.py``     runs a preset (the programmatic API the tests call);
 - ``run.py``       the command line.
-- ``gru.py``       lstm_ext.GRU against nn.GRU, its own command line (``python benchmarks/gru.py``).
+- ``torchscript_variants.py``  the LSTM variants as a scripted loop.
+
+The GRU and the LSTM variants are presets of the same suite: ``--preset gru`` (``lstm_ext.GRU``
+against ``nn.GRU``) and ``--preset variants`` (each variant's cost against the plain fused LSTM).
 """

@@ -13,7 +13,14 @@ Presets:
   packed variable lengths and proj_size (long: an hour or more on a small CPU);
 - ``targets``: the CPU speed targets' shapes, fused against ``nn.LSTM`` only (a few minutes);
 - ``fastrnns``: pytorch's benchmarks/fastrnns shape, T=100, B=64, I=H=512, 1 layer;
-- ``flashrnn``: the flashrnn paper's shape, T=1024, B=16, I=H=768, bf16, on CUDA only.
+- ``flashrnn``: the flashrnn paper's shape, T=1024, B=16, I=H=768, bf16, on CUDA only;
+- ``gru``: ``lstm_ext.GRU`` (fused and reference) against ``nn.GRU``, a large and a small batch;
+- ``variants``: each LSTM variant (recurrent dropout, peephole, zoneout, layer norm, all four,
+  the lesson's use gate), fused, against the plain fused LSTM (the ``cost`` column), the
+  reference and a TorchScript loop; checked against a float64 reference (see ``check.py``).
+
+``get_preset(name, quick=True)`` (``run.py --quick``) shrinks any preset to T=3, B=2, I=H=8 and
+a very short timing: a smoke run of its implementations and report, in seconds.
 """
 
 from __future__ import annotations
@@ -25,6 +32,16 @@ from typing import Optional
 import torch
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# The LSTM variants' options, by name (a Config's ``variant``): lstm_ext.LSTM keyword arguments.
+VARIANTS = {
+    "recurrent_dropout": dict(recurrent_dropout=0.25),
+    "peephole": dict(peephole=True),
+    "zoneout": dict(zoneout=(0.1, 0.05)),
+    "layer_norm": dict(layer_norm=True),
+    "all": dict(recurrent_dropout=0.25, peephole=True, zoneout=(0.1, 0.05), layer_norm=True),
+    "lesson": dict(use_gate="lesson"),
+}
+CELLS = ("lstm", "gru")
 SHORT_DTYPE = {"float32": "fp32", "float64": "fp64", "bfloat16": "bf16", "float16": "fp16"}
 
 
@@ -41,6 +58,23 @@ class Config:
     dtype: str = "float32"
     device: Optional[str] = None  # None: the run's device (--device); "cuda": this shape needs a GPU
     impls: Optional[tuple[str, ...]] = None  # None: every implementation
+    cell: str = "lstm"  # "lstm" or "gru"
+    variant: str = ""  # an LSTM variant (a key of VARIANTS), or "" for the plain cell
+
+    def __post_init__(self) -> None:
+        if self.cell not in CELLS:
+            raise ValueError(f"unknown cell {self.cell!r}; choose from {', '.join(CELLS)}")
+        if self.variant and (self.variant not in VARIANTS or self.cell != "lstm"):
+            raise ValueError(f"unknown LSTM variant {self.variant!r}; choose from {', '.join(VARIANTS)}")
+
+    @property
+    def kind(self) -> str:
+        """What an implementation must run: "lstm", "gru" or "variant" (an LSTM variant)."""
+        return "variant" if self.variant else self.cell
+
+    @property
+    def variant_options(self) -> dict:
+        return dict(VARIANTS[self.variant]) if self.variant else {}
 
     @property
     def P(self) -> int:  # noqa: N802 - the LSTM's output width per direction
@@ -52,7 +86,8 @@ class Config:
 
     def label(self) -> str:
         """Short and unique within a preset, e.g. ``T100 B64 I256 H256 fp32`` or ``... L2 bi P128 packed``."""
-        parts = [f"T{self.T}", f"B{self.B}", f"I{self.I}", f"H{self.H}"]
+        parts = ["GRU"] if self.cell == "gru" else []
+        parts += [f"T{self.T}", f"B{self.B}", f"I{self.I}", f"H{self.H}"]
         if self.layers != 1:
             parts.append(f"L{self.layers}")
         if self.bidirectional:
@@ -62,6 +97,8 @@ class Config:
         if self.packed:
             parts.append("packed")
         parts.append(SHORT_DTYPE.get(self.dtype, self.dtype))
+        if self.variant:
+            parts.append(self.variant)
         return " ".join(parts)
 
     def shape_fields(self) -> dict:
@@ -69,6 +106,7 @@ class Config:
         return dict(
             dtype=self.dtype, T=self.T, B=self.B, I=self.I, H=self.H, layers=self.layers,
             bidirectional=self.bidirectional, proj_size=self.proj_size, packed=self.packed,
+            cell=self.cell, variant=self.variant,
         )
 
 
@@ -113,14 +151,20 @@ class Preset:
     timing: Timing = field(default_factory=Timing)
     charlm: Optional[CharLMSpec] = None
     measure_memory: bool = True
+    # an implementation every record's ``cost`` is relative to: time(impl) / time(cost_baseline),
+    # same shape and mode, timed in the same rounds (None: no cost column)
+    cost_baseline: Optional[str] = None
+    # "tolerance": against the oracle in the shape's dtype, with the project's tolerances;
+    # "float64": against the oracle run in float64, within a multiple of the oracle's own error
+    check: str = "tolerance"
 
 
-# Implementations left out of the default preset's larger shapes: torch.compile of a 100-step loop
-# takes ~40 s (train) + ~12 s (forward) of compiling on a cold cache on a 2-core CPU, on its own
-# nearly half the default budget. The compiled reference is measured on the short shapes instead
-# (T=10: ~23 s of compiling with a cold cache, T=1: ~5 s).
+# Implementations left out of the default preset's larger shapes: torch.compile unrolls the time
+# loop, so its compile time grows with T and a 100-step loop alone would take a large share of the
+# default budget. The compiled reference is measured on the short shapes instead (compile times:
+# docs/performance-notes-benchmarks.md).
 _NOT_COMPILED = ("fused", "reference", "torchscript", "nn", "nn_composite", "cell_loop", "haste", "flashrnn")
-# The second large shape keeps the four that matter most (the Python-loop ones cost ~10 s there).
+# The second large shape keeps the ones that matter most: the Python-loop ones are slowest there.
 _CORE = ("fused", "reference", "nn", "nn_composite", "haste", "flashrnn")
 
 
@@ -233,6 +277,32 @@ def _flashrnn() -> Preset:
     )
 
 
+def _gru() -> Preset:
+    vs_nn = ("fused", "reference", "nn")
+    return Preset(
+        name="gru",
+        description="lstm_ext.GRU fused and reference against nn.GRU: T=100, I=H=256 B=64 and I=H=64 B=4",
+        configs=(Config(T=100, B=64, I=256, H=256, cell="gru", impls=vs_nn),
+                 Config(T=100, B=4, I=64, H=64, cell="gru", impls=vs_nn)),
+        timing=Timing(min_run_time=0.5, min_samples=7, max_run_time=6.0),
+    )
+
+
+def _variants() -> Preset:
+    chosen = ("fused", "plain_fused", "reference", "torchscript")
+    return Preset(
+        name="variants",
+        description="each LSTM variant, fused, against the plain fused LSTM (cost), the reference and TorchScript",
+        configs=tuple(Config(T=100, B=b, I=h, H=h, variant=v, impls=chosen)
+                      for b, h in ((64, 256), (4, 64)) for v in VARIANTS),
+        timing=Timing(min_run_time=0.3, min_samples=5, max_run_time=4.0),
+        cost_baseline="plain_fused",
+        # over 100 steps a float32 layer-norm LSTM drifts past the float32 tolerance even in plain
+        # PyTorch: an implementation passes when it is as accurate as the float32 reference
+        check="float64",
+    )
+
+
 PRESETS = {
     "tiny": _tiny,
     "default": _default,
@@ -240,11 +310,20 @@ PRESETS = {
     "targets": _targets,
     "fastrnns": _fastrnns,
     "flashrnn": _flashrnn,
+    "gru": _gru,
+    "variants": _variants,
 }
+QUICK_SHAPE = dict(T=3, B=2, I=8, H=8)
+QUICK_TIMING = Timing(min_run_time=0.002, min_samples=3)
 
 
-def get_preset(name: str, *, dtype: Optional[str] = None) -> Preset:
-    """The named preset; ``dtype`` (from ``--dtype``) replaces every shape's dtype, duplicates dropped."""
+def _dedup(configs) -> tuple:
+    return tuple(dict.fromkeys(configs))
+
+
+def get_preset(name: str, *, dtype: Optional[str] = None, quick: bool = False) -> Preset:
+    """The named preset; ``dtype`` (from ``--dtype``) replaces every shape's dtype, duplicates dropped;
+    ``quick`` shrinks every shape to ``QUICK_SHAPE`` and the timing to ``QUICK_TIMING``."""
     if name not in PRESETS:
         raise KeyError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
     preset = PRESETS[name]()
@@ -257,4 +336,10 @@ def get_preset(name: str, *, dtype: Optional[str] = None) -> Preset:
             if cfg not in configs:
                 configs.append(cfg)
         preset = dataclasses.replace(preset, configs=tuple(configs))
+    if quick:
+        charlm = None if preset.charlm is None else _tiny().charlm
+        preset = dataclasses.replace(
+            preset, configs=_dedup(dataclasses.replace(c, **QUICK_SHAPE, proj_size=min(c.proj_size, 4))
+                                   for c in preset.configs),
+            timing=QUICK_TIMING, charlm=charlm, description=preset.description + " (--quick: T=3 B=2 I=H=8)")
     return preset

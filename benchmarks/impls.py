@@ -6,14 +6,23 @@ taking the workload's input (a ``[T, B, I]`` tensor or a ``PackedSequence``) and
 output sequence (a tensor or a ``PackedSequence``), plus its parameters under ``nn.LSTM``'s names
 (for the gradient check). Hidden states start at zero everywhere.
 
+An implementation runs the kinds of cell in its ``kinds`` (a Config's ``kind``: ``lstm``, ``gru``
+or ``variant``, an LSTM variant); ``Impl.why_not`` says why it cannot run one shape.
+
 ========================  ====================================================================
 name                      what runs
 ========================  ====================================================================
-``fused``                 ``lstm_ext.LSTM(backend="fused")``: the compiled kernel (CPU, CUDA)
+``fused``                 ``lstm_ext.LSTM(backend="fused")``: the compiled kernel (CPU, CUDA);
+                          ``lstm_ext.GRU`` for GRU shapes, with the options of a variant
 ``reference``             ``lstm_ext.LSTM(backend="reference")``: plain PyTorch, the oracle
+                          (``lstm_ext.GRU``, and the variant's options, likewise)
+``plain_fused``           a variant's shape run by the plain fused LSTM: the variant's cost
+                          baseline (checked against ``plain_reference``, the plain reference)
 ``reference_compiled``    ``torch.compile`` of the reference module (inductor)
-``torchscript``           a scripted custom LSTM layer (``torchscript_lstm.py``), as fastrnns
+``torchscript``           a scripted custom LSTM layer (``torchscript_lstm.py``), as fastrnns;
+                          a variant's scripted loop (``torchscript_variants.py``)
 ``nn``                    ``torch.nn.LSTM`` as shipped: oneDNN on the CPU, cuDNN on CUDA
+                          (``torch.nn.GRU`` for GRU shapes)
 ``nn_composite``          ``torch.nn.LSTM`` with oneDNN (and cuDNN) disabled: ATen's composite
 ``cell_loop``             a Python loop over ``torch.nn.LSTMCell``
 ``haste``                 ``haste_pytorch.LSTM`` (CUDA), when importable
@@ -24,6 +33,7 @@ name                      what runs
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import warnings
 from dataclasses import dataclass, field
@@ -33,7 +43,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import PackedSequence
 
-from . import torchscript_lstm
+from . import torchscript_lstm, torchscript_variants
 from .configs import Config
 from .workload import Input, Workload
 
@@ -68,6 +78,14 @@ class Impl:
     compiles: bool = False  # the first calls compile (torch.compile): see first_call_s
     hidden: bool = False  # not in the default selection (test doubles)
     extra: dict = field(default_factory=dict)
+    kinds: tuple = ("lstm",)  # the Config kinds it runs: "lstm", "gru", "variant"
+    oracle: Optional[str] = None  # checked against this implementation instead of the run's oracle
+
+    def why_not(self, cfg: Config, device: torch.device) -> Optional[str]:
+        """Why this implementation cannot run ``cfg`` on ``device``, or None."""
+        if cfg.kind not in self.kinds:
+            return f"runs {'/'.join(self.kinds)} only, not {cfg.kind}"
+        return self.unsupported(cfg, device)
 
 
 # ---- helpers --------------------------------------------------------------------------------
@@ -97,17 +115,26 @@ def _fused_unavailable(device: torch.device) -> Optional[str]:
     return None
 
 
+_FUSED_OP = {"lstm": "lstm_ext::lstm_layer", "gru": "lstm_ext::gru_layer", "variant": "lstm_ext::lstm_variant_layer"}
+
+
 def _fused_unsupported(cfg: Config, device: torch.device) -> Optional[str]:
     from lstm_ext import _ops
 
-    if not _ops.has_fused_kernel(device, cfg.torch_dtype):
-        return f"no fused kernel for {device.type}/{cfg.dtype}"
+    op = _FUSED_OP[cfg.kind]
+    has_kernel = getattr(_lstm_ext(), "has_kernel", None)
+    has = has_kernel(op, device, cfg.torch_dtype) if has_kernel else _ops.has_fused_kernel(device, cfg.torch_dtype, op)
+    if not has:
+        return f"no fused kernel ({op}) for {device.type}/{cfg.dtype}"
     return None
 
 
 def _lstm_kwargs(cfg: Config, wl: Workload) -> dict:
-    return dict(input_size=cfg.I, hidden_size=cfg.H, num_layers=cfg.layers, bidirectional=cfg.bidirectional,
-                proj_size=cfg.proj_size, device=wl.device, dtype=cfg.torch_dtype)
+    kwargs = dict(input_size=cfg.I, hidden_size=cfg.H, num_layers=cfg.layers, bidirectional=cfg.bidirectional,
+                  device=wl.device, dtype=cfg.torch_dtype)
+    if cfg.cell == "lstm":
+        kwargs["proj_size"] = cfg.proj_size
+    return kwargs
 
 
 def _sequence_output(module: nn.Module) -> Forward:
@@ -128,10 +155,19 @@ def _no_packed(cfg: Config, device: torch.device) -> Optional[str]:
 # ---- lstm_ext ---------------------------------------------------------------------------------
 
 
-def _build_lstm_ext(backend: str) -> Callable[[Workload], Built]:
+def _build_lstm_ext(backend: str, plain: bool = False) -> Callable[[Workload], Built]:
+    """lstm_ext's layer for the workload's cell (with the variant's options unless ``plain``)."""
+
     def build(wl: Workload) -> Built:
-        module = _lstm_ext().LSTM(**_lstm_kwargs(wl.config, wl), backend=backend)
-        module.load_state_dict(wl.state_dict)
+        cfg = wl.config
+        lstm_ext = _lstm_ext()
+        if cfg.cell == "gru":
+            module = lstm_ext.GRU(**_lstm_kwargs(cfg, wl), backend=backend)
+        else:
+            options = {} if plain else cfg.variant_options
+            module = lstm_ext.LSTM(**_lstm_kwargs(cfg, wl), backend=backend, **options)
+        own = module.state_dict()
+        module.load_state_dict({k: v for k, v in wl.state_dict.items() if k in own}, strict=not plain)
         return Built(_sequence_output(module), _named(module), module)
 
     return build
@@ -156,8 +192,12 @@ def _compiled_unavailable(device: torch.device) -> Optional[str]:
 # ---- torch.nn ---------------------------------------------------------------------------------
 
 
+def _nn_module(wl: Workload) -> nn.Module:
+    return (nn.GRU if wl.config.cell == "gru" else nn.LSTM)(**_lstm_kwargs(wl.config, wl))
+
+
 def _build_nn(wl: Workload) -> Built:
-    module = nn.LSTM(**_lstm_kwargs(wl.config, wl))
+    module = _nn_module(wl)
     module.load_state_dict(wl.state_dict)
     return Built(_sequence_output(module), _named(module), module)
 
@@ -170,7 +210,7 @@ def composite_path():
 
 
 def _build_nn_composite(wl: Workload) -> Built:
-    module = nn.LSTM(**_lstm_kwargs(wl.config, wl))
+    module = _nn_module(wl)
     module.load_state_dict(wl.state_dict)
 
     def forward(inp: Input) -> Input:
@@ -184,7 +224,7 @@ def _nn_path_note(ops: set) -> str:
     for op, name in (("aten::mkldnn_rnn_layer", "oneDNN"), ("aten::_cudnn_rnn", "cuDNN"), ("aten::miopen_rnn", "MIOpen")):
         if op in ops:
             return f"ran {name} ({op})"
-    return "ran ATen's composite LSTM (no oneDNN/cuDNN kernel for this shape or dtype)"
+    return "ran ATen's composite RNN (no oneDNN/cuDNN kernel for this cell, shape or dtype)"
 
 
 def _composite_forbidden(device: torch.device) -> tuple:
@@ -248,8 +288,26 @@ def _cell_loop_unsupported(cfg: Config, device: torch.device) -> Optional[str]:
 
 def _build_torchscript(wl: Workload) -> Built:
     cfg = wl.config
+    if cfg.variant:
+        return _build_torchscript_variant(wl)
     module, names = torchscript_lstm.build(wl.state_dict, cfg.layers, cfg.bidirectional)
     return Built(module, names, module)
+
+
+def _build_torchscript_variant(wl: Workload) -> Built:
+    reference = _build_lstm_ext("reference")(wl).module  # parses the variant's options
+    opts = reference.variant_options
+    module = torchscript_variants.build(dict(reference.named_parameters()), opts.recurrent_dropout,
+                                        opts.zoneout_h, opts.zoneout_c)
+    # the scripted loop keeps peepholes and norms in its own layout: the LSTM weights' gradients only
+    names = {f"{w}_l0": getattr(module, w) for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    return Built(module, names, module)
+
+
+def _torchscript_unsupported(cfg: Config, device: torch.device) -> Optional[str]:
+    if cfg.variant and (cfg.layers != 1 or cfg.bidirectional):
+        return "the scripted variant loop covers 1 layer, 1 direction"
+    return _no_packed(cfg, device)
 
 
 # ---- third-party (CUDA) -----------------------------------------------------------------------
@@ -328,13 +386,23 @@ def register(impl: Impl) -> Impl:
     return impl
 
 
-register(Impl("fused", "lstm_ext fused", _build_lstm_ext("fused"), _fused_unavailable, _fused_unsupported))
-register(Impl("reference", "lstm_ext reference", _build_lstm_ext("reference"), _lstm_ext_unavailable))
+ALL_KINDS = ("lstm", "gru", "variant")
+register(Impl("fused", "lstm_ext fused", _build_lstm_ext("fused"), _fused_unavailable, _fused_unsupported,
+              kinds=ALL_KINDS))
+register(Impl("reference", "lstm_ext reference", _build_lstm_ext("reference"), _lstm_ext_unavailable,
+              kinds=ALL_KINDS))
+register(Impl("plain_fused", "plain fused LSTM", _build_lstm_ext("fused", plain=True), _fused_unavailable,
+              lambda cfg, device: _fused_unsupported(dataclasses.replace(cfg, variant=""), device),
+              kinds=("variant",), oracle="plain_reference"))
+register(Impl("plain_reference", "plain reference LSTM", _build_lstm_ext("reference", plain=True),
+              _lstm_ext_unavailable, kinds=("variant",), hidden=True))
 register(Impl("reference_compiled", "reference + torch.compile", _build_reference_compiled, _compiled_unavailable,
               _no_packed, compiles=True))
-register(Impl("torchscript", "TorchScript LSTM", _build_torchscript, unsupported=_no_packed))
-register(Impl("nn", "nn.LSTM", _build_nn, path_note=_nn_path_note))
-register(Impl("nn_composite", "nn.LSTM (oneDNN/cuDNN off)", _build_nn_composite, forbidden_ops=_composite_forbidden))
+register(Impl("torchscript", "TorchScript LSTM", _build_torchscript, unsupported=_torchscript_unsupported,
+              kinds=("lstm", "variant")))
+register(Impl("nn", "nn.LSTM", _build_nn, path_note=_nn_path_note, kinds=("lstm", "gru")))
+register(Impl("nn_composite", "nn.LSTM (oneDNN/cuDNN off)", _build_nn_composite, forbidden_ops=_composite_forbidden,
+              kinds=("lstm", "gru")))
 register(Impl("cell_loop", "nn.LSTMCell loop", _build_cell_loop, unsupported=_cell_loop_unsupported))
 register(Impl("haste", "haste_pytorch.LSTM", _build_haste, _importable("haste_pytorch"), _single_layer_only))
 register(Impl("flashrnn", "flashrnn", _build_flashrnn, _importable("flashrnn"), _single_layer_only))

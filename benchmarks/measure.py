@@ -23,7 +23,8 @@ Flops and roofline
 
         forward = 2*N*4H*(I_l + P)  [+ 2*N*P*H with a projection]      train = 3 * forward
 
-    (each GEMM has two of the same size in backward: input and weight gradients). ``gemm_s`` is
+    (each GEMM has two of the same size in backward: input and weight gradients); a GRU has 3H
+    gate rows where an LSTM has 4H. ``gemm_s`` is
     the time ``torch.mm`` takes for exactly those GEMMs (same shapes, same dtype and device, the
     recurrent ones as T separate small GEMMs since they depend on each other), timed in the same
     run; ``roofline_fraction = gemm_s / median_s``: 1.0 means the implementation costs no more
@@ -245,12 +246,17 @@ def layer_inputs(cfg: Config) -> list:
     return [cfg.I] + [dirs * cfg.P] * (cfg.layers - 1)
 
 
+def gates(cfg: Config) -> int:
+    """Gate blocks per cell: 3 for a GRU, 4 for an LSTM (a variant's extra work is not counted)."""
+    return 3 if cfg.cell == "gru" else 4
+
+
 def forward_flops(cfg: Config, batch_sizes: list) -> int:
     n = sum(batch_sizes)
     dirs = 2 if cfg.bidirectional else 1
     total = 0
     for in_size in layer_inputs(cfg):
-        per_dir = 2 * n * 4 * cfg.H * (in_size + cfg.P)
+        per_dir = 2 * n * gates(cfg) * cfg.H * (in_size + cfg.P)
         if cfg.proj_size:
             per_dir += 2 * n * cfg.P * cfg.H
         total += dirs * per_dir
@@ -262,10 +268,10 @@ def flops(cfg: Config, batch_sizes: list, mode: str) -> int:
 
 
 def gemm_plan(cfg: Config, batch_sizes: list, mode: str) -> Counter:
-    """{(m, k, n): count} of the GEMMs (``[m, k] @ [k, n]``) an LSTM of this shape needs."""
+    """{(m, k, n): count} of the GEMMs (``[m, k] @ [k, n]``) an LSTM (GRU) of this shape needs."""
     plan: Counter = Counter()
     n_rows = sum(batch_sizes)
-    g, h, p = 4 * cfg.H, cfg.H, cfg.P
+    g, h, p = gates(cfg) * cfg.H, cfg.H, cfg.P
     dirs = 2 if cfg.bidirectional else 1
     for in_size in layer_inputs(cfg):
         for _ in range(dirs):

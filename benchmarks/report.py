@@ -71,6 +71,16 @@ def _by_impl(records: list) -> dict:
     return rows
 
 
+def has_cost(records: list) -> bool:
+    """Whether the records carry a cost (a preset's ``cost_baseline``): then a cost column shows."""
+    return any(r.get("cost") is not None for r in records)
+
+
+def fmt_cost(modes: dict) -> str:
+    """``forward / train`` cost: time over the cost baseline's time (1.00 = as fast)."""
+    return " / ".join(fmt_num(modes[m].get("cost"), 2) if m in modes else "-" for m in ("forward", "train"))
+
+
 def config_table(records: list, title: str):
     """A rich Table: one row per implementation, forward and train side by side."""
     from rich.table import Table
@@ -81,6 +91,9 @@ def config_table(records: list, title: str):
                          ("train ×nn", "right"), ("train GFLOP/s", "right"), ("train roofline", "right"),
                          ("peak MB", "right"), ("check", "left")):
         table.add_column(col, justify=justify)
+    cost = has_cost(records)
+    if cost:
+        table.add_column("cost fwd / train", justify="right")
     for impl, modes in _by_impl(records).items():
         fwd, train = modes.get("forward", {}), modes.get("train", {})
         statuses = {m.get("status") for m in (fwd, train) if m}
@@ -93,7 +106,7 @@ def config_table(records: list, title: str):
                 cells += [fmt_ms_short(rec), fmt_x(rec["speedup_vs_nn"]), fmt_num(rec["gflops"]),
                           fmt_num(rec["roofline_fraction"], 2)]
         cells += [fmt_mb(train.get("peak_mem_bytes")) if train else "-", check]
-        table.add_row(*cells)
+        table.add_row(*cells, *([fmt_cost(modes)] if cost else []))
     return table
 
 
@@ -158,17 +171,19 @@ def write_csv(results: dict, path: str) -> None:
 
 def markdown(results: dict) -> str:
     m = results["machine"]
+    cost = has_cost(results["records"])
     lines = [
         f"Preset `{results['preset']}` on {m.get('cpu') or m.get('platform')} "
         f"({results['threads']} threads), torch {m['torch']}"
         + (f", GPU {m['gpu']}" if m.get("gpu") else "") + ".",
         "Times are median ± IQR in ms; ×nn is the speedup against `nn.LSTM` in the same run; roofline is "
         "the time `torch.mm` takes for the same GEMMs divided by the implementation's time; peak MB is the "
-        "memory one training step allocates.",
+        "memory one training step allocates."
+        + (f" Cost is the time over `{results.get('cost_baseline')}`'s in the same rounds." if cost else ""),
         "",
         "| shape | device | implementation | forward ms | ×nn | train ms | ×nn | train GFLOP/s | roofline (train) "
-        "| peak MB (train) | correct |",
-        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|:-:|",
+        "| peak MB (train) | correct |" + (" cost fwd / train |" if cost else ""),
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|:-:|" + ("--:|" if cost else ""),
     ]
     groups: dict = defaultdict(list)
     for rec in results["records"]:
@@ -192,6 +207,7 @@ def markdown(results: dict) -> str:
                 f"| {cell(train, fmt_ms)} | {cell(train, lambda r: fmt_x(r['speedup_vs_nn']))} "
                 f"| {cell(train, lambda r: fmt_num(r['gflops']))} | {cell(train, lambda r: fmt_num(r['roofline_fraction'], 2))} "
                 f"| {cell(train, lambda r: fmt_mb(r['peak_mem_bytes']))} | {'yes' if ok else '**no**'} |"
+                + (f" {fmt_cost(modes)} |" if cost else "")
             )
     if results.get("charlm"):
         lines += ["", "End to end: char-level LM training, tokens/s (higher is better).", "",

@@ -1,6 +1,9 @@
 """lstm_ext benchmark: every LSTM implementation side by side, checked, then timed.
 
     python benchmarks/run.py --preset default --out DIR
+    python benchmarks/run.py --preset gru --out DIR        # lstm_ext.GRU against nn.GRU
+    python benchmarks/run.py --preset variants --out DIR   # each LSTM variant's cost
+    python benchmarks/run.py --preset variants --quick     # any preset at T=3 B=2 I=H=8: a smoke run
 
 writes DIR/results.json, results.csv, results.md and PNG plots (speedup.png, roofline.png,
 time_vs_T.png, time_vs_H.png, charlm.png). See benchmarks/README.md.
@@ -34,6 +37,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto",
                         help="cpu, cuda, or a comma list like cpu,cuda (default: cuda when present, else cpu)")
     parser.add_argument("--dtype", choices=list(DTYPES), help="run every shape in this dtype instead")
+    parser.add_argument("--quick", action="store_true",
+                        help="every shape at T=3 B=2 I=H=8 with a very short timing: a smoke run of the preset")
     parser.add_argument("--tf32", choices=("off", "on"), default="off",
                         help="CUDA float32: TF32 for cuBLAS and cuDNN alike, so nn.LSTM (cuDNN) and lstm_ext "
                              "(cuBLAS) compare at one precision (default: %(default)s; torch's own defaults "
@@ -77,7 +82,7 @@ def main(argv=None) -> int:
     console = Console()
     if not console.is_terminal:  # logs and pipes: wide enough for the tables
         console = Console(width=max(console.width, 150))
-    preset = get_preset(args.preset, dtype=args.dtype)
+    preset = get_preset(args.preset, dtype=args.dtype, quick=args.quick)
     import torch
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = args.tf32 == "on"

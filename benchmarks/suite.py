@@ -4,7 +4,8 @@
 For each device and shape: one workload (weights, input, grad_output); the reference's outputs
 and gradients; the torch.mm time of the shape's GEMMs; then, per implementation and mode,
 a checked first call, and only if it is correct: warm-up, timing and (train) peak memory.
-Speedups are against ``nn.LSTM`` from the same run. Results are a JSON-ready dict.
+Speedups are against ``nn.LSTM`` (``nn.GRU``) from the same run; with a preset's
+``cost_baseline``, ``cost`` is time over that implementation's time. Results are a JSON-ready dict.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from . import charlm as charlm_mod
 from . import check, impls, measure
 from .configs import Config, Preset
 from .impls import IMPLS
-from .workload import Workload, input_data, make_workload, output_data
+from .workload import Workload, in_dtype, input_data, make_workload, output_data
 
 SCHEMA_VERSION = 1
 MODES = ("forward", "train")
@@ -38,6 +39,7 @@ RECORD_FIELDS = {
     "gemm_s": (float, type(None)), "roofline_fraction": (float, type(None)),
     "peak_mem_bytes": (int, type(None)), "first_call_s": (float, type(None)), "bench_s": (float, type(None)),
     "load1": (float, type(None)), "threads": int, "note": str,
+    "cell": str, "variant": str, "cost": (float, type(None)),
 }
 
 
@@ -122,7 +124,7 @@ def _record(impl_name: str, cfg: Config, wl: Workload, mode: str, threads: int, 
         config=cfg.label(), tokens=wl.tokens, status="ok", correct=False, max_abs_err=None,
         median_s=None, iqr_s=None, n_samples=0, speedup_vs_nn=None, flops=flops, gflops=None,
         gemm_s=None, roofline_fraction=None, peak_mem_bytes=None, first_call_s=None, bench_s=None, load1=None,
-        threads=threads, note="",
+        threads=threads, note="", cost=None,
     )
 
 
@@ -165,25 +167,37 @@ def _dynamo_graphs() -> int:
 
 
 class _Expected:
-    """The reference outputs of one workload, computed once per implementation name and mode."""
+    """The oracles' outputs on one workload, computed once per oracle, mode and dtype, and the
+    verdict on an implementation's outputs (``preset.check``: see ``check.py``)."""
 
-    def __init__(self, wl: Workload):
+    def __init__(self, wl: Workload, check_mode: str):
         self.wl = wl
+        self.check_mode = check_mode
         self.cache: dict = {}
 
-    def get(self, name: str, mode: str) -> check.Outputs:
-        key = (name, mode)
+    def get(self, name: str, mode: str, dtype: Optional[str] = None) -> check.Outputs:
+        key = (name, mode, dtype)
         if key not in self.cache:
-            built = IMPLS[name].build(self.wl)
-            self.cache[key] = check.run_once(built, self.wl, mode)
+            wl = self.wl if dtype is None else in_dtype(self.wl, dtype)
+            self.cache[key] = check.run_once(IMPLS[name].build(wl), wl, mode)
         return self.cache[key]
 
+    def verdict(self, got: check.Outputs, oracle: str, mode: str) -> check.Verdict:
+        if self.check_mode == "float64":
+            return check.compare_to_truth(got, self.get(oracle, mode, "float64"), self.get(oracle, mode))
+        return check.compare(got, self.get(oracle, mode))
 
-def _oracle_for(name: str, oracle: str) -> str:
-    return impls.FALLBACK_ORACLE if name == oracle else oracle
+
+def _oracle_for(name: str, oracle: str, check_mode: str) -> str:
+    """Which implementation ``name`` is checked against."""
+    if IMPLS[name].oracle:
+        return IMPLS[name].oracle
+    if name == oracle and check_mode != "float64":  # the oracle itself: against the fallback
+        return impls.FALLBACK_ORACLE
+    return oracle
 
 
-def _check(rec: dict, notes: list, impl, built, wl: Workload, mode: str, expected: check.Outputs,
+def _check(rec: dict, notes: list, impl, built, wl: Workload, mode: str, expected: _Expected,
            oracle: str) -> bool:
     """The check of one record: whether the implementation is correct and on its claimed path."""
     device = wl.device
@@ -192,12 +206,13 @@ def _check(rec: dict, notes: list, impl, built, wl: Workload, mode: str, expecte
     rec["first_call_s"] = got.first_call_s
     if impl.compiles and _dynamo_graphs() == graphs_before:
         notes.append("torch.compile made no new graph (ran eagerly?)")
-    verdict = check.compare(got, expected)
+    verdict = expected.verdict(got, oracle, mode)
     rec["correct"] = verdict.correct
     rec["max_abs_err"] = verdict.max_abs_err
     if not verdict.correct:
         rec["status"] = "wrong"
-        notes.append(f"differs from {oracle}: {verdict.message}")
+        notes.append(f"differs from {oracle}{' (float64)' if expected.check_mode == 'float64' else ''}: "
+                     f"{verdict.message}")
         return False
     forbidden = impl.forbidden_ops(device)
     if (forbidden or impl.path_note) and mode == "forward":
@@ -240,7 +255,7 @@ def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, t
                oracle: str, reporter: Reporter, skipped: list) -> list:
     """Every record of one shape on one device (both modes)."""
     wl = make_workload(cfg, device)
-    expected = _Expected(wl)
+    expected = _Expected(wl, preset.check)
     gemm = {mode: measure.gemm_time(measure.gemm_plan(cfg, wl.batch_sizes, mode), device, cfg.torch_dtype,
                                     threads, preset.timing) for mode in MODES}
     records = []
@@ -250,7 +265,7 @@ def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, t
     for name in names:
         impl = IMPLS[name]
         reporter.describe(f"{cfg.label()} · {name}")
-        reason = impl.unsupported(cfg, device)
+        reason = impl.why_not(cfg, device)
         if reason:
             skipped.append(dict(impl=name, device=device.type, config=cfg.label(), reason=reason))
             reporter.advance(f"{cfg.label()} · {name}")
@@ -272,8 +287,7 @@ def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, t
             notes = [built.note] if built.note else []
             all_notes.append((rec, notes))
             try:
-                if _check(rec, notes, impl, built, wl, mode, expected.get(_oracle_for(name, oracle), mode),
-                          _oracle_for(name, oracle)):
+                if _check(rec, notes, impl, built, wl, mode, expected, _oracle_for(name, oracle, preset.check)):
                     pending[mode][name] = (rec, built, notes)
             except Exception as error:  # noqa: BLE001 - an implementation that raises is a result
                 rec["status"] = "error"
@@ -292,6 +306,11 @@ def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, t
         base = baseline.get(rec["mode"])
         if base is not None and rec["median_s"]:
             rec["speedup_vs_nn"] = base["median_s"] / rec["median_s"]
+    cost_base = {r["mode"]: r for r in records if r["impl"] == preset.cost_baseline and r["median_s"]}
+    for rec in records:
+        base = cost_base.get(rec["mode"])
+        if base is not None and rec["median_s"]:
+            rec["cost"] = rec["median_s"] / base["median_s"]
     if compiled_any:
         torch._dynamo.reset()  # a fresh cache per shape: no recompile limits across a sweep
     return records
@@ -333,10 +352,14 @@ def _run_suite(preset: Preset, device: str, impl_names: Optional[list], threads:
     if impls.BASELINE not in names:
         names.insert(0, impls.BASELINE)
         notes.append(f"added {impls.BASELINE} (the speedup baseline) to the implementations")
+    if preset.cost_baseline and preset.cost_baseline not in names:
+        names.append(preset.cost_baseline)
+        notes.append(f"added {preset.cost_baseline} (the cost baseline) to the implementations")
 
     results = dict(schema_version=SCHEMA_VERSION, preset=preset.name, description=preset.description,
                    command=command, created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                    machine=machine_info(threads, devices), threads=threads, baseline=impls.BASELINE,
+                   cost_baseline=preset.cost_baseline, check=preset.check,
                    timing=dict(min_run_time=preset.timing.min_run_time, min_samples=preset.timing.min_samples,
                                warmup=preset.timing.warmup),
                    records=[], skipped=skipped, notes=notes, charlm=[])
@@ -412,7 +435,7 @@ def run_charlm_all(preset: Preset, devices: list, names: list, reporter: Reporte
         chosen = [n for n in names if (spec.impls is None or n in spec.impls or n == impls.BASELINE)
                   and not IMPLS[n].unavailable(dev)]
         cfg = Config(T=spec.T, B=spec.B, I=spec.embed, H=spec.H, layers=spec.layers)
-        chosen = [n for n in chosen if not IMPLS[n].unsupported(cfg, dev)]
+        chosen = [n for n in chosen if not IMPLS[n].why_not(cfg, dev)]
         oracle = impls.ORACLE if not IMPLS[impls.ORACLE].unavailable(dev) else impls.FALLBACK_ORACLE
         if oracle not in chosen:
             chosen.append(oracle)

@@ -1,7 +1,8 @@
 """One configuration's weights, input and output gradient, shared by every implementation.
 
-The weights are those of a seeded ``torch.nn.LSTM`` (its own initialisation); every
-implementation is built from its ``state_dict``. The input is ``[T, B, I]`` (time first, as
+The weights are those of a seeded ``torch.nn.LSTM`` (its own initialisation), ``torch.nn.GRU``
+for GRU shapes, or the reference ``lstm_ext.LSTM`` for a variant (which has extra parameters);
+every implementation is built from its ``state_dict``. The input is ``[T, B, I]`` (time first, as
 fastrnns does), or, for ``packed`` shapes, a ``PackedSequence`` of lengths drawn in ``[T/2, T]``
 (the longest exactly ``T``, sorted longest first). In train mode the input requires grad and the
 backward pass is driven by a fixed random ``grad_output``: the cost of a training step without
@@ -10,13 +11,14 @@ the optimizer (``loss = (output * grad_output).sum()``).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Optional, Union
 
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
-from .configs import Config
+from .configs import DTYPES, Config
 
 Input = Union[torch.Tensor, PackedSequence]
 
@@ -30,6 +32,7 @@ class Workload:
     batch_sizes: list[int]  # rows per step (all B when dense)
     x: torch.Tensor  # dense input, or the packed data [N, I]
     grad_output: torch.Tensor  # like the output (dense [T, B, D*P] or packed [N, D*P])
+    seed: int = 0  # the random masks of a variant are drawn from this seed on every checked call
 
     @property
     def tokens(self) -> int:
@@ -59,8 +62,7 @@ def make_workload(cfg: Config, device: Union[str, torch.device], seed: int = 0) 
     gen = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        base = torch.nn.LSTM(cfg.I, cfg.H, num_layers=cfg.layers, bidirectional=cfg.bidirectional,
-                             proj_size=cfg.proj_size)
+        base = _base_module(cfg)
     state_dict = {k: v.detach().to(device=device, dtype=dtype) for k, v in base.state_dict().items()}
 
     lengths = None
@@ -79,5 +81,26 @@ def make_workload(cfg: Config, device: Union[str, torch.device], seed: int = 0) 
     grad_output = torch.randn(out_shape, generator=gen)
     return Workload(
         config=cfg, device=device, state_dict=state_dict, lengths=lengths, batch_sizes=batch_sizes,
-        x=x.to(device=device, dtype=dtype), grad_output=grad_output.to(device=device, dtype=dtype),
+        x=x.to(device=device, dtype=dtype), grad_output=grad_output.to(device=device, dtype=dtype), seed=seed,
     )
+
+
+def _base_module(cfg: Config) -> torch.nn.Module:
+    """The module whose seeded initial weights every implementation of ``cfg`` loads."""
+    shape = dict(num_layers=cfg.layers, bidirectional=cfg.bidirectional)
+    if cfg.cell == "gru":
+        return torch.nn.GRU(cfg.I, cfg.H, **shape)
+    if cfg.variant:
+        import lstm_ext
+
+        return lstm_ext.LSTM(cfg.I, cfg.H, **shape, backend="reference", **cfg.variant_options)
+    return torch.nn.LSTM(cfg.I, cfg.H, **shape, proj_size=cfg.proj_size)
+
+
+def in_dtype(wl: Workload, dtype: str) -> Workload:
+    """The same workload (weights, input, grad_output) converted to ``dtype``."""
+    torch_dtype = DTYPES[dtype]
+    return dataclasses.replace(
+        wl, config=dataclasses.replace(wl.config, dtype=dtype),
+        state_dict={k: v.to(torch_dtype) if v.is_floating_point() else v for k, v in wl.state_dict.items()},
+        x=wl.x.to(torch_dtype), grad_output=wl.grad_output.to(torch_dtype))

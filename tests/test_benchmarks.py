@@ -35,7 +35,7 @@ SCHEMA = {
     "n_samples": (int,), "speedup_vs_nn": (float, type(None)), "flops": (int,), "gflops": (float, type(None)),
     "gemm_s": (float, type(None)), "roofline_fraction": (float, type(None)), "peak_mem_bytes": (int, type(None)),
     "first_call_s": (float, type(None)), "bench_s": (float, type(None)), "load1": (float, type(None)),
-    "threads": (int,), "note": (str,),
+    "threads": (int,), "note": (str,), "cell": (str,), "variant": (str,), "cost": (float, type(None)),
 }
 TOP_LEVEL = {"schema_version", "preset", "command", "created", "machine", "threads", "baseline", "oracle",
              "timing", "records", "skipped", "notes", "charlm", "wall_s"}
@@ -71,7 +71,11 @@ def test_every_implementation_produces_a_record_or_a_skip_note(tiny):
     results, _ = tiny
     recorded = {(r["impl"], r["mode"]) for r in results["records"]}
     skipped = {s["impl"]: s["reason"] for s in results["skipped"] if s["config"] is None}
-    for name in impls.default_selection():
+    runs_lstm = {name for name in impls.default_selection() if "lstm" in IMPLS[name].kinds}
+    for name in set(impls.default_selection()) - runs_lstm:  # e.g. the variants' cost baseline
+        assert not any(impl == name for impl, _ in recorded)
+        assert any(s["impl"] == name and "not lstm" in s["reason"] for s in results["skipped"]), name
+    for name in runs_lstm:
         if name in skipped:
             assert skipped[name] and "\n" not in skipped[name]  # a one-line note
             assert not any(impl == name for impl, _ in recorded)
@@ -363,7 +367,27 @@ def test_presets_cover_what_the_issue_asks_for():
         ("float32", False, 0), ("float64", False, 0), ("float32", True, 0), ("float32", False, 128),
         ("bfloat16", False, 0)}
     assert {c.H for c in targets if c.T == 1 and c.B == 1} == {64, 256}
-    assert set(PRESETS) == {"tiny", "default", "full", "targets", "fastrnns", "flashrnn"}
+    assert set(PRESETS) == {"tiny", "default", "full", "targets", "fastrnns", "flashrnn", "gru", "variants"}
+    assert all(c.cell == "lstm" and not c.variant for c in default)
+
+
+@pytest.mark.parametrize("name", ["default", "full", "gru", "variants"])
+def test_quick_shrinks_every_shape_and_keeps_the_cells(name):
+    preset, quick = get_preset(name), get_preset(name, quick=True)
+    assert {(c.T, c.B, c.I, c.H) for c in quick.configs} == {(3, 2, 8, 8)}
+    assert {(c.cell, c.variant) for c in quick.configs} == {(c.cell, c.variant) for c in preset.configs}
+    assert quick.timing.min_run_time < 0.01 and quick.cost_baseline == preset.cost_baseline
+    assert len(set(quick.configs)) == len(quick.configs)
+
+
+def test_config_labels_name_the_cell_and_the_variant():
+    assert Config(T=3, B=2, I=8, H=8).label() == "T3 B2 I8 H8 fp32"
+    assert Config(T=3, B=2, I=8, H=8, cell="gru").label() == "GRU T3 B2 I8 H8 fp32"
+    assert Config(T=3, B=2, I=8, H=8, variant="zoneout").label() == "T3 B2 I8 H8 fp32 zoneout"
+    with pytest.raises(ValueError):
+        Config(T=3, B=2, I=8, H=8, variant="nope")
+    with pytest.raises(ValueError):
+        Config(T=3, B=2, I=8, H=8, cell="gru", variant="zoneout")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
