@@ -51,12 +51,16 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ._masks import bernoulli_mask
+from ._reference_walk import walk
+from .reference_gru import gru_cell, gru_layer  # the GRU, for reading beside the LSTM
 
 __all__ = [
     "learn_gate", "forget_gate", "remember_gate", "use_gate", "lstm_cell", "lstm_layer",
     # the variants
     "drop_connect", "peephole_gates", "zoneout", "zoneout_weights", "layer_norm_gates", "lesson_use_gate",
     "variant_lstm_cell", "variant_lstm_layer",
+    # the GRU (lstm_ext.reference_gru)
+    "gru_cell", "gru_layer",
 ]
 
 
@@ -169,32 +173,7 @@ def lstm_layer(
             h_t = h_t @ w_hr.T
         return h_t, h_t, c_t
 
-    return _walk(input, h0, c0, batch_sizes, reverse, step)
-
-
-def _walk(input: Tensor, h0: Tensor, c0: Tensor, batch_sizes: Optional[Tensor], reverse: bool, step) -> tuple[Tensor, Tensor, Tensor]:
-    """The time loop of a layer: ``step(t, x_t, h, c) -> (output_t, h_t, c_t)`` on the active rows."""
-    if batch_sizes is None:
-        steps = [input[t] for t in range(input.shape[0])]
-    else:
-        steps = list(torch.split(input, batch_sizes.tolist()))
-    order = range(len(steps) - 1, -1, -1) if reverse else range(len(steps))
-
-    h, c = h0, c0
-    outputs: list[Optional[Tensor]] = [None] * len(steps)
-    for t in order:
-        x = steps[t]
-        active = x.shape[0]  # rows taking part in this step (all of them when dense)
-        outputs[t], h_t, c_t = step(t, x, h[:active], c[:active])
-        # rows past `active` keep their state: finished (forward) or not yet started (reverse)
-        h = torch.cat([h_t, h[active:]]) if active < h.shape[0] else h_t
-        c = torch.cat([c_t, c[active:]]) if active < c.shape[0] else c_t
-
-    if batch_sizes is None:
-        output = torch.stack(outputs) if outputs else input.new_empty((0, h0.shape[0], h0.shape[1]))
-    else:
-        output = torch.cat(outputs) if outputs else input.new_empty((0, h0.shape[1]))
-    return output, h, c
+    return walk(input, (h0, c0), batch_sizes, reverse, step)
 
 
 # ---- the variants: recurrent dropout, peephole, zoneout, layer norm -------------------------
@@ -389,9 +368,5 @@ def variant_lstm_layer(
         )
         return h_t, h_t, c_t
 
-    return _walk(input, h0, c0, batch_sizes, reverse, step)
+    return walk(input, (h0, c0), batch_sizes, reverse, step)
 
-
-from .reference_gru import gru_cell, gru_layer  # noqa: E402  (the GRU, lstm_ext.reference_gru)
-
-__all__ += ["gru_cell", "gru_layer"]

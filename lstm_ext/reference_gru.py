@@ -30,6 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from ._reference_walk import walk
+
 __all__ = ["gru_cell", "gru_layer"]
 
 
@@ -58,19 +60,13 @@ def gru_layer(
 
     Dense: ``input`` ``[T, B, I]``, ``batch_sizes`` None -> ``output`` ``[T, B, H]``. Packed:
     ``input`` ``[N, I]`` and ``batch_sizes`` ``[T]`` -> ``output`` ``[N, H]``; step ``t`` works on the
-    first ``batch_sizes[t]`` rows of the memory and the other rows keep theirs (see
-    :func:`lstm_ext.reference.lstm_layer`). ``h0`` ``[B, H]``. Returns ``(output, h_n [B, H])``.
+    first ``batch_sizes[t]`` rows of the memory and the other rows keep theirs (the walk of
+    :func:`lstm_ext._reference_walk.walk`, shared with :func:`lstm_ext.reference.lstm_layer`).
+    ``h0`` ``[B, H]``. Returns ``(output, h_n [B, H])``.
     """
-    if batch_sizes is None:
-        steps = [input[t] for t in range(input.shape[0])]
-    else:
-        steps = list(torch.split(input, batch_sizes.tolist()))
-    h = h0
-    outputs: list[Tensor] = [h0] * len(steps)
-    for t in (reversed(range(len(steps))) if reverse else range(len(steps))):
-        active = steps[t].shape[0]  # rows taking part in this step (all of them when dense)
-        outputs[t] = gru_cell(steps[t], h[:active], w_ih, w_hh, b_ih, b_hh)
-        h = torch.cat([outputs[t], h[active:]]) if active < h.shape[0] else outputs[t]
-    if batch_sizes is None:
-        return (torch.stack(outputs) if outputs else input.new_empty((0, *h0.shape))), h
-    return (torch.cat(outputs) if outputs else input.new_empty((0, h0.shape[1]))), h
+    def step(t: int, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
+        h_t = gru_cell(x, h, w_ih, w_hh, b_ih, b_hh)
+        return h_t, h_t
+
+    output, h_n = walk(input, (h0,), batch_sizes, reverse, step)
+    return output, h_n
