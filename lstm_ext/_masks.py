@@ -1,12 +1,12 @@
 """The variants' random masks (zoneout, recurrent dropout): ``lstm_ext::bernoulli_mask`` (its fake
 kernel here) and the draw.
 
-torch's CPU ``bernoulli_`` runs one mt19937 in sequence, ~6 ns an entry on the machines this was
-measured on: the two zoneout masks of a T=100 B=64 H=256 layer took 19 ms (2 x 9.7 ms) of each training
-step. ``lstm_ext::bernoulli_mask`` hashes each entry's index with a single seed (SplitMix64, see
-``csrc/cpu/bernoulli_mask.h``), in parallel: 0.53 ms for those 1.6M entries on one thread
-(``bernoulli_``: 9.7 ms), 29 us for a T=100 B=4 H=64 mask (150 us). The seed is one draw from torch's
-generator, so ``torch.manual_seed`` reproduces the masks, as it does ``bernoulli_``'s.
+torch's CPU ``bernoulli_`` runs one mt19937 in sequence, entry after entry, so a training step's
+zoneout masks would cost a noticeable share of the step. ``lstm_ext::bernoulli_mask`` hashes each
+entry's index with a single seed instead (SplitMix64, see ``csrc/runtime/cpu/bernoulli_mask.h``),
+which needs no sequence and runs in parallel (figures: ``docs/performance-notes-python.md``). The
+seed is one draw from torch's generator, so ``torch.manual_seed`` reproduces the masks, as it does
+``bernoulli_``'s.
 """
 
 from __future__ import annotations

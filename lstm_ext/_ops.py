@@ -140,7 +140,7 @@ def _check_fake_kernel_devices(op: str, input: torch.Tensor, batch_sizes: Option
 
     A call that mixes a meta tensor with real ones dispatches to the fake (Meta) kernel, not to
     the C++ kernel whose checks would refuse it; without this check it would hand back
-    uninitialised real tensors. Same words as csrc/lstm_args.cpp.
+    uninitialised real tensors. Same words as csrc/lstm/lstm_args.cpp.
     """
     for name, t in tensors.items():
         if t is not None and t.device != input.device:
@@ -288,17 +288,17 @@ def _no_grad() -> bool:
 
 
 def _call_without_grad(op, args: tuple):
-    # register_autograd's kernel is Python: under no_grad it only redispatches, which costs
-    # more than a whole small step (measured ~9 us of ~40 on one B=1 H=64 step). Going below
-    # the autograd keys directly skips it; Python modes and subclasses still see the op.
+    # register_autograd's kernel is Python: under no_grad it only redispatches, which is a large
+    # share of a small step's time. Going below the autograd keys directly skips it; Python modes
+    # and subclasses still see the op.
     with torch._C._AutoDispatchBelowAutograd():
         return op(*args)
 
 
 def _no_zero_grads(ctx) -> None:
     # The saved-only outputs (gates, cells, ...) never get a gradient, and autograd would fill a
-    # zero tensor for each before every backward (measured: 26 MB of zeros per fp32 T100 B64 H256
-    # layer, on the peak). Unused grads arrive as None instead; _or_zeros makes the small ones.
+    # zero tensor as large as each before every backward, on the memory peak. Unused grads arrive
+    # as None instead; _or_zeros makes the small ones.
     ctx.set_materialize_grads(False)
 
 

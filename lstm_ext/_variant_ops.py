@@ -4,7 +4,7 @@ layer norm).
 ``lstm_variant_layer`` runs the recurrence only: the input projection ``x @ W_ih^T + b`` (with
 layer norm: ``LN(x @ W_ih^T) + b``) is one F.linear (for big products ``lstm_ext::linear``, on the
 layer kernels' GEMM) and one ``F.layer_norm`` over every step, done here and differentiated by autograd, and the
-op works on those input gates. See ``csrc/ops.cpp`` for the schemas and ``csrc/variant_gates.h`` for the math.
+op works on those input gates. See ``csrc/ops.cpp`` for the schemas and ``csrc/lstm_variants/variant_gates.h`` for the math.
 """
 
 from __future__ import annotations
@@ -121,7 +121,7 @@ if LOAD_ERROR is None:
 
 
 # Below this many flops lstm_ext::linear runs at::addmm itself (kPackedOnceMinFlops in
-# csrc/cpu/recurrent_gemm.cpp: oneDNN's weight reorder does not pay off), so F.linear gives the
+# csrc/runtime/cpu/recurrent_gemm.cpp: oneDNN's weight reorder does not pay off), so F.linear gives the
 # same product without the custom op's autograd wrapper, which runs in Python.
 NATIVE_LINEAR_MAX_FLOPS = 256 << 20
 

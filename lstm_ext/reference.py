@@ -226,8 +226,8 @@ def zoneout_weights(z: float, shape: tuple[int, ...], training: bool, like: Tens
     mode, None when ``z == 0``.
 
     The masks are the layer's random input, not its math: on the CPU they come from a seed drawn
-    from torch's generator and hashed per entry (:func:`lstm_ext._masks.bernoulli_mask`, 5-18x
-    faster than ``bernoulli_``), so the reference and the fused kernels see the same masks."""
+    from torch's generator and hashed per entry (:func:`lstm_ext._masks.bernoulli_mask`, parallel
+    where ``bernoulli_`` is sequential), so the reference and the fused kernels see the same masks."""
     if z == 0:
         return None
     if training:
