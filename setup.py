@@ -55,9 +55,14 @@ def _extension():
     cuda_only = os.environ.get("LSTM_EXT_CUDA_ONLY", "0") == "1"
     if cuda_only and os.environ.get("LSTM_EXT_CUDA", "0") != "1":
         raise RuntimeError("LSTM_EXT_CUDA_ONLY=1 needs LSTM_EXT_CUDA=1")
-    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
-    if not cuda_only:
-        sources += sorted(glob.glob(os.path.join("csrc", "cpu", "*.cpp")))
+    # csrc/ holds ops.cpp, runtime/ (shared by every family) and one folder per cell family
+    # (lstm/, gru/, lstm_variants/); in each, cpu/ holds CPU kernels and cuda/ CUDA ones. The host
+    # C++ outside cpu/ and cuda/ (schemas, argument checks, lstm_inference) serves every backend.
+    def backend_dir(path, name):
+        return name in os.path.relpath(path, "csrc").split(os.sep)[:-1]
+
+    cpp = sorted(glob.glob(os.path.join("csrc", "**", "*.cpp"), recursive=True))
+    sources = [p for p in cpp if not backend_dir(p, "cuda") and not (cuda_only and backend_dir(p, "cpu"))]
     kwargs = dict(
         name="lstm_ext._C",
         sources=sources,
@@ -68,9 +73,9 @@ def _extension():
     if _cuda_requested():
         # Explicit: a machine without a GPU has nothing to detect (A100 = 8.0, H100/H200 = 9.0).
         os.environ.setdefault("TORCH_CUDA_ARCH_LIST", "8.0;9.0")
-        # csrc/cuda: the kernels (.cu, nvcc) and their op registration (.cpp, host compiler).
-        cuda_dir = os.path.join("csrc", "cuda")
-        kwargs["sources"] += sorted(glob.glob(os.path.join(cuda_dir, "*.cu")) + glob.glob(os.path.join(cuda_dir, "*.cpp")))
+        # csrc/**/cuda: the kernels (.cu, nvcc) and their op registration (.cpp, host compiler).
+        cuda_glob = os.path.join("csrc", "**", "cuda", "*")
+        kwargs["sources"] += sorted(glob.glob(cuda_glob + ".cu", recursive=True) + glob.glob(cuda_glob + ".cpp", recursive=True))
         nvcc = ["-O3", "-DLSTM_EXT_WITH_CUDA"] + (["-G", "-lineinfo"] if debug else ["-lineinfo"])
         # nvcc compiles the architectures of one .cu in parallel threads (LSTM_EXT_NVCC_THREADS, default 2).
         nvcc += ["--threads", os.environ.get("LSTM_EXT_NVCC_THREADS", "2")]

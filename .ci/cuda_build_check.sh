@@ -4,9 +4,10 @@
 # Builds in a throwaway copy of the tree (the CPU build the tests use is never replaced),
 # imports that copy, and checks torch._C._dispatch_has_kernel_for_dispatch_key(op, "CUDA") for
 # every lstm_ext op. Exits non-zero on a compile error, a load error or a missing CUDA kernel.
-# By default it compiles what the CUDA build adds (csrc/*.cpp and csrc/cuda/, LSTM_EXT_CUDA_ONLY=1)
-# and leaves out the CPU kernels, which CI's main build compiles anyway: on 2 busy cores the
-# whole library takes longer than CI's 15 minutes. LSTM_EXT_CHECK_FULL=1 builds everything.
+# By default it compiles what the CUDA build adds (LSTM_EXT_CUDA_ONLY=1: the host C++ outside
+# csrc/**/cpu/, and csrc/**/cuda/) and leaves out the CPU kernels, which CI's main build compiles
+# anyway: on 2 busy cores the whole library takes longer than CI's 15 minutes.
+# LSTM_EXT_CHECK_FULL=1 builds everything.
 #
 # Needs: a torch built with CUDA (pip's default torch wheel; a +cpu wheel cannot build CUDA
 # extensions), nvcc under CUDA_HOME (default /usr/local/cuda). The CUDA library headers torch's

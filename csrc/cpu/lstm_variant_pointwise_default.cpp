@@ -1,6 +1,0 @@
-// The variant pointwise kernels for any CPU; see lstm_variant_pointwise_impl.h.
-#define CPU_CAPABILITY DEFAULT
-#define CPU_CAPABILITY_DEFAULT
-#include "cpu/lstm_variant_pointwise_impl.h"
-
-LSTM_EXT_VARIANT_TABLE(DEFAULT)
