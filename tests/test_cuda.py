@@ -22,8 +22,8 @@ from torch.nn.utils.rnn import PackedSequence
 
 import lstm_ext
 from lstm_ext import _ops
-from test_modules import MIXED_LENGTHS, _round_to, dense_build, packed_build, rnd, run_cell, run_lstm
-from test_ops import LAYER_CASES, cell_args, layer_args
+from module_parity import MIXED_LENGTHS, lstm_dense_build, lstm_packed_build, rnd, round_to, run_lstm, run_lstm_cell
+from op_args import LSTM_LAYER_CASES, lstm_cell_args, lstm_layer_args
 from tolerances import assert_close_to_truth, tol
 
 F64 = torch.float64
@@ -134,8 +134,8 @@ def _lstm_leaves(kwargs: dict, lengths, gen: torch.Generator, dtype: torch.dtype
 
 def _build(kwargs: dict, lengths):
     if lengths is None:
-        return dense_build(True)
-    return packed_build(lengths, kwargs.get("batch_first", False), enforce_sorted=False, with_hx=True)
+        return lstm_dense_build(True)
+    return lstm_packed_build(lengths, kwargs.get("batch_first", False), enforce_sorted=False, with_hx=True)
 
 
 def _leaves_on(leaves: dict, dtype: torch.dtype, device: str) -> dict:
@@ -147,7 +147,7 @@ def _nn_lstm(kwargs: dict, gen: torch.Generator, dtype: torch.dtype) -> nn.LSTM:
     with torch.no_grad():
         for p in ref.parameters():
             p.copy_(torch.rand(p.shape, generator=gen, dtype=F64).mul_(1.2).sub_(0.6))
-    return _round_to(ref, dtype)
+    return round_to(ref, dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,12 +155,13 @@ def _nn_lstm(kwargs: dict, gen: torch.Generator, dtype: torch.dtype) -> nn.LSTM:
 # ---------------------------------------------------------------------------------------------
 
 
-# Measured on an H200 (torch 2.11): float16 at H=160 is 3.4x further from the truth than cuDNN on
-# weight_ih_l0's gradient (0.266 against 0.078), while float32 and bfloat16 are within twice
-# cuDNN's error. Likely cause, not yet verified: the backward carries dh and the gate gradients
-# in float16 between steps (README, CUDA). strict: the day it passes, this mark must go.
+# float16 at H=160 is further from the float64 truth than cuDNN on weight_ih_l0's gradient by more
+# than the twice-cuDNN's-error allowance, while float32 and bfloat16 stay within it (the measured
+# errors are in docs/performance-notes-tests.md). Likely cause, not yet verified: the backward
+# carries dh and the gate gradients in float16 between steps. strict: the day it passes, this mark
+# must go.
 _FLOAT16_WIDE_GAP = pytest.mark.xfail(
-    strict=True, reason="known float16 backward accuracy gap at H=160 (3.4x cuDNN's error); see README, CUDA"
+    strict=True, reason="known float16 backward gap against cuDNN at H=160; see docs/performance-notes-tests.md"
 )
 
 
@@ -200,20 +201,20 @@ def test_lstm_matches_cpu_float64_and_cudnn(case, dtype, gen):
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
 @pytest.mark.parametrize("bias", [True, False], ids=["bias", "no_bias"])
 def test_cell_matches_cpu_float64_and_cuda_nn(bias, dtype, gen):
-    ref64 = _round_to(nn.LSTMCell(7, 9, bias=bias, dtype=F64), dtype)
+    ref64 = round_to(nn.LSTMCell(7, 9, bias=bias, dtype=F64), dtype)
     leaves = {"x": rnd(gen, 5, 7), "h0": rnd(gen, 5, 9), "c0": rnd(gen, 5, 9)}
     leaves = {k: v.detach().to(dtype).to(F64).requires_grad_() for k, v in leaves.items()}
     build = lambda lv: (lv["x"], (lv["h0"], lv["c0"]))  # noqa: E731
 
     ours = lstm_ext.LSTMCell(7, 9, bias=bias, backend="fused").to(device="cuda", dtype=dtype)
     ours.load_state_dict(ref64.state_dict())
-    actual = run_cell(ours, _leaves_on(leaves, dtype, "cuda"), build)
+    actual = run_lstm_cell(ours, _leaves_on(leaves, dtype, "cuda"), build)
     assert actual["h"].device.type == "cuda" and actual["h"].dtype == dtype
-    _assert_results_close(_to(actual), _to(run_cell(ref64, leaves, build)), dtype)
+    _assert_results_close(_to(actual), _to(run_lstm_cell(ref64, leaves, build)), dtype)
 
     cuda_nn = nn.LSTMCell(7, 9, bias=bias).to(device="cuda", dtype=dtype)
     cuda_nn.load_state_dict(ref64.state_dict())
-    _assert_results_close(_to(actual), _to(run_cell(cuda_nn, _leaves_on(leaves, dtype, "cuda"), build)), dtype)
+    _assert_results_close(_to(actual), _to(run_lstm_cell(cuda_nn, _leaves_on(leaves, dtype, "cuda"), build)), dtype)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,15 +233,15 @@ def _cuda_args(args):
 
 
 @needs_gpu
-@pytest.mark.parametrize("case", LAYER_CASES, ids=list(LAYER_CASES))
+@pytest.mark.parametrize("case", LSTM_LAYER_CASES, ids=list(LSTM_LAYER_CASES))
 def test_opcheck_lstm_layer_cuda(case):
-    torch.library.opcheck(torch.ops.lstm_ext.lstm_layer, _cuda_args(layer_args(**LAYER_CASES[case])))
+    torch.library.opcheck(torch.ops.lstm_ext.lstm_layer, _cuda_args(lstm_layer_args(**LSTM_LAYER_CASES[case])))
 
 
 @needs_gpu
 @pytest.mark.parametrize("case", ["dense", "dense-reverse", "proj", "packed", "packed-reverse-proj", "one-step"])
 def test_gradcheck_lstm_layer_cuda_float64(case):
-    args = _cuda_args(layer_args(**LAYER_CASES[case]))
+    args = _cuda_args(lstm_layer_args(**LSTM_LAYER_CASES[case]))
     tensors, rest = args[:8], args[8:]  # input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr | batch_sizes, reverse
 
     def layer(*ts):
@@ -251,7 +252,7 @@ def test_gradcheck_lstm_layer_cuda_float64(case):
 
 @needs_gpu
 def test_gradcheck_lstm_cell_cuda_float64():
-    args = _cuda_args(cell_args())
+    args = _cuda_args(lstm_cell_args())
     torch.library.opcheck(torch.ops.lstm_ext.lstm_cell, args)
     assert torch.autograd.gradcheck(_ops.lstm_cell, args)
 
@@ -448,7 +449,7 @@ def test_cell_device_mismatch_raises_like_nn(backend, gen):
 @pytest.mark.parametrize("which", ["h0", "w_hh", "b_ih", "w_hr"])
 def test_op_refuses_mixed_devices(which):
     """A direct torch.ops call with one tensor on the CPU: a clear error, not a bad pointer."""
-    args = list(_cuda_args(layer_args(proj=3, requires_grad=False)))
+    args = list(_cuda_args(lstm_layer_args(proj=3, requires_grad=False)))
     index = {"h0": 1, "w_hh": 4, "b_ih": 5, "w_hr": 7}[which]
     args[index] = args[index].cpu()
     with pytest.raises(RuntimeError, match=rf"expected {which} on device cuda:\d like input, got cpu"):

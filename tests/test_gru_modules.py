@@ -11,8 +11,8 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstm_ext
 from conftest import BACKENDS, copy_weights, requires_fused
+from module_parity import make_pair, rnd
 from module_plumbing import assert_convert_in_place, assert_copy_save_flatten_setattr
-from test_gru import make_pair, rnd
 from tolerances import assert_close, tol
 
 F64 = torch.float64

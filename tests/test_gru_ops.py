@@ -7,34 +7,14 @@ import textwrap
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from lstm_ext import _gru_ops, _ops
-from test_ops import _replace
+from op_args import gru_cell_args, gru_layer_args, replace_arg
 from tolerances import assert_close, tol
 
 pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
 
 ops = torch.ops.lstm_ext
-
-
-def gru_args(T=5, B=3, I=4, H=6, bias=True, packed=False, reverse=False, dtype=torch.float64, requires_grad=True,
-             seed=0, scale=0.5):
-    """(input, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse) for gru_layer."""
-    g = torch.Generator().manual_seed(seed)
-    def rand(*shape):
-        return (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_(requires_grad)
-
-    batch_sizes = None
-    if packed:
-        lengths = torch.randint(1, T + 1, (B,), generator=g).sort(descending=True).values
-        lengths[0] = T
-        x = pack_padded_sequence(torch.randn(T, B, I, generator=g, dtype=dtype), lengths)
-        input, batch_sizes = x.data.detach().requires_grad_(requires_grad), x.batch_sizes
-    else:
-        input = rand(T, B, I)
-    return (input, rand(B, H), rand(3 * H, I), rand(3 * H, H), rand(3 * H) if bias else None,
-            rand(3 * H) if bias else None, batch_sizes, reverse)
 
 
 CASES = {
@@ -48,26 +28,19 @@ CASES = {
 }
 
 
-def cell_args(B=3, I=4, H=5, bias=True, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * 0.5).requires_grad_()  # noqa: E731
-    return (rand(B, I), rand(B, H), rand(3 * H, I), rand(3 * H, H), rand(3 * H) if bias else None,
-            rand(3 * H) if bias else None)
-
-
 def detached(args):
     return [a.detach() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_opcheck_gru_layer(case):
-    torch.library.opcheck(ops.gru_layer, gru_args(**CASES[case]))
+    torch.library.opcheck(ops.gru_layer, gru_layer_args(**CASES[case]))
 
 
 @pytest.mark.parametrize("case", ["dense", "packed-reverse", "no-bias"])
 @pytest.mark.parametrize("mask", [(True, True, True), (False, False, True), (True, False, False)], ids=str)
 def test_opcheck_gru_layer_backward(case, mask):
-    args = gru_args(**CASES[case], requires_grad=False)
+    args = gru_layer_args(**CASES[case], requires_grad=False)
     input, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse = args
     output, h_n, gates = ops.gru_layer(*args)
     torch.library.opcheck(
@@ -79,31 +52,31 @@ def test_opcheck_gru_layer_backward(case, mask):
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_opcheck_gru_cell(bias):
-    torch.library.opcheck(ops.gru_cell, cell_args(bias=bias))
+    torch.library.opcheck(ops.gru_cell, gru_cell_args(bias=bias))
 
 
 @pytest.mark.parametrize("mask", [(True, True, True), (False, True, False)], ids=str)
 def test_opcheck_gru_cell_backward(mask):
-    input, hx, w_ih, w_hh, b_ih, b_hh = detached(cell_args())
+    input, hx, w_ih, w_hh, b_ih, b_hh = detached(gru_cell_args())
     hy, gates = ops.gru_cell(input, hx, w_ih, w_hh, b_ih, b_hh)
     torch.library.opcheck(ops.gru_cell_backward, (torch.randn_like(hy), input, hx, w_ih, w_hh, gates, list(mask)))
 
 
 @pytest.mark.parametrize("case", CASES)
 def test_gradcheck_gru_layer(case):
-    args = gru_args(**CASES[case])
+    args = gru_layer_args(**CASES[case])
     rest = args[6:]
     assert torch.autograd.gradcheck(lambda *ts: _gru_ops.gru_layer(*ts, *rest), args[:6])
 
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_gradcheck_gru_cell(bias):
-    assert torch.autograd.gradcheck(_gru_ops.gru_cell, cell_args(bias=bias))
+    assert torch.autograd.gradcheck(_gru_ops.gru_cell, gru_cell_args(bias=bias))
 
 
 def test_saved_gates_are_reset_update_candidate_and_hn():
     """gates = [r, z, n, h W_hn + b_hn], computed independently here."""
-    input, hx, w_ih, w_hh, b_ih, b_hh = detached(cell_args(B=2, I=3, H=4))
+    input, hx, w_ih, w_hh, b_ih, b_hh = detached(gru_cell_args(B=2, I=3, H=4))
     _, gates = ops.gru_cell(input, hx, w_ih, w_hh, b_ih, b_hh)
     x_r, x_z, x_n = (input @ w_ih.T + b_ih).chunk(3, 1)
     h_r, h_z, h_n = (hx @ w_hh.T + b_hh).chunk(3, 1)
@@ -112,7 +85,7 @@ def test_saved_gates_are_reset_update_candidate_and_hn():
 
 
 def test_bfloat16_keeps_float32_gates():
-    args64 = gru_args(T=8, B=3, I=5, H=7, requires_grad=False)
+    args64 = gru_layer_args(T=8, B=3, I=5, H=7, requires_grad=False)
     cast = lambda a: a.to(torch.bfloat16) if isinstance(a, torch.Tensor) and a.is_floating_point() else a  # noqa: E731
     out, h_n, gates = ops.gru_layer(*map(cast, args64))
     assert gates.dtype == torch.float32 and out.dtype == h_n.dtype == torch.bfloat16
@@ -122,7 +95,7 @@ def test_bfloat16_keeps_float32_gates():
 
 
 def test_masked_gradients_come_back_empty():
-    args = gru_args(requires_grad=False)
+    args = gru_layer_args(requires_grad=False)
     input, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse = args
     output, h_n, gates = ops.gru_layer(*args)
     grads = ops.gru_layer_backward(torch.ones_like(output), torch.zeros_like(h_n), input, h0, w_ih, w_hh,
@@ -131,11 +104,11 @@ def test_masked_gradients_come_back_empty():
 
 
 def test_double_backward_raises_a_clear_error():
-    args = gru_args()
+    args = gru_layer_args()
     out, h_n = _gru_ops.gru_layer(*args)
     with pytest.raises(RuntimeError, match="do not support double backward"):
         torch.autograd.grad(out.sum(), args[0], create_graph=True)
-    cell = cell_args()
+    cell = gru_cell_args()
     with pytest.raises(RuntimeError, match="do not support double backward"):
         torch.autograd.grad(_gru_ops.gru_cell(*cell).sum(), cell[0], create_graph=True)
 
@@ -146,7 +119,7 @@ def test_large_steps_match_float64(case):
     backward: the float32 results must agree with float64 (which runs at::addmm)."""
     kwargs = dict(T=5, B=32, I=32, H=256, dtype=torch.float32, scale=256**-0.5)  # 12.6 MFLOP a step
     kwargs.update({"dense": {}, "packed-reverse": dict(packed=True, reverse=True)}[case])
-    args = gru_args(**kwargs)
+    args = gru_layer_args(**kwargs)
     args64 = [a.detach().double().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
               for a in args]
     results = []
@@ -168,12 +141,12 @@ def test_every_cpu_capability_gives_the_same_result(capability):
         """
         import sys, torch
         sys.path.insert(0, {tests!r})
-        from test_gru_ops import gru_args
+        from op_args import gru_layer_args
         from tolerances import tol
         from lstm_ext import _gru_ops
         for dtype in (torch.float32, torch.float64):
             for reverse in (False, True):
-                args = gru_args(T=4, B=3, I=5, H=37, dtype=dtype, reverse=reverse, packed=reverse)  # 37: body and tail
+                args = gru_layer_args(T=4, B=3, I=5, H=37, dtype=dtype, reverse=reverse, packed=reverse)  # 37: body and tail
                 out, h_n = _gru_ops.gru_layer(*args)
                 (out.sum() + h_n.sum()).backward()
                 args64 = [a.detach().double().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point()
@@ -195,24 +168,24 @@ def test_every_cpu_capability_gives_the_same_result(capability):
 
 
 def bad_layer_calls():
-    good = gru_args(requires_grad=False)
-    packed = gru_args(packed=True, T=6, B=4, requires_grad=False)
+    good = gru_layer_args(requires_grad=False)
+    packed = gru_layer_args(packed=True, T=6, B=4, requires_grad=False)
     bs = packed[6]
     f64 = dict(dtype=torch.float64)
-    yield "input-2d-dense", _replace(good, 0, good[0][0]), "expected a 3-D input"
-    yield "input-size", _replace(good, 0, torch.randn(5, 3, 9, **f64)), "expected w_ih of shape"
-    yield "h0-batch", _replace(good, 1, torch.randn(2, 6, **f64)), "input has batch 3 but h0 has batch 2"
-    yield "h0-hidden", _replace(good, 1, torch.randn(3, 5, **f64)), "expected h0 of shape"
-    yield "w_hh-rows", _replace(good, 3, torch.randn(17, 6, **f64)), "positive multiple of 3"
-    yield "w_hh-lstm-shaped", _replace(good, 3, torch.randn(24, 6, **f64)), "expected w_hh of shape"
-    yield "bias-size", _replace(good, 4, torch.randn(7, **f64)), "expected b_ih of shape"
-    yield "b_hh-dtype", _replace(good, 5, good[5].float()), "expected b_hh to have dtype"
-    yield "dtype-mismatch", _replace(good, 2, good[2].float()), "expected w_ih to have dtype"
-    yield "int-input", _replace(good, 0, torch.ones(5, 3, 4, dtype=torch.long)), "floating-point input"
-    yield "bs-unsorted", _replace(packed, 6, bs.flip(0)), "batch_sizes"
-    yield "bs-zero", _replace(packed, 6, torch.cat([bs[:-1], bs.new_zeros(1)])), "at least one sequence"
-    yield "bs-too-long", _replace(packed, 6, torch.cat([bs, bs[-1:]])), "batch_sizes sum to"
-    yield "bs-int32", _replace(packed, 6, bs.int()), "int64"
+    yield "input-2d-dense", replace_arg(good, 0, good[0][0]), "expected a 3-D input"
+    yield "input-size", replace_arg(good, 0, torch.randn(5, 3, 9, **f64)), "expected w_ih of shape"
+    yield "h0-batch", replace_arg(good, 1, torch.randn(2, 6, **f64)), "input has batch 3 but h0 has batch 2"
+    yield "h0-hidden", replace_arg(good, 1, torch.randn(3, 5, **f64)), "expected h0 of shape"
+    yield "w_hh-rows", replace_arg(good, 3, torch.randn(17, 6, **f64)), "positive multiple of 3"
+    yield "w_hh-lstm-shaped", replace_arg(good, 3, torch.randn(24, 6, **f64)), "expected w_hh of shape"
+    yield "bias-size", replace_arg(good, 4, torch.randn(7, **f64)), "expected b_ih of shape"
+    yield "b_hh-dtype", replace_arg(good, 5, good[5].float()), "expected b_hh to have dtype"
+    yield "dtype-mismatch", replace_arg(good, 2, good[2].float()), "expected w_ih to have dtype"
+    yield "int-input", replace_arg(good, 0, torch.ones(5, 3, 4, dtype=torch.long)), "floating-point input"
+    yield "bs-unsorted", replace_arg(packed, 6, bs.flip(0)), "batch_sizes"
+    yield "bs-zero", replace_arg(packed, 6, torch.cat([bs[:-1], bs.new_zeros(1)])), "at least one sequence"
+    yield "bs-too-long", replace_arg(packed, 6, torch.cat([bs, bs[-1:]])), "batch_sizes sum to"
+    yield "bs-int32", replace_arg(packed, 6, bs.int()), "int64"
 
 
 @pytest.mark.parametrize("name,args,message", list(bad_layer_calls()), ids=[c[0] for c in bad_layer_calls()])
@@ -222,7 +195,7 @@ def test_gru_layer_rejects_bad_arguments(name, args, message):
 
 
 def test_gru_layer_backward_rejects_bad_saved_tensors():
-    args = gru_args(requires_grad=False)
+    args = gru_layer_args(requires_grad=False)
     input, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse = args
     output, h_n, gates = ops.gru_layer(*args)
     call = lambda **kw: ops.gru_layer_backward(  # noqa: E731
@@ -239,7 +212,7 @@ def test_gru_layer_backward_rejects_bad_saved_tensors():
 
 
 def test_gru_cell_ops_reject_bad_arguments():
-    input, hx, w_ih, w_hh, b_ih, b_hh = detached(cell_args())
+    input, hx, w_ih, w_hh, b_ih, b_hh = detached(gru_cell_args())
     with pytest.raises(RuntimeError, match="lstm_ext::gru_cell: expected input of shape"):
         ops.gru_cell(input[0], hx, w_ih, w_hh, b_ih, b_hh)
     with pytest.raises(RuntimeError, match="expected hx of shape"):

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from lstm_ext import _ops, _variant_ops, reference
+from op_args import variant_layer_case, variant_op_args
 from tolerances import assert_close, assert_close_to_truth
 
 pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
@@ -40,39 +40,6 @@ VARIANTS = {
 }
 
 
-def layer_case(T=5, B=3, I=4, H=6, bias=True, packed=False, reverse=False, peephole=False, zoneout_h=0.0,
-               zoneout_c=0.0, training=True, layer_norm=False, lesson=False, dtype=torch.float64, seed=0):
-    """(args, kwargs) of lstm_variant_layer; differentiable leaves require grad."""
-    g = torch.Generator().manual_seed(seed)
-    rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * 0.5).requires_grad_()  # noqa: E731
-    batch_sizes = None
-    if packed:
-        lengths = torch.randint(1, T + 1, (B,), generator=g).sort(descending=True).values
-        lengths[0] = T
-        x = pack_padded_sequence(torch.randn(T, B, I, generator=g, dtype=dtype), lengths)
-        input, batch_sizes = x.data.requires_grad_(), x.batch_sizes
-    else:
-        input = rand(T, B, I)
-    state_shape = (*input.shape[:-1], H)
-
-    def keep(z):
-        if z == 0:
-            return None
-        if not training:
-            return torch.full(state_shape, z, dtype=dtype)
-        return torch.bernoulli(torch.full(state_shape, z, dtype=dtype), generator=g)
-
-    args = (input, rand(B, H), rand(B, H), rand(4 * H, I), rand(4 * H, H),
-            rand(4 * H) if bias else None, rand(4 * H) if bias else None, batch_sizes, reverse)
-    kwargs = dict(peephole=rand(3 * H) if peephole else None, zoneout_h=keep(zoneout_h), zoneout_c=keep(zoneout_c))
-    if layer_norm:  # gains near 1, biases near 0: (ih_weight, ih_bias, hh_weight, hh_bias, c_weight, c_bias)
-        gain = lambda n: (1 + torch.randn(n, generator=g, dtype=dtype) * 0.3).requires_grad_()  # noqa: E731
-        kwargs["layer_norm"] = (gain(4 * H), rand(4 * H), gain(4 * H), rand(4 * H), gain(H), rand(H))
-    if lesson:  # (W_u, b_u)
-        kwargs["lesson_use_gate"] = (rand(H, H), rand(H) if bias else None)
-    return args, kwargs
-
-
 def _flat(args, kwargs):
     for t in (*args, *kwargs.values()):
         yield from (t if isinstance(t, tuple) else (t,))
@@ -95,7 +62,7 @@ def _run(fn, args, kwargs, seed=1):
 @pytest.mark.parametrize("variant", VARIANTS, ids=list(VARIANTS))
 @pytest.mark.parametrize("shape", SHAPES, ids=list(SHAPES))
 def test_fused_matches_reference(shape, variant, dtype):
-    args, kwargs = layer_case(**SHAPES[shape], **VARIANTS[variant], dtype=dtype)
+    args, kwargs = variant_layer_case(**SHAPES[shape], **VARIANTS[variant], dtype=dtype)
     fused_out, fused_grads = _run(_variant_ops.lstm_variant_layer, args, kwargs)
     ref_out, ref_grads = _run(reference.variant_lstm_layer, args, kwargs)
     assert len(fused_grads) == len(ref_grads) >= 5
@@ -115,7 +82,7 @@ def test_fused_matches_reference(shape, variant, dtype):
 @pytest.mark.parametrize("variant", VARIANTS, ids=list(VARIANTS))
 @pytest.mark.parametrize("shape", ["dense", "packed-reverse", "no-bias"])
 def test_gradcheck(shape, variant):
-    args, kwargs = layer_case(**{**SHAPES[shape], "T": 3}, **VARIANTS[variant])
+    args, kwargs = variant_layer_case(**{**SHAPES[shape], "T": 3}, **VARIANTS[variant])
     leaves = _leaves(args, kwargs)
 
     def fn(*leaf_values):
@@ -128,23 +95,10 @@ def test_gradcheck(shape, variant):
     assert torch.autograd.gradcheck(fn, leaves)
 
 
-def _op_args(args, kwargs):
-    detach = lambda t: t.detach() if isinstance(t, torch.Tensor) else t  # noqa: E731
-    input, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse = (detach(t) for t in args)
-    layer_norm = kwargs.get("layer_norm")
-    layer_norm = None if layer_norm is None else tuple(detach(t) for t in layer_norm)
-    xgates, ln_hh, ln_c_weight, ln_c_bias = (
-        detach(t) for t in _variant_ops.input_gates(input, w_ih, b_ih, b_hh, layer_norm)
-    )
-    w_u, b_u = (detach(t) for t in kwargs.get("lesson_use_gate", (None, None)))
-    return (xgates, h0, c0, w_hh, detach(kwargs["peephole"]), detach(kwargs["zoneout_h"]),
-            detach(kwargs["zoneout_c"]), ln_hh, ln_c_weight, ln_c_bias, w_u, b_u, batch_sizes, reverse)
-
-
 @pytest.mark.parametrize("variant", ["peephole", "layer-norm", "all", "lesson-peephole-zoneout"])
 @pytest.mark.parametrize("shape", ["dense", "packed-reverse"])
 def test_opcheck(shape, variant):
-    op_args = _op_args(*layer_case(**SHAPES[shape], **VARIANTS[variant]))
+    op_args = variant_op_args(*variant_layer_case(**SHAPES[shape], **VARIANTS[variant]))
     differentiable = (0, 1, 2, 3, 4, 7, 8, 9, 10, 11)  # all but the zoneout weights, batch_sizes, reverse
     torch.library.opcheck(ops.lstm_variant_layer, tuple(
         t.clone().requires_grad_() if i in differentiable and t is not None else t for i, t in enumerate(op_args)
@@ -159,7 +113,7 @@ def test_opcheck(shape, variant):
 
 
 def test_keep_one_holds_the_state_and_keep_zero_is_the_plain_lstm():
-    args, kwargs = layer_case(zoneout_h=1.0, zoneout_c=1.0, training=False)
+    args, kwargs = variant_layer_case(zoneout_h=1.0, zoneout_c=1.0, training=False)
     input, h0, c0 = args[:3]
     output, h_n, c_n = _variant_ops.lstm_variant_layer(*args, **kwargs)
     assert_close(output, h0.expand_as(output))
@@ -170,7 +124,7 @@ def test_keep_one_holds_the_state_and_keep_zero_is_the_plain_lstm():
 
 
 def test_layer_norm_carries_the_unnormalized_cell_state():
-    args, kwargs = layer_case(layer_norm=True, T=1)
+    args, kwargs = variant_layer_case(layer_norm=True, T=1)
     input, h0, c0, w_ih, w_hh, b_ih, b_hh = args[:7]
     ln = kwargs["layer_norm"]
     _, h_n, c_n = _variant_ops.lstm_variant_layer(*args, **kwargs)
@@ -183,7 +137,7 @@ def test_layer_norm_carries_the_unnormalized_cell_state():
 
 
 def test_errors_name_the_problem():
-    op_args = list(_op_args(*layer_case(peephole=True, zoneout_h=0.5)))
+    op_args = list(variant_op_args(*variant_layer_case(peephole=True, zoneout_h=0.5)))
     with pytest.raises(RuntimeError, match="expected peephole of shape"):
         ops.lstm_variant_layer(*op_args[:4], op_args[4][:-1], *op_args[5:])
     with pytest.raises(RuntimeError, match="expected zoneout_h of shape"):
@@ -194,12 +148,12 @@ def test_errors_name_the_problem():
         ops.lstm_variant_layer(*(t.bfloat16() if isinstance(t, torch.Tensor) else t for t in op_args))
     with pytest.raises(RuntimeError, match="h0"):
         ops.lstm_variant_layer(op_args[0], op_args[1][:, :-1], *op_args[2:])
-    ln = _op_args(*layer_case(layer_norm=True))
+    ln = variant_op_args(*variant_layer_case(layer_norm=True))
     with pytest.raises(RuntimeError, match="ln_c_weight and ln_c_bias both or neither"):
         ops.lstm_variant_layer(*ln[:9], None, *ln[10:])
     with pytest.raises(RuntimeError, match="expected ln_hh_weight of shape"):
         ops.lstm_variant_layer(*ln[:7], ln[7][:-1], *ln[8:])
-    lesson = _op_args(*layer_case(lesson=True))
+    lesson = variant_op_args(*variant_layer_case(lesson=True))
     with pytest.raises(RuntimeError, match="expected w_u of shape"):
         ops.lstm_variant_layer(*lesson[:10], lesson[10][:-1], *lesson[11:])
     with pytest.raises(RuntimeError, match="b_u needs w_u"):
@@ -209,7 +163,7 @@ def test_errors_name_the_problem():
 
 
 def test_lesson_use_gate_is_the_lessons_equation():
-    args, kwargs = layer_case(lesson=True, T=1)
+    args, kwargs = variant_layer_case(lesson=True, T=1)
     input, h0, c0, w_ih, w_hh, b_ih, b_hh = args[:7]
     w_u, b_u = kwargs["lesson_use_gate"]
     _, h_n, c_n = _variant_ops.lstm_variant_layer(*args, **kwargs)

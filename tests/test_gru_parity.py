@@ -15,31 +15,21 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import lstm_ext
 from conftest import BACKENDS, copy_weights
-from test_modules import _bool_ids, _clone_leaves, _cot, _noncontig, _round_to, assert_same, rnd
+from module_parity import (MIXED_LENGTHS, assert_same, bool_ids, clone_leaves, cotangent, make_pair, noncontig, rnd,
+                           round_to)
 from tolerances import assert_close, tol
 
 F64 = torch.float64
 I, H, T, B = 4, 5, 6, 3
-MIXED_LENGTHS = [7, 1, 4, 7, 2]  # unsorted, a length-1 sequence, a repeated maximum
-
-
-def make_pair(nn_cls, ours_cls, backend, *, dtype=F64, gen=None, **kwargs):
-    """(nn module, lstm_ext module) with identical weights; weights drawn from `gen` when given."""
-    ref = nn_cls(**kwargs, dtype=dtype)
-    if gen is not None:
-        with torch.no_grad():
-            for p in ref.parameters():
-                p.copy_(torch.rand(p.shape, generator=gen, dtype=F64).mul_(1.2).sub_(0.6))
-    return ref, copy_weights(ref, ours_cls(**kwargs, dtype=dtype, backend=backend))
 
 
 def run_gru(module, leaves, build, loss_on=("output", "h_n")):
     """Forward build(leaves) through module, backprop a fixed random linear loss, collect everything."""
-    leaves = _clone_leaves(leaves)
+    leaves = clone_leaves(leaves)
     inp, hx = build(leaves)
     out, h_n = module(inp) if hx is None else module(inp, hx)
     pieces = {"output": out.data if isinstance(out, PackedSequence) else out, "h_n": h_n}
-    loss = sum((pieces[k] * _cot(pieces[k], i)).sum() for i, k in enumerate(loss_on))
+    loss = sum((pieces[k] * cotangent(pieces[k], i)).sum() for i, k in enumerate(loss_on))
     if loss.requires_grad:
         loss.backward()
     res = {"out": out, "h_n": h_n}
@@ -49,10 +39,10 @@ def run_gru(module, leaves, build, loss_on=("output", "h_n")):
 
 
 def run_cell(module, leaves, build, loss_on=("h",)):
-    leaves = _clone_leaves(leaves)
+    leaves = clone_leaves(leaves)
     inp, hx = build(leaves)
     h = module(inp) if hx is None else module(inp, hx)
-    loss = (h * _cot(h, 0)).sum()
+    loss = (h * cotangent(h, 0)).sum()
     if loss.requires_grad:
         loss.backward()
     res = {"h": h}
@@ -127,9 +117,9 @@ def packed_build(lengths, batch_first, enforce_sorted, with_hx):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("with_hx", [False, True], ids=_bool_ids("hx"))
-@pytest.mark.parametrize("batch_first", [False, True], ids=_bool_ids("batch_first"))
-@pytest.mark.parametrize("bias", [True, False], ids=_bool_ids("bias"))
+@pytest.mark.parametrize("with_hx", [False, True], ids=bool_ids("hx"))
+@pytest.mark.parametrize("batch_first", [False, True], ids=bool_ids("batch_first"))
+@pytest.mark.parametrize("bias", [True, False], ids=bool_ids("bias"))
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("num_layers", [1, 2, 3], ids=lambda n: f"L{n}")
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -165,8 +155,8 @@ def test_gru_partial_loss(backend, bidirectional, loss_on, gen):
     check_gru(backend, kwargs, leaves, dense_build(True), gen=gen, loss_on=loss_on)
 
 
-@pytest.mark.parametrize("with_hx", [False, True], ids=_bool_ids("hx"))
-@pytest.mark.parametrize("batch_first", [False, True], ids=_bool_ids("batch_first"))
+@pytest.mark.parametrize("with_hx", [False, True], ids=bool_ids("hx"))
+@pytest.mark.parametrize("batch_first", [False, True], ids=bool_ids("batch_first"))
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("num_layers", [1, 2], ids=lambda n: f"L{n}")
 @pytest.mark.parametrize("enforce_sorted", [True, False], ids=["sorted", "unsorted"])
@@ -196,8 +186,8 @@ def test_gru_packed_edge_lengths(backend, lengths, gen):
     check_gru(backend, kwargs, leaves, packed_build(lengths, False, False, True), gen=gen)
 
 
-@pytest.mark.parametrize("with_hx", [False, True], ids=_bool_ids("hx"))
-@pytest.mark.parametrize("batch_first", [False, True], ids=_bool_ids("batch_first"))
+@pytest.mark.parametrize("with_hx", [False, True], ids=bool_ids("hx"))
+@pytest.mark.parametrize("batch_first", [False, True], ids=bool_ids("batch_first"))
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gru_unbatched(backend, bidirectional, batch_first, with_hx, gen):
@@ -210,7 +200,7 @@ def test_gru_unbatched(backend, bidirectional, batch_first, with_hx, gen):
     assert res["out"].shape == (T, d * H) and res["h_n"].shape == (2 * d, H)
 
 
-@pytest.mark.parametrize("with_hx", [False, True], ids=_bool_ids("hx"))
+@pytest.mark.parametrize("with_hx", [False, True], ids=bool_ids("hx"))
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["uni", "bi"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gru_empty_batch(backend, bidirectional, with_hx, gen):
@@ -222,7 +212,7 @@ def test_gru_empty_batch(backend, bidirectional, with_hx, gen):
     assert res["out"].shape == (T, 0, (2 if bidirectional else 1) * H)
 
 
-@pytest.mark.parametrize("batch_first", [False, True], ids=_bool_ids("batch_first"))
+@pytest.mark.parametrize("batch_first", [False, True], ids=bool_ids("batch_first"))
 @pytest.mark.parametrize("kind", ["transposed", "strided_time", "strided_feature", "expanded"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_gru_noncontiguous_input(backend, kind, batch_first, gen):
@@ -236,7 +226,7 @@ def test_gru_noncontiguous_input(backend, kind, batch_first, gen):
     else:
         leaf = rnd(gen, *((1, T, I) if batch_first else (T, 1, I)))
     kwargs = dict(input_size=I, hidden_size=H, num_layers=2, bidirectional=True, batch_first=batch_first)
-    check_gru(backend, kwargs, {"x": leaf}, lambda lv: (_noncontig(kind, lv, batch_first), None), gen=gen)
+    check_gru(backend, kwargs, {"x": leaf}, lambda lv: (noncontig(kind, lv, batch_first), None), gen=gen)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -272,7 +262,7 @@ def test_gru_bfloat16_vs_float64(backend, gen):
     """bfloat16 forward/backward vs float64 on the same (bf16-representable) weights and inputs,
     as the LSTM's test does."""
     kwargs = dict(input_size=8, hidden_size=8, num_layers=2, bidirectional=True)
-    ref = _round_to(_init_from(gen, nn.GRU(**kwargs, dtype=F64)), torch.bfloat16)
+    ref = round_to(_init_from(gen, nn.GRU(**kwargs, dtype=F64)), torch.bfloat16)
     ours = copy_weights(ref, lstm_ext.GRU(**kwargs, backend=backend)).to(torch.bfloat16)
     check_bfloat16(run_gru, ref, ours, {"x": rnd(gen, 5, 3, 8), "h0": rnd(gen, 4, 3, 8)})
 
@@ -346,8 +336,8 @@ def test_gru_gradcheck(backend, packed, gen):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bias", [True, False], ids=_bool_ids("bias"))
-@pytest.mark.parametrize("with_hx", [False, True], ids=_bool_ids("hx"))
+@pytest.mark.parametrize("bias", [True, False], ids=bool_ids("bias"))
+@pytest.mark.parametrize("with_hx", [False, True], ids=bool_ids("hx"))
 @pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cell(backend, batched, with_hx, bias, gen):
@@ -401,7 +391,7 @@ def test_cell_float32(backend, gen):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cell_bfloat16_vs_float64(backend, gen):
-    ref = _round_to(_init_from(gen, nn.GRUCell(8, 16, dtype=F64)), torch.bfloat16)
+    ref = round_to(_init_from(gen, nn.GRUCell(8, 16, dtype=F64)), torch.bfloat16)
     ours = copy_weights(ref, lstm_ext.GRUCell(8, 16, backend=backend)).to(torch.bfloat16)
     check_bfloat16(run_cell, ref, ours, {"x": rnd(gen, 4, 8), "h0": rnd(gen, 4, 16)})
 

@@ -2,63 +2,24 @@
 
 import pytest
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from lstm_ext import _ops
+from op_args import LSTM_LAYER_CASES, lstm_cell_args, lstm_layer_args, replace_arg
 
 pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
 
 ops = torch.ops.lstm_ext
 
 
-def layer_args(T=5, B=3, I=4, H=6, proj=0, bias=True, packed=False, reverse=False, dtype=torch.float64,
-               requires_grad=True, seed=0, scale=0.5):
-    g = torch.Generator().manual_seed(seed)
-    P = proj or H
-    rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_(requires_grad)  # noqa: E731
-    batch_sizes = None
-    if packed:
-        lengths = torch.randint(1, T + 1, (B,), generator=g).sort(descending=True).values
-        lengths[0] = T
-        x = pack_padded_sequence(torch.randn(T, B, I, generator=g, dtype=dtype), lengths)
-        input, batch_sizes = x.data.detach().requires_grad_(requires_grad), x.batch_sizes
-    else:
-        input = rand(T, B, I)
-    return (
-        input, rand(B, P), rand(B, H), rand(4 * H, I), rand(4 * H, P),
-        rand(4 * H) if bias else None, rand(4 * H) if bias else None, rand(P, H) if proj else None,
-        batch_sizes, reverse,
-    )
-
-
-LAYER_CASES = {
-    "dense": dict(),
-    "dense-reverse": dict(reverse=True),
-    "no-bias": dict(bias=False),
-    "proj": dict(proj=3),
-    "packed": dict(packed=True, T=6, B=4),
-    "packed-reverse-proj": dict(packed=True, reverse=True, proj=2, T=6, B=4),
-    "one-step": dict(T=1, B=1),
-    "odd-sizes": dict(T=3, B=5, I=7, H=9),
-}
-
-
-def cell_args(B=3, I=4, H=5, bias=True, dtype=torch.float64, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * 0.5).requires_grad_()  # noqa: E731
-    return (rand(B, I), rand(B, H), rand(B, H), rand(4 * H, I), rand(4 * H, H),
-            rand(4 * H) if bias else None, rand(4 * H) if bias else None)
-
-
-@pytest.mark.parametrize("case", LAYER_CASES, ids=list(LAYER_CASES))
+@pytest.mark.parametrize("case", LSTM_LAYER_CASES, ids=list(LSTM_LAYER_CASES))
 def test_opcheck_lstm_layer(case):
-    torch.library.opcheck(ops.lstm_layer, layer_args(**LAYER_CASES[case]))
+    torch.library.opcheck(ops.lstm_layer, lstm_layer_args(**LSTM_LAYER_CASES[case]))
 
 
 @pytest.mark.parametrize("case", ["dense", "packed-reverse-proj"])
 @pytest.mark.parametrize("mask", [(True, True, True), (False, False, True), (True, False, False)], ids=str)
 def test_opcheck_lstm_layer_backward(case, mask):
-    args = layer_args(**LAYER_CASES[case], requires_grad=False)
+    args = lstm_layer_args(**LSTM_LAYER_CASES[case], requires_grad=False)
     input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse = args
     output, h_n, c_n, gates, cells = ops.lstm_layer(*args)
     grads = (torch.randn_like(output), torch.randn_like(h_n), torch.randn_like(c_n))
@@ -70,11 +31,11 @@ def test_opcheck_lstm_layer_backward(case, mask):
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_opcheck_lstm_cell(bias):
-    torch.library.opcheck(ops.lstm_cell, cell_args(bias=bias))
+    torch.library.opcheck(ops.lstm_cell, lstm_cell_args(bias=bias))
 
 
 def test_opcheck_lstm_cell_backward():
-    input, hx, cx, w_ih, w_hh, b_ih, b_hh = (t.detach() if t is not None else t for t in cell_args())
+    input, hx, cx, w_ih, w_hh, b_ih, b_hh = (t.detach() if t is not None else t for t in lstm_cell_args())
     hy, cy, gates = ops.lstm_cell(input, hx, cx, w_ih, w_hh, b_ih, b_hh)
     torch.library.opcheck(
         ops.lstm_cell_backward,
@@ -82,9 +43,9 @@ def test_opcheck_lstm_cell_backward():
     )
 
 
-@pytest.mark.parametrize("case", LAYER_CASES, ids=list(LAYER_CASES))
+@pytest.mark.parametrize("case", LSTM_LAYER_CASES, ids=list(LSTM_LAYER_CASES))
 def test_gradcheck_lstm_layer(case):
-    args = layer_args(**LAYER_CASES[case])
+    args = lstm_layer_args(**LSTM_LAYER_CASES[case])
     tensors = [a for a in args[:8]]
     rest = args[8:]
 
@@ -96,12 +57,12 @@ def test_gradcheck_lstm_layer(case):
 
 
 def test_gradcheck_lstm_cell():
-    assert torch.autograd.gradcheck(_ops.lstm_cell, cell_args())
+    assert torch.autograd.gradcheck(_ops.lstm_cell, lstm_cell_args())
 
 
 def test_bfloat16_keeps_float32_state():
     """Saved gates and cells are float32 for bfloat16 input, and close to the float64 result."""
-    args64 = layer_args(T=8, B=3, I=5, H=7, requires_grad=False)
+    args64 = lstm_layer_args(T=8, B=3, I=5, H=7, requires_grad=False)
     cast = lambda a: a.to(torch.bfloat16) if isinstance(a, torch.Tensor) and a.is_floating_point() else a  # noqa: E731
     out, h_n, c_n, gates, cells = ops.lstm_layer(*map(cast, args64))
     assert gates.dtype == cells.dtype == torch.float32 and out.dtype == torch.bfloat16
@@ -113,7 +74,7 @@ def test_bfloat16_keeps_float32_state():
 
 
 def test_masked_gradients_come_back_empty():
-    args = layer_args(requires_grad=False)
+    args = lstm_layer_args(requires_grad=False)
     input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse = args
     output, h_n, c_n, gates, cells = ops.lstm_layer(*args)
     grads = ops.lstm_layer_backward(
@@ -126,31 +87,25 @@ def test_masked_gradients_come_back_empty():
 # ---- arguments: a direct call with bad input raises, never reads out of bounds ----------------
 
 
-def _replace(args, index, value):
-    args = list(args)
-    args[index] = value
-    return args
-
-
 def bad_layer_calls():
-    good = layer_args(requires_grad=False)
-    packed = layer_args(packed=True, T=6, B=4, requires_grad=False)
+    good = lstm_layer_args(requires_grad=False)
+    packed = lstm_layer_args(packed=True, T=6, B=4, requires_grad=False)
     bs = packed[8]
-    yield "input-2d-dense", _replace(good, 0, good[0][0]), "expected a 3-D input"
-    yield "input-size", _replace(good, 0, torch.randn(5, 3, 9, dtype=torch.float64)), "expected w_ih of shape"
-    yield "h0-batch", _replace(good, 1, torch.randn(2, 6, dtype=torch.float64)), "input has batch 3 but h0 has batch 2"
-    yield "c0-shape", _replace(good, 2, torch.randn(3, 5, dtype=torch.float64)), "expected c0 of shape"
-    yield "w_hh-rows", _replace(good, 4, torch.randn(23, 6, dtype=torch.float64)), "multiple of 4"
-    yield "bias-size", _replace(good, 5, torch.randn(7, dtype=torch.float64)), "expected b_ih of shape"
-    yield "dtype-mismatch", _replace(good, 3, good[3].float()), "expected w_ih to have dtype"
-    yield "int-input", _replace(good, 0, torch.ones(5, 3, 4, dtype=torch.long)), "floating-point input"
-    yield "w_hr-shape", _replace(good, 7, torch.randn(3, 2, dtype=torch.float64)), "expected w_hr of shape"
-    yield "bs-unsorted", _replace(packed, 8, bs.flip(0)), "batch_sizes"
-    yield "bs-zero", _replace(packed, 8, torch.cat([bs[:-1], bs.new_zeros(1)])), "at least one sequence"
-    yield "bs-too-long", _replace(packed, 8, torch.cat([bs, bs[-1:]])), "batch_sizes sum to"
-    yield "bs-dtype", _replace(packed, 8, bs.int()), "int64"
-    yield "bs-2d", _replace(packed, 8, bs[None]), "1-D"
-    yield "bs-exceeds-batch", _replace(packed, 8, bs + 1), "exceeds the batch"
+    yield "input-2d-dense", replace_arg(good, 0, good[0][0]), "expected a 3-D input"
+    yield "input-size", replace_arg(good, 0, torch.randn(5, 3, 9, dtype=torch.float64)), "expected w_ih of shape"
+    yield "h0-batch", replace_arg(good, 1, torch.randn(2, 6, dtype=torch.float64)), "input has batch 3 but h0 has batch 2"
+    yield "c0-shape", replace_arg(good, 2, torch.randn(3, 5, dtype=torch.float64)), "expected c0 of shape"
+    yield "w_hh-rows", replace_arg(good, 4, torch.randn(23, 6, dtype=torch.float64)), "multiple of 4"
+    yield "bias-size", replace_arg(good, 5, torch.randn(7, dtype=torch.float64)), "expected b_ih of shape"
+    yield "dtype-mismatch", replace_arg(good, 3, good[3].float()), "expected w_ih to have dtype"
+    yield "int-input", replace_arg(good, 0, torch.ones(5, 3, 4, dtype=torch.long)), "floating-point input"
+    yield "w_hr-shape", replace_arg(good, 7, torch.randn(3, 2, dtype=torch.float64)), "expected w_hr of shape"
+    yield "bs-unsorted", replace_arg(packed, 8, bs.flip(0)), "batch_sizes"
+    yield "bs-zero", replace_arg(packed, 8, torch.cat([bs[:-1], bs.new_zeros(1)])), "at least one sequence"
+    yield "bs-too-long", replace_arg(packed, 8, torch.cat([bs, bs[-1:]])), "batch_sizes sum to"
+    yield "bs-dtype", replace_arg(packed, 8, bs.int()), "int64"
+    yield "bs-2d", replace_arg(packed, 8, bs[None]), "1-D"
+    yield "bs-exceeds-batch", replace_arg(packed, 8, bs + 1), "exceeds the batch"
 
 
 @pytest.mark.parametrize("name,args,message", list(bad_layer_calls()), ids=lambda v: v if isinstance(v, str) else "")
@@ -160,7 +115,7 @@ def test_lstm_layer_rejects_bad_arguments(name, args, message):
 
 
 def test_lstm_cell_rejects_bad_arguments():
-    input, hx, cx, w_ih, w_hh, b_ih, b_hh = (t.detach() for t in cell_args())
+    input, hx, cx, w_ih, w_hh, b_ih, b_hh = (t.detach() for t in lstm_cell_args())
     with pytest.raises(RuntimeError, match="expected hx of shape"):
         ops.lstm_cell(input, hx[:, :4], cx, w_ih, w_hh, b_ih, b_hh)
     with pytest.raises(RuntimeError, match="expected input of shape"):
@@ -170,7 +125,7 @@ def test_lstm_cell_rejects_bad_arguments():
 
 
 def test_backward_rejects_mismatched_saved_tensors():
-    args = layer_args(requires_grad=False)
+    args = lstm_layer_args(requires_grad=False)
     input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse = args
     output, h_n, c_n, gates, cells = ops.lstm_layer(*args)
     with pytest.raises(RuntimeError, match="expected gates of shape"):
@@ -197,12 +152,12 @@ def test_every_cpu_capability_gives_the_same_result(capability, tmp_path):
         """
         import sys, torch
         sys.path.insert(0, {tests!r})
-        from test_ops import layer_args
+        from op_args import lstm_layer_args
         from tolerances import tol
         from lstm_ext import _ops
         ops = torch.ops.lstm_ext
         for dtype in (torch.float32, torch.float64):
-            args = layer_args(T=4, B=3, I=5, H=37, proj=0, dtype=dtype)  # 37: vector body and tail
+            args = lstm_layer_args(T=4, B=3, I=5, H=37, proj=0, dtype=dtype)  # 37: vector body and tail
             out, h_n, c_n = _ops.lstm_layer(*args)
             (out.sum() + h_n.sum() + c_n.sum()).backward()
             grads = [a.grad for a in args[:7] if a is not None]
@@ -223,11 +178,11 @@ def test_every_cpu_capability_gives_the_same_result(capability, tmp_path):
 
 
 def test_double_backward_raises_a_clear_error():
-    args = layer_args()
+    args = lstm_layer_args()
     out, h_n, c_n = _ops.lstm_layer(*args)
     with pytest.raises(RuntimeError, match="do not support double backward"):
         torch.autograd.grad(out.sum(), args[0], create_graph=True)
-    cell = cell_args()
+    cell = lstm_cell_args()
     hy, cy = _ops.lstm_cell(*cell)
     with pytest.raises(RuntimeError, match="do not support double backward"):
         torch.autograd.grad(hy.sum(), cell[0], create_graph=True)
@@ -240,7 +195,7 @@ def test_large_steps_match_float64(case):
     # nn.LSTM's init scale, 1/sqrt(H): realistic pre-activations for a float32 comparison
     kwargs = dict(T=5, B=32, I=32, H=256, dtype=torch.float32, scale=256**-0.5)  # 16.8 MFLOP a step
     kwargs.update({"dense": {}, "packed-reverse": dict(packed=True, reverse=True), "proj": dict(proj=160)}[case])
-    args = layer_args(**kwargs)
+    args = lstm_layer_args(**kwargs)
     args64 = [a.detach().double().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a
               for a in args]
     from tolerances import tol
