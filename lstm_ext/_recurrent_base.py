@@ -70,6 +70,26 @@ def _check_backend(backend: object) -> None:
         raise ValueError(f"lstm_ext: backend must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
 
 
+def _cell_fused(
+    backend: str, op: str, cell: str, state_names: str, tensors: tuple[Optional[Tensor], ...]
+) -> bool:
+    """Whether a cell step runs the fused kernel of ``op``: ``_use_fused`` when ``tensors`` (input,
+    states and parameters, None where absent) share one dtype. torch computes mixed dtypes by
+    promotion (a float64 ``c_0`` gives a float64 result), while the fused kernels keep one dtype
+    throughout: "auto" then takes the reference, and "fused" raises."""
+    input = tensors[0]
+    assert input is not None
+    dtypes = {t.dtype for t in tensors if t is not None}
+    if len(dtypes) == 1:
+        return _use_fused(backend, op, input.device, input.dtype)
+    if backend == "fused":
+        raise RuntimeError(
+            f"lstm_ext: the fused {cell} needs input, {state_names} and the parameters in one dtype, "
+            f"got {sorted(str(d) for d in dtypes)}; use backend='auto' or 'reference' for mixed dtypes"
+        )
+    return False
+
+
 @torch.compiler.assume_constant_result
 def _fused_kernel_exists(op: str, device: torch.device, dtype: torch.dtype) -> bool:
     # A constant to torch.compile: it asks the dispatcher once while tracing, not in the graph.
@@ -161,25 +181,23 @@ def _cast(tensor: Optional[Tensor], dtype: torch.dtype) -> Optional[Tensor]:
     return tensor.to(dtype)
 
 
+def _named_attributes(params: list[Optional[Tensor]], hiddens: list[Tensor]) -> list[tuple[str, Tensor]]:
+    """``check_attributes``'s order and names: the hidden states, then the parameters (None skipped)."""
+    named = [("hidden", hidden) for hidden in hiddens] + [("parameter", param) for param in params]
+    return [(name, tensor) for name, tensor in named if tensor is not None]
+
+
 def _check_on_input_device(input: Tensor, params: list[Optional[Tensor]], hiddens: list[Tensor]) -> None:
     """ATen's ``check_attributes``: hidden states and parameters on the input's device.
 
     A 0-dim CPU tensor is allowed anywhere, as in ATen.
     """
-
-    def check(name: str, tensor: Optional[Tensor]) -> None:
-        if tensor is None or (tensor.device.type == "cpu" and tensor.dim() == 0):
-            return
-        if tensor.device != input.device:
+    for name, tensor in _named_attributes(params, hiddens):
+        if tensor.device != input.device and not (tensor.device.type == "cpu" and tensor.dim() == 0):
             raise RuntimeError(
                 f"Input and {name} tensors are not at the same device, found input tensor at "
                 f"{input.device} and {name} tensor at {tensor.device}"
             )
-
-    for hidden in hiddens:
-        check("hidden", hidden)
-    for param in params:
-        check("parameter", param)
 
 
 def _check_dtypes(input: Tensor, params: list[Optional[Tensor]], hiddens: list[Tensor]) -> None:
@@ -188,18 +206,12 @@ def _check_dtypes(input: Tensor, params: list[Optional[Tensor]], hiddens: list[T
     The words of ATen's ``check_attributes(..., check_dtype=true)``, which nn.LSTM's cuDNN path
     runs; its CPU paths have no such check and fail later inside a kernel.
     """
-
-    def check(name: str, tensor: Optional[Tensor]) -> None:
-        if tensor is not None and tensor.dtype != input.dtype:
+    for name, tensor in _named_attributes(params, hiddens):
+        if tensor.dtype != input.dtype:
             raise RuntimeError(
                 f"Input and {name} tensors are not the same dtype, found input tensor with "
                 f"{_scalar_type_name(input.dtype)} and {name} tensor with {_scalar_type_name(tensor.dtype)}"
             )
-
-    for hidden in hiddens:
-        check("hidden", hidden)
-    for param in params:
-        check("parameter", param)
 
 
 def _check_matmul_dtypes(input: Tensor, products: tuple[tuple[Tensor, Tensor], ...]) -> None:

@@ -25,7 +25,7 @@ from . import _gru_ops, reference_gru
 from ._layouts import _Layouts
 from ._recurrent_base import (
     _ATEN_CHECKS_HIDDEN_RANK, _autocast_casts_op, _autocast_dtype, _BackendChoice, _cast, _check_backend,
-    _check_dtypes, _check_matmul_dtypes, _check_on_input_device, _run_layer_stack, _use_fused,
+    _cell_fused, _check_dtypes, _check_matmul_dtypes, _check_on_input_device, _run_layer_stack, _use_fused,
 )
 
 __all__ = ["GRU", "GRUCell"]
@@ -248,16 +248,7 @@ class GRUCell(_BackendChoice, RNNCellBase):
     def _step(
         self, input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor]
     ) -> Tensor:
-        dtypes = {t.dtype for t in (input, hx, w_ih, w_hh, b_ih, b_hh) if t is not None}
-        if len(dtypes) > 1:
-            # torch computes mixed dtypes by promotion; the fused kernel keeps one dtype throughout,
-            # so "auto" takes the reference.
-            if self.backend == "fused":
-                raise RuntimeError(
-                    f"lstm_ext: the fused GRUCell needs input, hx and the parameters in one dtype, "
-                    f"got {sorted(str(d) for d in dtypes)}; use backend='auto' or 'reference' for mixed dtypes"
-                )
-        elif _use_fused(self.backend, "gru_cell", input.device, input.dtype):
+        if _cell_fused(self.backend, "gru_cell", "GRUCell", "hx", (input, hx, w_ih, w_hh, b_ih, b_hh)):
             return _gru_ops.gru_cell(
                 input.contiguous(), hx.contiguous(), w_ih.contiguous(), w_hh.contiguous(),
                 None if b_ih is None else b_ih.contiguous(), None if b_hh is None else b_hh.contiguous(),

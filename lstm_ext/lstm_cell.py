@@ -15,7 +15,7 @@ from torch.nn.modules.rnn import RNNCellBase
 from . import _ops, _variant_ops, reference
 from ._recurrent_base import (
     _ATEN_CHECKS_HIDDEN_RANK, _autocast_casts_op, _autocast_dtype, _BackendChoice, _cast, _check_backend,
-    _check_matmul_dtypes, _check_on_input_device, _plain_fused_inference, _two_states, _use_fused,
+    _cell_fused, _check_matmul_dtypes, _check_on_input_device, _plain_fused_inference, _two_states,
 )
 from ._variant_options import (
     VariantOptions, Zoneout, _init_variant_parameters, _layer_norm, _lesson, _peephole, _VariantChoice,
@@ -189,16 +189,7 @@ class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
         self, input: Tensor, h_0: Tensor, c_0: Tensor,
         w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
     ) -> _HiddenState:
-        dtypes = {t.dtype for t in (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh) if t is not None}
-        if len(dtypes) > 1:
-            # torch computes mixed dtypes by promotion (a float64 c_0 gives float64 (h_1, c_1));
-            # the fused kernel keeps one dtype throughout, so "auto" takes the reference.
-            if self.backend == "fused":
-                raise RuntimeError(
-                    f"lstm_ext: the fused LSTMCell needs input, hx, cx and the parameters in one dtype, "
-                    f"got {sorted(str(d) for d in dtypes)}; use backend='auto' or 'reference' for mixed dtypes"
-                )
-        elif _use_fused(self.backend, "lstm_cell", input.device, input.dtype):
+        if _cell_fused(self.backend, "lstm_cell", "LSTMCell", "hx, cx", (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh)):
             return _ops.lstm_cell(
                 input.contiguous(), h_0.contiguous(), c_0.contiguous(), w_ih.contiguous(), w_hh.contiguous(),
                 None if b_ih is None else b_ih.contiguous(), None if b_hh is None else b_hh.contiguous(),
@@ -217,8 +208,8 @@ class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
         keep_h = reference.zoneout_weights(options.zoneout_h, shape, self.training, input)
         keep_c = reference.zoneout_weights(options.zoneout_c, shape, self.training, input)
         variant_params = (peephole, *(layer_norm or ()), *(lesson or ()))
-        dtypes = {t.dtype for t in (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh, *variant_params) if t is not None}
-        if len(dtypes) == 1 and _use_fused(self.backend, "lstm_variant_layer", input.device, input.dtype):
+        tensors = (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh, *variant_params)
+        if _cell_fused(self.backend, "lstm_variant_layer", "LSTMCell", "hx, cx", tensors):
             _, h, c = _variant_ops.lstm_variant_layer(
                 input.unsqueeze(0), h_0, c_0, w_ih, w_hh, b_ih, b_hh, None, False, peephole=peephole,
                 zoneout_h=None if keep_h is None else keep_h.unsqueeze(0),
@@ -226,11 +217,6 @@ class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
                 lesson_use_gate=lesson,
             )
             return h, c
-        if len(dtypes) > 1 and self.backend == "fused":
-            raise RuntimeError(
-                f"lstm_ext: the fused LSTMCell needs input, hx, cx and the parameters in one dtype, "
-                f"got {sorted(str(d) for d in dtypes)}; use backend='auto' or 'reference' for mixed dtypes"
-            )
         return reference.variant_lstm_cell(
             input, (h_0, c_0), w_ih, w_hh, b_ih, b_hh, peephole=peephole, zoneout_h=keep_h, zoneout_c=keep_c,
             layer_norm=layer_norm, lesson=lesson,

@@ -10,6 +10,8 @@ LSTM specifics: hidden states must share the input's dtype (torch's CPU LSTM som
 instead); ``LSTMCell`` with backend "auto"/"reference" promotes a ``c_0`` of another dtype exactly
 as ``nn.LSTMCell`` does. The variant options (see :mod:`lstm_ext._variant_options`) run on the
 variant kernels. ``isinstance(lstm_ext.LSTM(...), nn.LSTM)`` is False (see the base module).
+
+``LSTMCell`` is defined in :mod:`lstm_ext.lstm_cell` and re-exported here, the LSTM family's module.
 """
 
 from __future__ import annotations
@@ -18,15 +20,14 @@ from typing import Optional, Union, overload
 
 import torch
 from torch import Tensor
-from torch.nn.modules.rnn import RNNBase, RNNCellBase
+from torch.nn.modules.rnn import RNNBase
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _ops, _variant_ops, reference
 from ._layouts import _Layouts
 from ._recurrent_base import (
-    _ATEN_CHECKS_HIDDEN_RANK, BACKENDS, _autocast_casts_op, _autocast_dtype, _BackendChoice, _cast, _check_backend,
-    _check_dtypes, _check_matmul_dtypes, _check_on_input_device, _current_weights, _plain_fused_inference,
-    _run_layer_stack, _two_states, _use_fused,
+    BACKENDS, _autocast_dtype, _BackendChoice, _cast, _check_backend, _check_dtypes, _check_on_input_device,
+    _current_weights, _run_layer_stack, _two_states, _use_fused,
 )
 from ._variant_options import (
     VariantOptions, Zoneout, _init_variant_parameters, _layer_norm, _lesson, _peephole, _VariantChoice,
