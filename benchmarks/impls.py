@@ -119,12 +119,8 @@ _FUSED_OP = {"lstm": "lstm_ext::lstm_layer", "gru": "lstm_ext::gru_layer", "vari
 
 
 def _fused_unsupported(cfg: Config, device: torch.device) -> Optional[str]:
-    from lstm_ext import _ops
-
     op = _FUSED_OP[cfg.kind]
-    has_kernel = getattr(_lstm_ext(), "has_kernel", None)
-    has = has_kernel(op, device, cfg.torch_dtype) if has_kernel else _ops.has_fused_kernel(device, cfg.torch_dtype, op)
-    if not has:
+    if not _lstm_ext().has_kernel(op, device, cfg.torch_dtype):
         return f"no fused kernel ({op}) for {device.type}/{cfg.dtype}"
     return None
 
