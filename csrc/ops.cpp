@@ -35,7 +35,7 @@ TORCH_LIBRARY(lstm_ext, m) {
       "Tensor? b_hh) -> (Tensor hy, Tensor cy, Tensor gates)");
   // A whole nn.LSTM forward for inference (no autograd): dense input [T, B, I] ([B, T, I] with
   // batch_first); hx empty (zeros) or (h_0 [L*D, B, P], c_0 [L*D, B, H]); weights as
-  // nn.LSTM's _flat_weights. Returns [output, h_n, c_n]. Kernel: csrc/inference.cpp.
+  // nn.LSTM's _flat_weights. Returns [output, h_n, c_n]. Kernel: csrc/lstm/inference.cpp.
   m.def(
       "lstm_inference(Tensor input, Tensor[] hx, Tensor[] weights, bool has_biases, int num_layers, "
       "bool bidirectional, bool batch_first) -> Tensor[]");

@@ -1,5 +1,5 @@
 // The hook for lstm_inference's fast path on one short step (T=1, a few rows): the CPU backend
-// sets it (cpu/streaming_step.cpp); a build without the CPU kernels leaves it null.
+// sets it (lstm/cpu/streaming_step.cpp); a build without the CPU kernels leaves it null.
 #pragma once
 
 #include <ATen/core/Tensor.h>

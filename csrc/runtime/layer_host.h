@@ -2,8 +2,8 @@
 // types, the buffers of one call (the step bookkeeping, which step comes before which and which
 // rows start from h0/c0, is layer_steps.h), the input projection before the time
 // loop and the gradient GEMMs after it. All of it is plain ATen, so on CUDA it runs on the
-// current stream without a sync. A backend adds only its time loops (cpu/lstm_layer.cpp,
-// cuda/lstm_layer.cu), so both walk the same steps over the same rows.
+// current stream without a sync. A backend adds only its time loops (lstm/cpu/lstm_layer.cpp,
+// lstm/cuda/lstm_layer.cu), so both walk the same steps over the same rows.
 #pragma once
 
 #include <ATen/ATen.h>

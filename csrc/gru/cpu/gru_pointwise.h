@@ -1,5 +1,5 @@
 // The fused pointwise passes of one GRU time step, on a range of rows. Built once per CPU
-// capability with the LSTM's passes (pointwise_*.cpp include gru_pointwise_impl.h) and picked
+// capability with the LSTM's passes (lstm/cpu/pointwise_*.cpp include gru_pointwise_impl.h) and picked
 // at run time by the same code (pointwise.cpp).
 #pragma once
 

@@ -1,4 +1,4 @@
-// The GRU's pointwise row kernels, included once per CPU capability by pointwise_*.cpp after
+// The GRU's pointwise row kernels, included once per CPU capability by lstm/cpu/pointwise_*.cpp after
 // pointwise_impl.h (whose Math<Vectorized> makes gru_gates.h run on whole SIMD vectors, in the
 // opmath type: float for bfloat16).
 #pragma once
@@ -97,7 +97,7 @@ void gru_backward_rows_impl(const GruBackwardStep<scalar_t>& s, int64_t begin, i
 }  // namespace cpu
 }  // namespace lstm_ext
 
-// Each pointwise_*.cpp exports the GRU's table under its capability's name, next to the LSTM's.
+// Each lstm/cpu/pointwise_*.cpp exports the GRU's table under its capability's name, next to the LSTM's.
 #define LSTM_EXT_GRU_POINTWISE_TABLE(NAME)                                                                \
   namespace lstm_ext::cpu {                                                                               \
   template <typename scalar_t>                                                                            \

@@ -1,6 +1,7 @@
 // Picks the pointwise kernels for this CPU once, from ATen's own reading of it.
 #include "lstm/cpu/pointwise.h"
 #include "gru/cpu/gru_pointwise.h"
+#include "runtime/cpu/capability.h"
 #include "runtime/cpu/small_gemm.h"
 
 #include <ATen/Version.h>
@@ -34,35 +35,6 @@ template <typename scalar_t> SmallGemmCols<scalar_t> small_gemm_cols_AVX2();
 template <typename scalar_t> SmallGemmCols<scalar_t> small_gemm_cols_AVX512();
 template <typename scalar_t> SmallGemmKMajorCols<scalar_t> small_gemm_kmajor_cols_AVX2();
 template <typename scalar_t> SmallGemmKMajorCols<scalar_t> small_gemm_kmajor_cols_AVX512();
-#endif
-
-namespace {
-enum class Capability { DEFAULT, AVX2, AVX512 };
-
-Capability capability() {
-  // ATen's answer already honours ATEN_CPU_CAPABILITY and what the CPU and OS support.
-  static const Capability cap = [] {
-#if defined(__x86_64__)
-    const std::string name = at::get_cpu_capability();
-    if (name == "AVX512") return Capability::AVX512;
-    if (name == "AVX2") return Capability::AVX2;
-#endif
-    return Capability::DEFAULT;
-  }();
-  return cap;
-}
-}  // namespace
-
-// One dispatch for every family of kernels: NAME_DEFAULT, NAME_AVX2 or NAME_AVX512.
-#if defined(__x86_64__)
-#define LSTM_EXT_BY_CAPABILITY(NAME, T)                                    \
-  switch (capability()) {                                                  \
-    case Capability::AVX512: return NAME##_AVX512<T>();                    \
-    case Capability::AVX2: return NAME##_AVX2<T>();                        \
-    default: return NAME##_DEFAULT<T>();                                   \
-  }
-#else
-#define LSTM_EXT_BY_CAPABILITY(NAME, T) return NAME##_DEFAULT<T>();
 #endif
 
 template <typename scalar_t>

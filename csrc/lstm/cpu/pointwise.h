@@ -7,15 +7,10 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "runtime/cpu/grain.h"
+
 namespace lstm_ext {
 namespace cpu {
-
-// Rows per parallel task of a pointwise pass: about 2048 hidden units, a few microseconds of
-// gate math, enough to pay for waking a pool thread, small enough that a 64 x 256 step splits
-// over two cores.
-inline int64_t grain_rows(int64_t H) {
-  return std::max<int64_t>(1, 2048 / std::max<int64_t>(H, 1));
-}
 
 // Forward: pre [rows, 4H] pre-activations (i, f, g, o blocks) -> activated gates, cells and
 // the carried cell state; h to h_out (and to out, when not null).

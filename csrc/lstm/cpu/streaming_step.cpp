@@ -1,6 +1,6 @@
 // lstm_inference's fast path on the CPU for one step of a few rows (a streaming step), float or
-// double, without a projection. The general path spends ~12 us on per-op overhead before any
-// arithmetic: 39 ATen ops for one layer (views, clones, copies, buffers, a dispatcher call per
+// double, without a projection. The general path spends more on per-op overhead than on the
+// arithmetic: dozens of ATen ops for one layer (views, clones, copies, buffers, a dispatcher call per
 // layer). This one allocates the three results and runs the same kernels (the small-rows GEMM,
 // forward_rows) on raw pointers, so its results are the same bits. Only calls the general path
 // would run on the small-rows GEMM come here; anything else returns nullopt.

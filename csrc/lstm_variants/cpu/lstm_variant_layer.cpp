@@ -15,7 +15,9 @@
 #include <cstring>
 #include <string>
 
+#include "runtime/cpu/capability.h"
 #include "runtime/cpu/column_dot.h"
+#include "runtime/cpu/grain.h"
 #include "lstm_variants/cpu/lstm_variant_pointwise.h"
 #include "runtime/cpu/recurrent_gemm.h"
 #include "runtime/layer_steps.h"
@@ -37,7 +39,17 @@ namespace {
 
 using at::Tensor;
 
-// The kernels for ATen's reading of this CPU (which honours ATEN_CPU_CAPABILITY).
+template <typename scalar_t>
+VariantForwardRows<scalar_t> variant_forward_rows() {
+  LSTM_EXT_BY_CAPABILITY(variant_forward_rows, scalar_t)
+}
+
+template <typename scalar_t>
+VariantBackwardRows<scalar_t> variant_backward_rows() {
+  LSTM_EXT_BY_CAPABILITY(variant_backward_rows, scalar_t)
+}
+
+// The kernels for this CPU, picked by the dispatch every family shares (runtime/cpu/capability.h).
 template <typename scalar_t>
 struct Kernels {
   VariantForwardRows<scalar_t> forward;
@@ -46,20 +58,8 @@ struct Kernels {
 
 template <typename scalar_t>
 const Kernels<scalar_t>& kernels() {
-  static const Kernels<scalar_t> picked = [] {
-#if defined(__x86_64__)
-    const std::string cap = at::get_cpu_capability();
-    if (cap == "AVX512") return Kernels<scalar_t>{variant_forward_rows_AVX512<scalar_t>(), variant_backward_rows_AVX512<scalar_t>()};
-    if (cap == "AVX2") return Kernels<scalar_t>{variant_forward_rows_AVX2<scalar_t>(), variant_backward_rows_AVX2<scalar_t>()};
-#endif
-    return Kernels<scalar_t>{variant_forward_rows_DEFAULT<scalar_t>(), variant_backward_rows_DEFAULT<scalar_t>()};
-  }();
+  static const Kernels<scalar_t> picked{variant_forward_rows<scalar_t>(), variant_backward_rows<scalar_t>()};
   return picked;
-}
-
-// About 2048 hidden units per task, as in lstm_layer.cpp.
-int64_t grain_rows(int64_t H) {
-  return std::max<int64_t>(1, 2048 / std::max<int64_t>(H, 1));
 }
 
 void check_tensor(const Tensor& t, c10::IntArrayRef sizes, const Tensor& like, const char* name, const char* op) {
@@ -258,7 +258,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Options& o, const Sa
         data_or_null<scalar_t>(o.ln_c_bias),
         o.ln_hh.has_value() ? f.rec.const_data_ptr<scalar_t>() + off * 4 * H : nullptr,
         f.stats.numel() ? f.stats.const_data_ptr<scalar_t>() + off * kStats : nullptr,
-        // f.lesson[1]'s rows, without the select (a tensor view, ~1 us) per step
+        // f.lesson[1]'s rows, without a select per step (a tensor view costs more than it saves)
         o.w_u.has_value() ? f.lesson.const_data_ptr<scalar_t>() + (s.N + off) * H : nullptr,
         o.w_u.has_value() ? g.d_use.data_ptr<scalar_t>() + off * H : nullptr,
         nullptr,
@@ -303,12 +303,14 @@ Tensor nothing(const Tensor& like) {
 
 }  // namespace
 
-Tensor9 lstm_variant_layer(const Tensor& xgates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-                           const std::optional<Tensor>& peephole, const std::optional<Tensor>& zoneout_h,
-                           const std::optional<Tensor>& zoneout_c, const std::optional<Tensor>& ln_hh_weight,
-                           const std::optional<Tensor>& ln_c_weight, const std::optional<Tensor>& ln_c_bias,
-                           const std::optional<Tensor>& w_u, const std::optional<Tensor>& b_u,
-                           const std::optional<Tensor>& batch_sizes, bool reverse) {
+VariantLayerResult lstm_variant_layer(const Tensor& xgates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+                                      const std::optional<Tensor>& peephole, const std::optional<Tensor>& zoneout_h,
+                                      const std::optional<Tensor>& zoneout_c,
+                                      const std::optional<Tensor>& ln_hh_weight,
+                                      const std::optional<Tensor>& ln_c_weight,
+                                      const std::optional<Tensor>& ln_c_bias, const std::optional<Tensor>& w_u,
+                                      const std::optional<Tensor>& b_u, const std::optional<Tensor>& batch_sizes,
+                                      bool reverse) {
   const LayerShape s = check_forward(xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight,
                                      ln_c_bias, w_u, b_u, batch_sizes, "lstm_ext::lstm_variant_layer");
   const Options o = options(peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u);
@@ -330,16 +332,19 @@ Tensor9 lstm_variant_layer(const Tensor& xgates, const Tensor& h0, const Tensor&
   return {f.output, f.h_n, f.c_n, f.gates, f.cells, f.states, f.rec, f.stats, f.lesson};
 }
 
-Tensor10 lstm_variant_layer_backward(const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n,
-                                     const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
-                                     const std::optional<Tensor>& peephole, const std::optional<Tensor>& zoneout_h,
-                                     const std::optional<Tensor>& zoneout_c, const std::optional<Tensor>& ln_hh_weight,
-                                     const std::optional<Tensor>& ln_c_weight, const std::optional<Tensor>& ln_c_bias,
-                                     const std::optional<Tensor>& w_u, const std::optional<Tensor>& b_u,
-                                     const std::optional<Tensor>& batch_sizes, bool reverse, const Tensor& output,
-                                     const Tensor& gates, const Tensor& cells, const Tensor& states,
-                                     const Tensor& rec, const Tensor& stats, const Tensor& lesson,
-                                     std::array<bool, 3> output_mask) {
+VariantLayerGrads lstm_variant_layer_backward(const Tensor& grad_output, const Tensor& grad_h_n,
+                                              const Tensor& grad_c_n, const Tensor& h0, const Tensor& c0,
+                                              const Tensor& w_hh, const std::optional<Tensor>& peephole,
+                                              const std::optional<Tensor>& zoneout_h,
+                                              const std::optional<Tensor>& zoneout_c,
+                                              const std::optional<Tensor>& ln_hh_weight,
+                                              const std::optional<Tensor>& ln_c_weight,
+                                              const std::optional<Tensor>& ln_c_bias,
+                                              const std::optional<Tensor>& w_u, const std::optional<Tensor>& b_u,
+                                              const std::optional<Tensor>& batch_sizes, bool reverse,
+                                              const Tensor& output, const Tensor& gates, const Tensor& cells,
+                                              const Tensor& states, const Tensor& rec, const Tensor& stats,
+                                              const Tensor& lesson, std::array<bool, 3> output_mask) {
   const char* op = "lstm_ext::lstm_variant_layer_backward";
   // The saved gates stand in for xgates: same rows, 4H features (dense: viewed as [T, B, 4H]).
   TORCH_CHECK(gates.dim() == 2, op, ": expected gates of shape [rows, 4 * hidden_size], got ", gates.sizes());
@@ -389,8 +394,8 @@ Tensor10 lstm_variant_layer_backward(const Tensor& grad_output, const Tensor& gr
   });
 
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
-  Tensor10 grads{nothing(gates), nothing(gates), nothing(gates), nothing(gates), nothing(gates),
-                 nothing(gates), nothing(gates), nothing(gates), nothing(gates), nothing(gates)};
+  VariantLayerGrads grads{nothing(gates), nothing(gates), nothing(gates), nothing(gates), nothing(gates),
+                          nothing(gates), nothing(gates), nothing(gates), nothing(gates), nothing(gates)};
   if (need_xgates) std::get<0>(grads) = g.dgates.view(s.packed ? c10::IntArrayRef{s.N, 4 * s.H} : c10::IntArrayRef{s.T, s.B, 4 * s.H});
   if (need_state) {
     std::get<1>(grads) = g.dh;

@@ -12,23 +12,25 @@
 namespace lstm_ext {
 namespace cpu {
 
-using Tensor9 = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                           at::Tensor, at::Tensor>;
-using Tensor10 = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
-                            at::Tensor, at::Tensor, at::Tensor>;
+using VariantLayerResult = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+                                      at::Tensor, at::Tensor, at::Tensor>;
+using VariantLayerGrads = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor,
+                                     at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
 
 // (output, h_n, c_n, gates, cells, states, rec, stats, lesson); see the schema in ops.cpp.
-Tensor9 lstm_variant_layer(const at::Tensor& xgates, const at::Tensor& h0, const at::Tensor& c0,
-                           const at::Tensor& w_hh, const std::optional<at::Tensor>& peephole,
-                           const std::optional<at::Tensor>& zoneout_h, const std::optional<at::Tensor>& zoneout_c,
-                           const std::optional<at::Tensor>& ln_hh_weight, const std::optional<at::Tensor>& ln_c_weight,
-                           const std::optional<at::Tensor>& ln_c_bias, const std::optional<at::Tensor>& w_u,
-                           const std::optional<at::Tensor>& b_u, const std::optional<at::Tensor>& batch_sizes,
-                           bool reverse);
+VariantLayerResult lstm_variant_layer(const at::Tensor& xgates, const at::Tensor& h0, const at::Tensor& c0,
+                                      const at::Tensor& w_hh, const std::optional<at::Tensor>& peephole,
+                                      const std::optional<at::Tensor>& zoneout_h,
+                                      const std::optional<at::Tensor>& zoneout_c,
+                                      const std::optional<at::Tensor>& ln_hh_weight,
+                                      const std::optional<at::Tensor>& ln_c_weight,
+                                      const std::optional<at::Tensor>& ln_c_bias,
+                                      const std::optional<at::Tensor>& w_u, const std::optional<at::Tensor>& b_u,
+                                      const std::optional<at::Tensor>& batch_sizes, bool reverse);
 
 // (grad_xgates, grad_h0, grad_c0, grad_w_hh, grad_peephole, grad_ln_hh_weight, grad_ln_c_weight,
 // grad_ln_c_bias, grad_w_u, grad_b_u)
-Tensor10 lstm_variant_layer_backward(
+VariantLayerGrads lstm_variant_layer_backward(
     const at::Tensor& grad_output, const at::Tensor& grad_h_n, const at::Tensor& grad_c_n, const at::Tensor& h0,
     const at::Tensor& c0, const at::Tensor& w_hh, const std::optional<at::Tensor>& peephole,
     const std::optional<at::Tensor>& zoneout_h, const std::optional<at::Tensor>& zoneout_c,

@@ -18,8 +18,8 @@ at::Tensor column_dot(const at::Tensor& a, const at::Tensor& b, const at::Tensor
   TORCH_CHECK(row_shift.defined() == row_scale.defined(), "column_dot: expected row_shift and row_scale together");
   const int64_t rows = a.size(0), cols = a.size(1);
   at::Tensor out = at::empty({cols}, a.options());
-  // Each thread walks its own rows front to back (a column-block walk touched a new page every
-  // row: 20 ms for [6400, 1024]) into its own row of partial sums, added up at the end.
+  // Each thread walks its own rows front to back (a column-block walk touches a new page every
+  // row) into its own row of partial sums, added up at the end.
   const int64_t threads = at::get_num_threads();
   std::vector<double> partial(static_cast<size_t>(threads * cols), 0.0);
   AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "lstm_ext_column_dot", [&] {

@@ -18,14 +18,12 @@ namespace lstm_ext {
 namespace cpu {
 namespace {
 
-// Below this many flops per step, at::addmm's lower fixed cost wins (measured: 64x64x256
-// runs in 15 us with addmm and 25 us with oneDNN; 16x512x2048 in 290 us and 175 us).
+// Below this many flops per step, at::addmm's lower fixed cost wins over oneDNN's packed
+// linear; above it the packed weight's faster arithmetic does.
 constexpr int64_t kPackedMinFlops = 8 << 20;
 
-// A product run once, like the input projection, also pays oneDNN's weight reorder (100-250 us
-// here, mostly building the primitive descriptor), which pays off only past ~300 MFLOP on 2
-// threads (400x64x256: addmm 136-161 us, oneDNN 262-371 us over two runs; 1600x256x1024: 12.0
-// ms and 8.7 ms).
+// A product run once, like the input projection, also pays oneDNN's weight reorder (mostly
+// building the primitive descriptor), so it needs a much larger product to pay off.
 constexpr int64_t kPackedOnceMinFlops = 256 << 20;
 
 struct OneDnn {
@@ -145,8 +143,8 @@ at::Tensor RecurrentGemm::accumulate(const at::Tensor& rows, at::Tensor acc) con
   }
   if (!packed_.defined()) return acc.addmm_(rows, weight_t_);
   if (packed_.scalar_type() == at::kBFloat16) {
-    // oneDNN's binary-add post-op doubles a bfloat16 step here (64x256x1024, 100 steps: 26 ms
-    // against 12 ms for the plain product on an AMD EPYC); a separate add is cheap next to it.
+    // oneDNN's binary-add post-op is slower for bfloat16 than the plain product followed by a
+    // separate add, which is cheap next to the product.
     return acc.add_(onednn()->linear.call(rows, packed_, std::nullopt, "none",
                                           c10::List<std::optional<at::Scalar>>(), std::nullopt));
   }

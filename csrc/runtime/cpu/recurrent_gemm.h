@@ -1,9 +1,8 @@
 // The GEMM of one time step against a weight that stays the same for every step.
 //
 // MKL's sgemm packs the weight again on every call; on the small-row GEMMs of a time loop that
-// packing costs as much as the arithmetic (perf: ~20% of a training step in sgemm_scopy_*).
-// Where torch has oneDNN, the weight is packed once per call of the op and every step runs
-// oneDNN's linear on the packed weight (1.5-1.7x faster on 16x512x2048 and 64x256x1024 here).
+// packing costs as much as the arithmetic. Where torch has oneDNN, the weight is packed once
+// per call of the op and every step runs oneDNN's linear on the packed weight.
 // Steps of a few rows run small_gemm_kmajor on the weight transposed once per call; other small
 // steps keep at::addmm, whose fixed overhead is lower than oneDNN's.
 #pragma once
@@ -16,8 +15,8 @@ namespace lstm_ext {
 namespace cpu {
 
 // rows @ w_ih^T + b_ih + b_hh for every step's input at once, a new contiguous tensor: oneDNN's
-// linear on a packed weight for large projections where torch has it (1.4x faster than MKL's
-// sgemm on 6400x256x1024 on an AMD EPYC), small_rows_gemm for a few rows, at::addmm otherwise.
+// linear on a packed weight for large projections where torch has it (faster than MKL's
+// sgemm there), small_rows_gemm for a few rows, at::addmm otherwise.
 at::Tensor input_projection(const at::Tensor& rows, const at::Tensor& w_ih, const std::optional<at::Tensor>& b_ih,
                             const std::optional<at::Tensor>& b_hh);
 
@@ -44,7 +43,8 @@ class RecurrentGemm {
 
   // The small-rows step on raw pointers, for time loops whose steps cost a few microseconds:
   // out [n, N] (row stride ld_out) = (or +=, with accumulate) rows [n, K] (row stride ld_rows) @
-  // weight^T, without the tensor views the methods above need (~0.5 us each). Returns false and
+  // weight^T, without the tensor views the methods above need (each costs about as much as a
+  // small step's arithmetic). Returns false and
   // does nothing where this weight's steps do not run small_gemm_kmajor; then call those.
   template <typename scalar_t>
   bool small_step(const scalar_t* rows, int64_t ld_rows, int64_t n, scalar_t* out, int64_t ld_out,

@@ -18,10 +18,8 @@ bool small_gemm_applies(const at::Tensor& rows, const at::Tensor& weight) {
 template <typename scalar_t>
 void run_small_gemm(const SmallGemm<scalar_t>& g, int64_t N) {
   // About 32k multiply-adds per task: a one-row step at H=64 stays on one thread, where
-  // waking the pool would cost more than the arithmetic. Larger ones split. (An earlier
-  // "same time on 1 and 2 threads" at H=256 was measured while the extension was built
-  // without OpenMP, when this never split; with OpenMP a streaming H=256 step measured
-  // 58-85 us on 1 thread and 50-74 us on 2, too noisy here to call.)
+  // waking the pool would cost more than the arithmetic. Larger ones split (whether a streaming
+  // H=256 step gains from the split is within noise: docs/performance-notes-csrc.md).
   const int64_t grain = std::max<int64_t>(8, (int64_t{1} << 15) / std::max<int64_t>(g.n * g.K, 1));
   const SmallGemmCols<scalar_t> cols = small_gemm_cols<scalar_t>();
   at::parallel_for(0, N, grain, [&](int64_t begin, int64_t end) { cols(g, begin, end); });

@@ -1,10 +1,9 @@
 // A GEMM of a few rows against a weight: out[r, :] = a[r, :] @ w^T (+ biases, + out).
 //
 // A streaming step multiplies one row by each weight. MKL's sgemm packs the weight on every
-// call (28 us for 1x256 @ 256x1024 on an AMD EPYC); this kernel reads each weight row once,
-// straight from memory, in SIMD dot products: a whole H=256 streaming step, both GEMMs
-// included, went from 87 to 52 us. Compiled once per CPU capability (pointwise_*.cpp) like the
-// gate kernels.
+// call, which costs more than one row's arithmetic; this kernel reads each weight row once,
+// straight from memory, in SIMD dot products. Compiled once per CPU capability
+// (lstm/cpu/pointwise_*.cpp) like the gate kernels.
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -42,8 +41,8 @@ void run_small_gemm(const SmallGemm<scalar_t>& g, int64_t N);
 
 // The same product against a weight already transposed: out[r, :] (+)= a[r, :] @ b, with b
 // [K, N] (row stride ldb, unit column stride). Each of a's entries is broadcast against a row
-// of b, so there are no horizontal sums: at 4x64 @ 64x256 the dot-product kernel above spent
-// ~4 us per step mostly reducing vectors. Worth it when one weight serves many steps, which pay
+// of b, so there are no horizontal sums, on which the dot-product kernel above spends most of a
+// few-row step. Worth it when one weight serves many steps, which pay
 // for the transpose once (RecurrentGemm).
 template <typename scalar_t>
 struct SmallGemmKMajor {

@@ -1,4 +1,4 @@
-// The small-rows GEMM kernel, included once per CPU capability by pointwise_*.cpp (each of
+// The small-rows GEMM kernel, included once per CPU capability by lstm/cpu/pointwise_*.cpp (each of
 // which defines CPU_CAPABILITY first); see small_gemm.h.
 #pragma once
 
