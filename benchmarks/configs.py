@@ -162,7 +162,7 @@ class Preset:
 # Implementations left out of the default preset's larger shapes: torch.compile unrolls the time
 # loop, so its compile time grows with T and a 100-step loop alone would take a large share of the
 # default budget. The compiled reference is measured on the short shapes instead (compile times:
-# docs/performance-notes-benchmarks.md).
+# docs/performance.md).
 _NOT_COMPILED = ("fused", "reference", "torchscript", "nn", "nn_composite", "cell_loop", "haste", "flashrnn")
 # The second large shape keeps the ones that matter most: the Python-loop ones are slowest there.
 _CORE = ("fused", "reference", "nn", "nn_composite", "haste", "flashrnn")

@@ -4,7 +4,7 @@ kernel here) and the draw.
 torch's CPU ``bernoulli_`` runs one mt19937 in sequence, entry after entry, so a training step's
 zoneout masks would cost a noticeable share of the step. ``lstm_ext::bernoulli_mask`` hashes each
 entry's index with a single seed instead (SplitMix64, see ``csrc/runtime/cpu/bernoulli_mask.h``),
-which needs no sequence and runs in parallel (figures: ``docs/performance-notes-python.md``). The
+which needs no sequence and runs in parallel (figures: ``docs/performance.md``). The
 seed is one draw from torch's generator, so ``torch.manual_seed`` reproduces the masks, as it does
 ``bernoulli_``'s.
 """

@@ -157,11 +157,11 @@ def _nn_lstm(kwargs: dict, gen: torch.Generator, dtype: torch.dtype) -> nn.LSTM:
 
 # float16 at H=160 is further from the float64 truth than cuDNN on weight_ih_l0's gradient by more
 # than the twice-cuDNN's-error allowance, while float32 and bfloat16 stay within it (the measured
-# errors are in docs/performance-notes-tests.md). Likely cause, not yet verified: the backward
+# errors are in docs/performance.md). Likely cause, not yet verified: the backward
 # carries dh and the gate gradients in float16 between steps. strict: the day it passes, this mark
 # must go.
 _FLOAT16_WIDE_GAP = pytest.mark.xfail(
-    strict=True, reason="known float16 backward gap against cuDNN at H=160; see docs/performance-notes-tests.md"
+    strict=True, reason="known float16 backward gap against cuDNN at H=160; see docs/performance.md"
 )
 
 

@@ -137,7 +137,7 @@ def _long_run(T: int) -> dict:
 # the saved cell states (H), the output, its gradient and the square's temporary (3 H), and the
 # gathered h_{t-1} for dW_hh (H): (2*16 + 8*64 + 64 + 3*64 + 64) * 4 B = 3,456 B of tensors.
 # Resident memory also holds what malloc keeps of freed forward temporaries, a little above the
-# tensors' own bytes (the measured figure is in docs/performance-notes-tests.md). Stated bound:
+# tensors' own bytes (the measured figure is in docs/performance.md). Stated bound:
 # 6 KB a step, about what one more per-step copy of the gates (1 KB) kept alive would reach.
 BYTES_PER_STEP_BOUND = 6144
 

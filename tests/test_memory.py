@@ -128,7 +128,7 @@ def test_training_peak_at_most_nn_lstm(case):
 
 # Not bfloat16: the GRU saves its gates in float32 for backward's accuracy (as the LSTM does), and
 # nn.GRU's composite bfloat16 path saves bfloat16, so ours peaks above it by design (the measured
-# peaks are in docs/performance-notes-tests.md).
+# peaks are in docs/performance.md).
 GRU_CASES = {  # name -> (dtype, packed)
     "float32": (torch.float32, False),
     "packed": (torch.float32, True),

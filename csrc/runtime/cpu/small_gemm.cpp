@@ -19,7 +19,7 @@ template <typename scalar_t>
 void run_small_gemm(const SmallGemm<scalar_t>& g, int64_t N) {
   // About 32k multiply-adds per task: a one-row step at H=64 stays on one thread, where
   // waking the pool would cost more than the arithmetic. Larger ones split (whether a streaming
-  // H=256 step gains from the split is within noise: docs/performance-notes-csrc.md).
+  // H=256 step gains from the split is within noise: docs/performance.md).
   const int64_t grain = std::max<int64_t>(8, (int64_t{1} << 15) / std::max<int64_t>(g.n * g.K, 1));
   const SmallGemmCols<scalar_t> cols = small_gemm_cols<scalar_t>();
   at::parallel_for(0, N, grain, [&](int64_t begin, int64_t end) { cols(g, begin, end); });
