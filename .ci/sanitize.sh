@@ -5,7 +5,7 @@
 # whose test would otherwise pass.
 #
 #   .ci/sanitize.sh                 # build + the default selection (see SELECTION below)
-#   .ci/sanitize.sh tests/test_ops.py -k fuzz    # build + these pytest arguments instead
+#   .ci/sanitize.sh tests/test_fuzz_ops.py    # build + these pytest arguments instead
 #
 # Environment:
 #   SANITIZE_DIR   where to build (default: a fresh temporary directory, removed at the end).
@@ -33,13 +33,13 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 START=$(date +%s)
 
-# Tests left out, and why (also in the README's "Hardening" section):
+# Tests left out, and why (also in docs/testing.md):
 #   test_benchmarks.py  times things; under ASan the times mean nothing, and its correctness
 #                       gate runs the same kernels the parity tests already run.
 #   test_compile.py     torch.compile runs inductor's own C++ compiler and codegen under the
 #                       preloaded runtime: many minutes of compile time and no extension code
-#                       beyond what test_modules.py runs.
-#   test_distributed.py gloo on 2 processes: the same kernels as test_modules.py, and
+#                       beyond what test_lstm_parity.py runs.
+#   test_distributed.py gloo on 2 processes: the same kernels as test_lstm_parity.py, and
 #                       process start-up under ASan takes most of the job's time budget.
 #   -m "not slow"       the 10,000-iteration and T=100,000 runs of test_leaks.py (minutes
 #                       under ASan); their shorter siblings run.
