@@ -328,9 +328,16 @@ def _bars_figure(records: list, value_key: str, ylabel: str, title: str, path: s
         ax.set_title(f"{title}: {mode}", fontsize=10)
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="upper center", ncol=min(5, max(1, len(labels))), fontsize=8, frameon=False)
+    _save_figure(fig, path, machine, rect=(0, 0.02, 1, 0.94))
+
+
+def _save_figure(fig, path: str, machine: str, rect: tuple) -> None:
+    """Stamp the machine line in the corner (when known), lay out within ``rect``, save, close."""
+    import matplotlib.pyplot as plt
+
     if machine:
         fig.text(0.99, 0.005, machine, ha="right", va="bottom", fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.02, 1, 0.94))
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
@@ -409,11 +416,7 @@ def _charlm_figure(rows: list, path: str, machine: str = "") -> None:
         ax.set_title(f"char-LM training: T={r['T']} B={r['B']} E={r['embed']} H={r['H']}, {r['steps']} SGD steps",
                      fontsize=10)
     ax.grid(axis="x", alpha=0.3)
-    if machine:
-        fig.text(0.99, 0.005, machine, ha="right", va="bottom", fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_figure(fig, path, machine, rect=(0, 0.03, 1, 1))
 
 
 def write_plots(results: dict, out_dir: str) -> list:

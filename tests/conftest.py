@@ -48,22 +48,21 @@ def copy_weights(src: torch.nn.Module, dst: torch.nn.Module) -> torch.nn.Module:
     return dst
 
 
-def make_lstm_pair(backend, *, dtype=torch.float64, gen=None, **kwargs):
-    """(nn.LSTM, lstm_ext.LSTM) with identical weights; weights drawn from `gen` when given."""
-    ref = torch.nn.LSTM(**kwargs, dtype=dtype)
+def make_pair(nn_cls, ours_cls, backend, *, dtype=torch.float64, gen=None, **kwargs):
+    """(nn module, lstm_ext module) with identical weights; weights drawn from `gen` when given."""
+    ref = nn_cls(**kwargs, dtype=dtype)
     if gen is not None:
         with torch.no_grad():
             for p in ref.parameters():
                 p.copy_(torch.rand(p.shape, generator=gen, dtype=torch.float64).mul_(1.2).sub_(0.6))
-    ours = lstm_ext.LSTM(**kwargs, dtype=dtype, backend=backend)
-    return ref, copy_weights(ref, ours)
+    return ref, copy_weights(ref, ours_cls(**kwargs, dtype=dtype, backend=backend))
 
 
-def make_cell_pair(backend, *, dtype=torch.float64, gen=None, **kwargs):
-    ref = torch.nn.LSTMCell(**kwargs, dtype=dtype)
-    if gen is not None:
-        with torch.no_grad():
-            for p in ref.parameters():
-                p.copy_(torch.rand(p.shape, generator=gen, dtype=torch.float64).mul_(1.2).sub_(0.6))
-    ours = lstm_ext.LSTMCell(**kwargs, dtype=dtype, backend=backend)
-    return ref, copy_weights(ref, ours)
+def make_lstm_pair(backend, **kwargs):
+    """(nn.LSTM, lstm_ext.LSTM) with identical weights, as make_pair."""
+    return make_pair(torch.nn.LSTM, lstm_ext.LSTM, backend, **kwargs)
+
+
+def make_cell_pair(backend, **kwargs):
+    """(nn.LSTMCell, lstm_ext.LSTMCell) with identical weights, as make_pair."""
+    return make_pair(torch.nn.LSTMCell, lstm_ext.LSTMCell, backend, **kwargs)

@@ -7,12 +7,14 @@ nn's (same weights) and, for backend="fused", also with backend="reference".
 
 from __future__ import annotations
 
+import pytest
 import torch
+import torch.nn as nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import lstm_ext
-from conftest import copy_weights, make_cell_pair, make_lstm_pair
-from tolerances import assert_close
+from conftest import BACKENDS, copy_weights, make_pair
+from tolerances import assert_close, tol
 
 F64 = torch.float64
 I, H, P, T, B = 4, 5, 3, 6, 3  # input, hidden, projection, time, batch for the grids
@@ -34,38 +36,51 @@ def clone_leaves(leaves):
     return {k: v.detach().clone().requires_grad_(v.requires_grad) for k, v in leaves.items()}
 
 
-def run_lstm(module, leaves, build, loss_on=("output", "h_n", "c_n")):
+def run_module(module, leaves, build, loss_on, outputs):
     """Forward `build(leaves)` through `module`, backprop a random linear loss, collect everything.
 
-    leaves: name -> tensor (fresh copies are made, so the same dict can feed several modules).
-    build:  leaves -> (input, hx or None); may make views (non-contiguous, packed, ...).
+    leaves:  name -> tensor (fresh copies are made, so the same dict can feed several modules).
+    build:   leaves -> (input, hx or None); may make views (non-contiguous, packed, ...).
+    outputs: the module's result -> {name: tensor}; `loss_on` names which of them enter the loss
+             ("output" is the key "out" with a PackedSequence's data).
     """
     leaves = clone_leaves(leaves)
     inp, hx = build(leaves)
-    out, (h_n, c_n) = module(inp) if hx is None else module(inp, hx)
-    out_t = out.data if isinstance(out, PackedSequence) else out
-    pieces = {"output": out_t, "h_n": h_n, "c_n": c_n}
+    res = outputs(module(inp) if hx is None else module(inp, hx))
+    pieces = {("output" if k == "out" else k): (v.data if isinstance(v, PackedSequence) else v) for k, v in res.items()}
     loss = sum((pieces[k] * cotangent(pieces[k], i)).sum() for i, k in enumerate(loss_on))
     if loss.requires_grad:
         loss.backward()
-    res = {"out": out, "h_n": h_n, "c_n": c_n}
     res.update({f"grad[{k}]": v.grad for k, v in leaves.items()})
     res.update({f"param_grad[{k}]": p.grad for k, p in module.named_parameters()})
     return res
+
+
+def run_lstm(module, leaves, build, loss_on=("output", "h_n", "c_n")):
+    return run_module(module, leaves, build, loss_on, lambda r: {"out": r[0], "h_n": r[1][0], "c_n": r[1][1]})
 
 
 def run_lstm_cell(module, leaves, build, loss_on=("h", "c")):
-    leaves = clone_leaves(leaves)
-    inp, hx = build(leaves)
-    h, c = module(inp) if hx is None else module(inp, hx)
-    pieces = {"h": h, "c": c}
-    loss = sum((pieces[k] * cotangent(pieces[k], i)).sum() for i, k in enumerate(loss_on))
-    if loss.requires_grad:
-        loss.backward()
-    res = {"h": h, "c": c}
-    res.update({f"grad[{k}]": v.grad for k, v in leaves.items()})
-    res.update({f"param_grad[{k}]": p.grad for k, p in module.named_parameters()})
-    return res
+    return run_module(module, leaves, build, loss_on, lambda r: {"h": r[0], "c": r[1]})
+
+
+def run_gru(module, leaves, build, loss_on=("output", "h_n")):
+    return run_module(module, leaves, build, loss_on, lambda r: {"out": r[0], "h_n": r[1]})
+
+
+def run_gru_cell(module, leaves, build, loss_on=("h",)):
+    return run_module(module, leaves, build, loss_on, lambda h: {"h": h})
+
+
+def check_bfloat16_vs_float64(run, ref, ours, leaves, build):
+    """`ours` (bfloat16) against `ref` (float64) on the same bfloat16-representable leaves: every
+    result in bfloat16, within bfloat16's tolerance."""
+    leaves64 = {k: v.detach().to(torch.bfloat16).to(F64).requires_grad_() for k, v in leaves.items()}
+    leaves16 = {k: v.detach().to(torch.bfloat16).requires_grad_() for k, v in leaves64.items()}
+    expected, actual = run(ref, leaves64, build), run(ours, leaves16, build)
+    for key in expected:
+        assert actual[key].dtype == torch.bfloat16, f"{key}: {actual[key].dtype}"
+        assert_close(actual[key].to(F64), expected[key], msg=lambda m, key=key: f"{key}: {m}", **tol(torch.bfloat16))
 
 
 def assert_same(actual: dict, expected: dict, **tolerance):
@@ -89,30 +104,43 @@ def assert_same(actual: dict, expected: dict, **tolerance):
         assert_close(a, e, msg=lambda m, key=key: f"{key}: {m}", **tolerance)
 
 
-def _check_against_nn(make_nn_pair, cls, run, backend, kwargs, leaves, build, *, gen, dtype, loss_on, prepare):
-    """ours(backend) vs nn's module, and for fused also vs ours(reference). Returns ours' results."""
-    ref, ours = make_nn_pair(backend, dtype=dtype, gen=gen, **kwargs)
+def check_against_nn(nn_cls, ours_cls, run, backend, kwargs, leaves, build, *, gen, dtype=F64, loss_on=None,
+                     prepare=None, expected_tol=None):
+    """ours(backend) vs nn's module with the same weights, and for fused also vs ours(reference).
+    Returns ours' results. `loss_on=None` takes `run`'s default; `prepare` is applied to every module."""
+    ref, ours = make_pair(nn_cls, ours_cls, backend, dtype=dtype, gen=gen, **kwargs)
     modules = [ref, ours]
     if backend == "fused":
-        modules.append(copy_weights(ref, cls(**kwargs, dtype=dtype, backend="reference")))
+        modules.append(copy_weights(ref, ours_cls(**kwargs, dtype=dtype, backend="reference")))
     if prepare is not None:
         for m in modules:
             prepare(m)
-    results = [run(m, leaves, build, loss_on) for m in modules]
-    assert_same(results[1], results[0])
+    results = [run(m, leaves, build) if loss_on is None else run(m, leaves, build, loss_on) for m in modules]
+    assert_same(results[1], results[0], **(expected_tol or {}))
     if backend == "fused":
-        assert_same(results[1], results[2])
+        assert_same(results[1], results[2], **(expected_tol or {}))
     return results[1]
 
 
-def check_lstm(backend, kwargs, leaves, build, *, gen, dtype=F64, loss_on=("output", "h_n", "c_n"), prepare=None):
-    return _check_against_nn(make_lstm_pair, lstm_ext.LSTM, run_lstm, backend, kwargs, leaves, build, gen=gen, dtype=dtype,
-                  loss_on=loss_on, prepare=prepare)
+def check_lstm(backend, kwargs, leaves, build, **kw):
+    return check_against_nn(nn.LSTM, lstm_ext.LSTM, run_lstm, backend, kwargs, leaves, build, **kw)
 
 
-def check_lstm_cell(backend, kwargs, leaves, build, *, gen, dtype=F64, loss_on=("h", "c"), prepare=None):
-    return _check_against_nn(make_cell_pair, lstm_ext.LSTMCell, run_lstm_cell, backend, kwargs, leaves, build, gen=gen, dtype=dtype,
-                  loss_on=loss_on, prepare=prepare)
+def check_lstm_cell(backend, kwargs, leaves, build, **kw):
+    return check_against_nn(nn.LSTMCell, lstm_ext.LSTMCell, run_lstm_cell, backend, kwargs, leaves, build, **kw)
+
+
+def cell_grid(test):
+    """Parametrizes a cell test over bias, an initial state or none, batched or unbatched input,
+    and the backend: the grid every cell's parity runs."""
+    for mark in (
+        pytest.mark.parametrize("backend", BACKENDS),
+        pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"]),
+        pytest.mark.parametrize("with_hx", [False, True], ids=bool_ids("hx")),
+        pytest.mark.parametrize("bias", [True, False], ids=bool_ids("bias")),
+    ):
+        test = mark(test)
+    return test
 
 
 def rnd(gen, *shape, dtype=F64, requires_grad=True):
@@ -176,13 +204,3 @@ def round_to(module, dtype):
         for p in module.parameters():
             p.copy_(p.to(dtype).to(p.dtype))
     return module
-
-
-def make_pair(nn_cls, ours_cls, backend, *, dtype=F64, gen=None, **kwargs):
-    """(nn module, lstm_ext module) with identical weights; weights drawn from `gen` when given."""
-    ref = nn_cls(**kwargs, dtype=dtype)
-    if gen is not None:
-        with torch.no_grad():
-            for p in ref.parameters():
-                p.copy_(torch.rand(p.shape, generator=gen, dtype=F64).mul_(1.2).sub_(0.6))
-    return ref, copy_weights(ref, ours_cls(**kwargs, dtype=dtype, backend=backend))

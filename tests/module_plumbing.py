@@ -9,6 +9,7 @@ from __future__ import annotations
 import copy
 import io
 
+import pytest
 import torch
 import torch.nn as nn
 
@@ -60,3 +61,43 @@ def assert_convert_in_place(net: nn.Module, x: torch.Tensor) -> None:
     actual.backward()
     for name, p in params_before.items():
         assert_close(p.grad, grads_before[name], msg=lambda m, name=name: f"{name}: {m}")
+
+
+def raises_like(ref_call, our_call, same_message: bool = True) -> None:
+    """``our_call()`` raises what ``ref_call()`` (nn's) raises: the same exception type and, unless
+    ``same_message`` is False, the same message."""
+    with pytest.raises(Exception) as expected:
+        ref_call()
+    with pytest.raises(expected.type) as actual:
+        our_call()
+    if same_message:
+        assert str(actual.value) == str(expected.value)
+
+
+def assert_same_contract(nn_cls, ours_cls, backend: str, attrs: tuple, **kwargs) -> None:
+    """nn_cls(**kwargs) and ours_cls(**kwargs, backend=backend), built under the same seed, have the
+    same hyper-parameters, Parameters (names, order, shapes, dtypes, values: the init drawn in nn's
+    order), state_dict keys (loading both ways) and repr (plus backend)."""
+    torch.manual_seed(123)
+    ref = nn_cls(**kwargs)
+    torch.manual_seed(123)
+    ours = ours_cls(**kwargs, backend=backend)
+    for attr in attrs:
+        assert getattr(ours, attr) == getattr(ref, attr), attr
+    ref_params, our_params = list(ref.named_parameters()), list(ours.named_parameters())
+    assert [n for n, _ in our_params] == [n for n, _ in ref_params]
+    for (name, p), (_, q) in zip(our_params, ref_params):
+        assert isinstance(p, nn.Parameter) and p.shape == q.shape and p.dtype == q.dtype, name
+        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=f"{name}: init differs from nn's under the same seed")
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    nn_cls(**kwargs).load_state_dict(ours.state_dict())
+    ours_cls(**kwargs, backend=backend).load_state_dict(ref.state_dict())
+    assert repr(ours).startswith(repr(ref)[:-1]), f"{repr(ours)!r} vs nn's {repr(ref)!r}"
+
+
+def call_raises_like_nn(nn_module: nn.Module, ours_cls, backend: str, args: tuple) -> None:
+    """lstm_ext's ``ours_cls`` with ``nn_module``'s weights, called with ``args``, raises what
+    ``nn_module(*args)`` raises (type and message)."""
+    ours = ours_cls(nn_module.input_size, nn_module.hidden_size, backend=backend)
+    ours.load_state_dict(nn_module.state_dict(), strict=True)
+    raises_like(lambda: nn_module(*args), lambda: ours(*args))

@@ -39,6 +39,18 @@ def lstm_layer_args(T=5, B=3, I=4, H=6, proj=0, bias=True, packed=False, reverse
     )
 
 
+# The layer shapes every family's op tests run: directions, bias, packed input, one step, sizes
+# with no common factor. The LSTM adds its projection cases.
+LAYER_CASES = {
+    "dense": dict(),
+    "dense-reverse": dict(reverse=True),
+    "no-bias": dict(bias=False),
+    "packed": dict(packed=True, T=6, B=4),
+    "packed-reverse": dict(packed=True, reverse=True, T=6, B=4),
+    "one-step": dict(T=1, B=1),
+    "odd-sizes": dict(T=3, B=5, I=7, H=9),
+}
+
 LSTM_LAYER_CASES = {
     "dense": dict(),
     "dense-reverse": dict(reverse=True),

@@ -1,7 +1,12 @@
 """A well-formed call of every torch.ops.lstm_ext op, and what a clear error from one looks like:
-the starting points of the raw-op fuzz tests (test_fuzz_ops.py, test_fuzz_ops_layouts.py)."""
+the starting points of the raw-op fuzz tests (test_fuzz_ops.py, test_fuzz_ops_layouts.py); and a
+runner for code that must run under each CPU capability."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import torch
 
@@ -105,3 +110,16 @@ def assert_clear_error(error: BaseException, op) -> None:
     op_name = op.default._schema.name  # e.g. "lstm_ext::lstm_layer"
     # Our own checks name the op; ATen's dispatch errors name the op and the dtype or backend.
     assert op_name in message or op_name.replace("lstm_ext::", "lstm_ext_") in message, message
+
+
+def run_under_capability(script: str, capability: str, timeout: int = 600) -> str:
+    """Run ``script`` in a fresh Python process under ``ATEN_CPU_CAPABILITY=capability`` (ATen and
+    lstm_ext pick their kernel build once per process), with tests/ importable; assert it exits
+    cleanly and return its stdout. A capability the CPU lacks falls back to a lower one, as ATen's
+    own kernels do."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability,
+           "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr
+    return done.stdout

@@ -13,7 +13,6 @@ tolerance from ``tests/tolerances.py``:
 from __future__ import annotations
 
 import copy
-import re
 
 import pytest
 import torch
@@ -25,6 +24,7 @@ from lstm_ext import _ops
 from module_parity import MIXED_LENGTHS, lstm_dense_build, lstm_packed_build, rnd, round_to, run_lstm, run_lstm_cell
 from op_args import LSTM_LAYER_CASES, lstm_cell_args, lstm_layer_args
 from tolerances import assert_close_to_truth, tol
+from module_plumbing import raises_like
 
 F64 = torch.float64
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
@@ -401,14 +401,6 @@ def test_compile_reduce_overhead(packed, gen):
 # ---------------------------------------------------------------------------------------------
 
 
-def _raises_like(ref_call, our_call, same_message=True):
-    with pytest.raises(Exception) as expected:
-        ref_call()
-    match = re.escape(str(expected.value)) if same_message else None
-    with pytest.raises(type(expected.value), match=match):
-        our_call()
-
-
 LSTM_DEVICE_CASES = {
     # name -> (module device, input device, hx device)
     "cpu-hx-with-cuda-input": ("cuda", "cuda", "cpu"),
@@ -429,7 +421,7 @@ def test_lstm_device_mismatch_raises_like_nn(case, backend, gen):
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(3, 2, 4, generator=gen).to(input_device)
     hx = (torch.zeros(2, 2, 5, device=hx_device), torch.zeros(2, 2, 5, device=hx_device))
-    _raises_like(lambda: ref(x, hx), lambda: ours(x, hx))
+    raises_like(lambda: ref(x, hx), lambda: ours(x, hx))
 
 
 @needs_gpu
@@ -440,7 +432,7 @@ def test_cell_device_mismatch_raises_like_nn(backend, gen):
     ours = lstm_ext.LSTMCell(4, 5, backend=backend).cuda()
     x = torch.randn(2, 4, generator=gen).cuda()
     hx = (torch.zeros(2, 5), torch.zeros(2, 5))
-    _raises_like(lambda: ref(x, hx), lambda: ours(x, hx), same_message=False)
+    raises_like(lambda: ref(x, hx), lambda: ours(x, hx), same_message=False)
     with pytest.raises(RuntimeError, match="same device"):
         ours(x, hx)
 

@@ -37,6 +37,12 @@ def _raised(fn: Callable[[], object]) -> BaseException:
     return info.value
 
 
+def _seeded_args(make_args: Callable[[], tuple]) -> tuple:
+    """A case's arguments, drawn from the same global seed for nn and for us."""
+    torch.manual_seed(0)
+    return make_args()
+
+
 def assert_same_error(expected: Callable[[], object], actual: Callable[[], object]) -> BaseException:
     """Both callables raise; same exception type, same message. Returns ours."""
     want = _raised(expected)
@@ -182,8 +188,7 @@ LSTM_FORWARD_CASES: dict[str, tuple[dict, Callable[[], tuple]]] = {
 @pytest.mark.parametrize("case", list(LSTM_FORWARD_CASES))
 def test_lstm_forward_errors_match_nn(backend, case):
     kwargs, make_args = LSTM_FORWARD_CASES[case]
-    torch.manual_seed(0)
-    args = make_args()
+    args = _seeded_args(make_args)
     theirs = nn.LSTM(3, 5, **kwargs)
     ours = lstm_ext.LSTM(3, 5, **kwargs, backend=backend)
     assert_same_error(lambda: theirs(*args), lambda: ours(*args))
@@ -240,8 +245,7 @@ TYPE_ONLY_LSTM_CASES: dict[str, tuple[dict, Callable[[], tuple], str]] = {
 @pytest.mark.parametrize("case", list(TYPE_ONLY_LSTM_CASES))
 def test_lstm_unchecked_conditions_raise_same_type(backend, case):
     kwargs, make_args, message = TYPE_ONLY_LSTM_CASES[case]
-    torch.manual_seed(0)
-    args = make_args()
+    args = _seeded_args(make_args)
     want = _raised(lambda: nn.LSTM(3, 5, **kwargs)(*args))
     got = _raised(lambda: lstm_ext.LSTM(3, 5, **kwargs, backend=backend)(*args))
     assert type(got) is type(want), f"raised {type(got).__name__}: {got}\nnn raised {type(want).__name__}: {want}"
@@ -375,8 +379,7 @@ TYPE_ONLY_CELL_CASES: dict[str, tuple[Callable[[], tuple], str]] = {
 @pytest.mark.parametrize("case", list(TYPE_ONLY_CELL_CASES))
 def test_cell_unchecked_conditions_raise_same_type(backend, case):
     make_args, message = TYPE_ONLY_CELL_CASES[case]
-    torch.manual_seed(0)
-    args = make_args()
+    args = _seeded_args(make_args)
     want = _raised(lambda: nn.LSTMCell(3, 5)(*args))
     got = _raised(lambda: lstm_ext.LSTMCell(3, 5, backend=backend)(*args))
     assert type(got) is type(want), f"raised {type(got).__name__}: {got}\nnn raised {type(want).__name__}: {want}"

@@ -10,9 +10,9 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstm_ext
-from conftest import BACKENDS, copy_weights, requires_fused
-from module_parity import make_pair, rnd
-from module_plumbing import assert_convert_in_place, assert_copy_save_flatten_setattr
+from conftest import BACKENDS, copy_weights, make_pair, requires_fused
+from module_parity import rnd
+from module_plumbing import assert_convert_in_place, assert_copy_save_flatten_setattr, assert_same_contract, call_raises_like_nn, raises_like
 from tolerances import assert_close, tol
 
 F64 = torch.float64
@@ -25,44 +25,19 @@ CONFIGS = {
 }
 
 
-def assert_same_contract(ref: nn.Module, ours: nn.Module, backend: str, attrs: tuple) -> None:
-    """Same hyper-parameters, Parameters (names, order, shapes, dtypes, values: the init drawn in
-    nn's order under the same seed), state_dict keys (loading both ways) and repr (plus backend)."""
-    for attr in attrs:
-        assert getattr(ours, attr) == getattr(ref, attr), attr
-    ref_params, our_params = list(ref.named_parameters()), list(ours.named_parameters())
-    assert [n for n, _ in our_params] == [n for n, _ in ref_params]
-    for (name, p), (_, q) in zip(our_params, ref_params):
-        assert isinstance(p, nn.Parameter) and p.shape == q.shape and p.dtype == q.dtype, name
-        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=f"{name}: init differs from nn's under the same seed")
-    assert list(ours.state_dict()) == list(ref.state_dict())
-    ours.load_state_dict(ref.state_dict())
-    assert repr(ours).startswith(repr(ref)[:-1]), f"{repr(ours)!r} vs nn's {repr(ref)!r}"
-    assert ("backend=" in repr(ours)) == (backend != "auto")
-
-
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("backend", ["auto", *BACKENDS])
 def test_gru_module_contract(backend, config):
-    kwargs = dict(input_size=I, hidden_size=H, **CONFIGS[config])
-    torch.manual_seed(123)
-    ref = nn.GRU(**kwargs)
-    torch.manual_seed(123)
-    ours = lstm_ext.GRU(**kwargs, backend=backend)
-    assert_same_contract(ref, ours, backend, ("mode", "input_size", "hidden_size", "num_layers", "bias",
-                                              "batch_first", "dropout", "bidirectional"))
-    nn.GRU(**kwargs).load_state_dict(ours.state_dict())  # and nn's module loads ours
+    assert_same_contract(nn.GRU, lstm_ext.GRU, backend, ("mode", "input_size", "hidden_size", "num_layers", "bias",
+                                                         "batch_first", "dropout", "bidirectional"),
+                         input_size=I, hidden_size=H, **CONFIGS[config])
 
 
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("backend", ["auto", *BACKENDS])
 def test_cell_module_contract(backend, bias):
-    torch.manual_seed(7)
-    ref = nn.GRUCell(I, H, bias=bias)
-    torch.manual_seed(7)
-    ours = lstm_ext.GRUCell(I, H, bias=bias, backend=backend)
-    assert_same_contract(ref, ours, backend, ("input_size", "hidden_size", "bias"))
-    nn.GRUCell(I, H, bias=bias).load_state_dict(ours.state_dict())  # and nn's module loads ours
+    assert_same_contract(nn.GRUCell, lstm_ext.GRUCell, backend, ("input_size", "hidden_size", "bias"),
+                         input_size=I, hidden_size=H, bias=bias)
 
 
 def test_gru_factory_kwargs_and_positional_arguments():
@@ -80,14 +55,6 @@ def test_invalid_backend_raises(cls):
 # ---- errors: nn.GRU's exception type and words ------------------------------------------------
 
 
-def _raises_like(ref_call, our_call):
-    with pytest.raises(Exception) as expected:
-        ref_call()
-    with pytest.raises(expected.type) as actual:
-        our_call()
-    assert str(actual.value) == str(expected.value)
-
-
 def _bad_gru_constructions():
     return {
         "proj_size_kw": dict(kwargs=dict(input_size=I, hidden_size=H, proj_size=2)),
@@ -102,7 +69,7 @@ def _bad_gru_constructions():
 def test_gru_bad_construction_raises_like_nn(case):
     spec = _bad_gru_constructions()[case]
     args, kwargs = spec.get("args", ()), spec.get("kwargs", {})
-    _raises_like(lambda: nn.GRU(*args, **kwargs), lambda: lstm_ext.GRU(*args, **kwargs))
+    raises_like(lambda: nn.GRU(*args, **kwargs), lambda: lstm_ext.GRU(*args, **kwargs))
 
 
 def _bad_gru_inputs():
@@ -143,10 +110,7 @@ BAD_INPUTS = {**{("GRU", k): v for k, v in _bad_gru_inputs().items()},
 @pytest.mark.parametrize("kind,case", list(BAD_INPUTS), ids=[f"{k}-{c}" for k, c in BAD_INPUTS])
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_bad_inputs_raise_like_nn(backend, kind, case):
-    ref = getattr(nn, kind)(I, H)
-    ours = copy_weights(ref, getattr(lstm_ext, kind)(I, H, backend=backend))
-    args = BAD_INPUTS[kind, case]
-    _raises_like(lambda: ref(*args), lambda: ours(*args))
+    call_raises_like_nn(getattr(nn, kind)(I, H), getattr(lstm_ext, kind), backend, BAD_INPUTS[kind, case])
 
 
 # ---- torch.compile ----------------------------------------------------------------------------

@@ -1,15 +1,13 @@
 """The raw GRU ops: opcheck, float64 gradcheck, the C++ argument checks, every CPU capability."""
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import torch
 
 from lstm_ext import _gru_ops, _ops
-from op_args import gru_cell_args, gru_layer_args, replace_arg
+from op_calls import run_under_capability
+from op_args import LAYER_CASES, gru_cell_args, gru_layer_args, replace_arg
 from tolerances import assert_close, tol
 
 pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
@@ -17,15 +15,7 @@ pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension 
 ops = torch.ops.lstm_ext
 
 
-CASES = {
-    "dense": dict(),
-    "dense-reverse": dict(reverse=True),
-    "no-bias": dict(bias=False),
-    "packed": dict(packed=True, T=6, B=4),
-    "packed-reverse": dict(packed=True, reverse=True, T=6, B=4),
-    "one-step": dict(T=1, B=1),
-    "odd-sizes": dict(T=3, B=5, I=7, H=9),
-}
+CASES = LAYER_CASES
 
 
 def detached(args):
@@ -139,8 +129,7 @@ def test_every_cpu_capability_gives_the_same_result(capability):
     test_bfloat16_keeps_float32_gates and test_gru.py's bfloat16 tests)."""
     script = textwrap.dedent(
         """
-        import sys, torch
-        sys.path.insert(0, {tests!r})
+        import torch
         from op_args import gru_layer_args
         from tolerances import tol
         from lstm_ext import _gru_ops
@@ -157,11 +146,8 @@ def test_every_cpu_capability_gives_the_same_result(capability):
                     torch.testing.assert_close(got.double(), want.detach(), **tol(dtype))
         print("capability", torch.backends.cpu.get_cpu_capability())
         """
-    ).format(tests=os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "capability" in done.stdout
+    )
+    assert "capability" in run_under_capability(script, capability)
 
 
 # ---- arguments: a direct call with bad input raises, never reads out of bounds ----------------

@@ -14,54 +14,13 @@ import torch.nn as nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence
 
 import lstm_ext
-from conftest import BACKENDS, copy_weights
-from module_parity import (MIXED_LENGTHS, assert_same, bool_ids, clone_leaves, cotangent, make_pair, noncontig, rnd,
-                           round_to)
-from tolerances import assert_close, tol
+from conftest import BACKENDS, copy_weights, make_pair
+from module_parity import (cell_grid, MIXED_LENGTHS, assert_same, bool_ids, check_against_nn, check_bfloat16_vs_float64, noncontig,
+                           rnd, round_to, run_gru, run_gru_cell)
+from tolerances import assert_close
 
 F64 = torch.float64
 I, H, T, B = 4, 5, 6, 3
-
-
-def run_gru(module, leaves, build, loss_on=("output", "h_n")):
-    """Forward build(leaves) through module, backprop a fixed random linear loss, collect everything."""
-    leaves = clone_leaves(leaves)
-    inp, hx = build(leaves)
-    out, h_n = module(inp) if hx is None else module(inp, hx)
-    pieces = {"output": out.data if isinstance(out, PackedSequence) else out, "h_n": h_n}
-    loss = sum((pieces[k] * cotangent(pieces[k], i)).sum() for i, k in enumerate(loss_on))
-    if loss.requires_grad:
-        loss.backward()
-    res = {"out": out, "h_n": h_n}
-    res.update({f"grad[{k}]": v.grad for k, v in leaves.items()})
-    res.update({f"param_grad[{k}]": p.grad for k, p in module.named_parameters()})
-    return res
-
-
-def run_cell(module, leaves, build, loss_on=("h",)):
-    leaves = clone_leaves(leaves)
-    inp, hx = build(leaves)
-    h = module(inp) if hx is None else module(inp, hx)
-    loss = (h * cotangent(h, 0)).sum()
-    if loss.requires_grad:
-        loss.backward()
-    res = {"h": h}
-    res.update({f"grad[{k}]": v.grad for k, v in leaves.items()})
-    res.update({f"param_grad[{k}]": p.grad for k, p in module.named_parameters()})
-    return res
-
-
-def check(nn_cls, ours_cls, run, backend, kwargs, leaves, build, *, gen, dtype=F64, loss_on=None, expected_tol=None):
-    """ours(backend) vs nn's module, and for fused also vs ours(reference). Returns ours' results."""
-    ref, ours = make_pair(nn_cls, ours_cls, backend, dtype=dtype, gen=gen, **kwargs)
-    modules = [ref, ours]
-    if backend == "fused":
-        modules.append(copy_weights(ref, ours_cls(**kwargs, dtype=dtype, backend="reference")))
-    results = [run(m, leaves, build) if loss_on is None else run(m, leaves, build, loss_on) for m in modules]
-    assert_same(results[1], results[0], **(expected_tol or {}))
-    if backend == "fused":
-        assert_same(results[1], results[2], **(expected_tol or {}))
-    return results[1]
 
 
 def _init_from(gen, module):
@@ -74,24 +33,12 @@ def _init_from(gen, module):
     return module
 
 
-def check_bfloat16(run, ref, ours, leaves):
-    """ours (bfloat16) against ref (float64) on the same bf16-representable inputs: every result
-    in bfloat16, within bfloat16's tolerance."""
-    leaves64 = {k: v.detach().to(torch.bfloat16).to(F64).requires_grad_() for k, v in leaves.items()}
-    leaves16 = {k: v.detach().to(torch.bfloat16).requires_grad_() for k, v in leaves64.items()}
-    expected = run(ref, leaves64, dense_build(True))
-    actual = run(ours, leaves16, dense_build(True))
-    for key in expected:
-        assert actual[key].dtype == torch.bfloat16, f"{key}: {actual[key].dtype}"
-        assert_close(actual[key].to(F64), expected[key], msg=lambda m, key=key: f"{key}: {m}", **tol(torch.bfloat16))
-
-
 def check_gru(backend, kwargs, leaves, build, **kw):
-    return check(nn.GRU, lstm_ext.GRU, run_gru, backend, kwargs, leaves, build, **kw)
+    return check_against_nn(nn.GRU, lstm_ext.GRU, run_gru, backend, kwargs, leaves, build, **kw)
 
 
 def check_cell(backend, kwargs, leaves, build, **kw):
-    return check(nn.GRUCell, lstm_ext.GRUCell, run_cell, backend, kwargs, leaves, build, **kw)
+    return check_against_nn(nn.GRUCell, lstm_ext.GRUCell, run_gru_cell, backend, kwargs, leaves, build, **kw)
 
 
 def state_leaf(gen, num_layers, bidirectional, batch, dtype=F64):
@@ -264,7 +211,7 @@ def test_gru_bfloat16_vs_float64(backend, gen):
     kwargs = dict(input_size=8, hidden_size=8, num_layers=2, bidirectional=True)
     ref = round_to(_init_from(gen, nn.GRU(**kwargs, dtype=F64)), torch.bfloat16)
     ours = copy_weights(ref, lstm_ext.GRU(**kwargs, backend=backend)).to(torch.bfloat16)
-    check_bfloat16(run_gru, ref, ours, {"x": rnd(gen, 5, 3, 8), "h0": rnd(gen, 4, 3, 8)})
+    check_bfloat16_vs_float64(run_gru, ref, ours, {"x": rnd(gen, 5, 3, 8), "h0": rnd(gen, 4, 3, 8)}, dense_build(True))
 
 
 @pytest.mark.parametrize("backend", ["auto", "reference"])
@@ -336,10 +283,7 @@ def test_gru_gradcheck(backend, packed, gen):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bias", [True, False], ids=bool_ids("bias"))
-@pytest.mark.parametrize("with_hx", [False, True], ids=bool_ids("hx"))
-@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
-@pytest.mark.parametrize("backend", BACKENDS)
+@cell_grid
 def test_cell(backend, batched, with_hx, bias, gen):
     shape = (B,) if batched else ()
     leaves = {"x": rnd(gen, *shape, I)}
@@ -380,7 +324,7 @@ def test_cell_frozen_params(backend, frozen, gen):
         for name in names:
             getattr(m, name).requires_grad_(False)
     leaves = {"x": rnd(gen, B, I), "h0": rnd(gen, B, H)}
-    assert_same(run_cell(ours, leaves, dense_build(True)), run_cell(ref, leaves, dense_build(True)))
+    assert_same(run_gru_cell(ours, leaves, dense_build(True)), run_gru_cell(ref, leaves, dense_build(True)))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -393,7 +337,7 @@ def test_cell_float32(backend, gen):
 def test_cell_bfloat16_vs_float64(backend, gen):
     ref = round_to(_init_from(gen, nn.GRUCell(8, 16, dtype=F64)), torch.bfloat16)
     ours = copy_weights(ref, lstm_ext.GRUCell(8, 16, backend=backend)).to(torch.bfloat16)
-    check_bfloat16(run_cell, ref, ours, {"x": rnd(gen, 4, 8), "h0": rnd(gen, 4, 16)})
+    check_bfloat16_vs_float64(run_gru_cell, ref, ours, {"x": rnd(gen, 4, 8), "h0": rnd(gen, 4, 16)}, dense_build(True))
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

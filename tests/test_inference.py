@@ -9,7 +9,6 @@ bad input still gets nn.LSTM's own errors.
 
 from __future__ import annotations
 
-import re
 
 import pytest
 import torch
@@ -18,6 +17,7 @@ from torch.profiler import ProfilerActivity, profile
 
 import lstm_ext
 from conftest import requires_fused
+from module_plumbing import raises_like
 
 pytestmark = requires_fused()
 
@@ -200,13 +200,6 @@ def test_lstm_inference_path_not_taken_under_autocast():
     assert out.dtype == torch.bfloat16  # as nn.LSTM under autocast
 
 
-def _raises_like(ref_call, our_call):
-    with pytest.raises(Exception) as expected:
-        ref_call()
-    with pytest.raises(type(expected.value), match=re.escape(str(expected.value))):
-        our_call()
-
-
 BAD_LSTM_CALLS = {
     "input-size": lambda: (torch.randn(2, 3, 5), None),
     "hx-batch": lambda: (torch.randn(2, 3, 4), (torch.zeros(2, 2, 6), torch.zeros(2, 2, 6))),
@@ -226,7 +219,7 @@ def test_lstm_inference_path_keeps_nn_errors(case):
     ours.load_state_dict(ref.state_dict())
     x, hx = BAD_LSTM_CALLS[case]()
     with torch.no_grad():
-        _raises_like(lambda: ref(x, hx), lambda: ours(x, hx))
+        raises_like(lambda: ref(x, hx), lambda: ours(x, hx))
 
 
 # ---- LSTMCell -------------------------------------------------------------------------------
@@ -278,7 +271,7 @@ def test_cell_inference_path_keeps_nn_errors(case):
     ours.load_state_dict(ref.state_dict())
     x, hx = BAD_CELL_CALLS[case]()
     with torch.no_grad():
-        _raises_like(lambda: ref(x, hx), lambda: ours(x, hx))
+        raises_like(lambda: ref(x, hx), lambda: ours(x, hx))
 
 
 # ---- the raw op -----------------------------------------------------------------------------

@@ -10,8 +10,9 @@ import torch.nn as nn
 
 import lstm_ext
 from conftest import BACKENDS, copy_weights, make_cell_pair
-from module_parity import F64, NO_KERNEL_MESSAGE, B, H, I, bool_ids, check_lstm_cell, rnd, round_to, run_lstm_cell
-from tolerances import assert_close, tol
+from module_plumbing import assert_same_contract, call_raises_like_nn
+from module_parity import (cell_grid, F64, NO_KERNEL_MESSAGE, B, H, I, bool_ids, check_bfloat16_vs_float64, check_lstm_cell, rnd,
+                           round_to, run_lstm_cell)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -19,10 +20,7 @@ from tolerances import assert_close, tol
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bias", [True, False], ids=bool_ids("bias"))
-@pytest.mark.parametrize("with_hx", [False, True], ids=bool_ids("hx"))
-@pytest.mark.parametrize("batched", [True, False], ids=["batched", "unbatched"])
-@pytest.mark.parametrize("backend", BACKENDS)
+@cell_grid
 def test_cell(backend, batched, with_hx, bias, gen):
     shape = (B,) if batched else ()
     leaves = {"x": rnd(gen, *shape, I)}
@@ -100,13 +98,8 @@ def test_cell_float32(backend, gen):
 def test_cell_bfloat16_vs_float64(backend, gen):
     ref = round_to(nn.LSTMCell(8, 8, dtype=F64), torch.bfloat16)
     ours = copy_weights(ref, lstm_ext.LSTMCell(8, 8, backend=backend)).to(torch.bfloat16)
-    leaves64 = {k: rnd(gen, 5, 8).detach().to(torch.bfloat16).to(F64).requires_grad_() for k in ("x", "h0", "c0")}
-    leaves16 = {k: v.detach().to(torch.bfloat16).requires_grad_() for k, v in leaves64.items()}
-    build = lambda lv: (lv["x"], (lv["h0"], lv["c0"]))  # noqa: E731
-    expected, actual = run_lstm_cell(ref, leaves64, build), run_lstm_cell(ours, leaves16, build)
-    for key in expected:
-        assert actual[key].dtype == torch.bfloat16, f"{key}: {actual[key].dtype}"
-        assert_close(actual[key].to(F64), expected[key], msg=lambda m, key=key: f"{key}: {m}", **tol(torch.bfloat16))
+    leaves = {k: rnd(gen, 5, 8) for k in ("x", "h0", "c0")}
+    check_bfloat16_vs_float64(run_lstm_cell, ref, ours, leaves, lambda lv: (lv["x"], (lv["h0"], lv["c0"])))
 
 
 def test_cell_fused_without_kernel_raises():
@@ -130,17 +123,8 @@ def test_cell_gradcheck(backend, gen):
 @pytest.mark.parametrize("bias", [True, False], ids=bool_ids("bias"))
 @pytest.mark.parametrize("backend", ["auto", *BACKENDS])
 def test_cell_module_contract(backend, bias):
-    torch.manual_seed(7)
-    ref = nn.LSTMCell(I, H, bias=bias)
-    torch.manual_seed(7)
-    ours = lstm_ext.LSTMCell(I, H, bias=bias, backend=backend)
-    for attr in ("input_size", "hidden_size", "bias"):
-        assert getattr(ours, attr) == getattr(ref, attr), attr
-    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in ref.named_parameters()]
-    for (name, p), q in zip(ours.named_parameters(), ref.parameters()):
-        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=f"{name}: init differs from nn.LSTMCell under the same seed")
-    assert list(ours.state_dict()) == list(ref.state_dict())
-    assert repr(ours).startswith(repr(ref)[:-1]), f"{repr(ours)!r} vs nn's {repr(ref)!r}"
+    assert_same_contract(nn.LSTMCell, lstm_ext.LSTMCell, backend, ("input_size", "hidden_size", "bias"),
+                         input_size=I, hidden_size=H, bias=bias)
 
 
 def _bad_cell_inputs():
@@ -156,10 +140,4 @@ def _bad_cell_inputs():
 @pytest.mark.parametrize("case", list(_bad_cell_inputs()))
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cell_bad_inputs_raise_like_nn(backend, case):
-    args = _bad_cell_inputs()[case]
-    ref = nn.LSTMCell(I, H)
-    ours = copy_weights(ref, lstm_ext.LSTMCell(I, H, backend=backend))
-    with pytest.raises(Exception) as expected:
-        ref(*args)
-    with pytest.raises(expected.type):
-        ours(*args)
+    call_raises_like_nn(nn.LSTMCell(I, H), lstm_ext.LSTMCell, backend, _bad_cell_inputs()[case])

@@ -9,9 +9,9 @@ import torch
 import torch.nn as nn
 
 import lstm_ext
-from conftest import BACKENDS, copy_weights, make_cell_pair, make_lstm_pair
+from conftest import BACKENDS, make_cell_pair, make_lstm_pair
 from module_parity import F64, B, H, I, P, T, check_lstm, lstm_dense_build, lstm_state_leaves, rnd
-from module_plumbing import assert_convert_in_place, assert_copy_save_flatten_setattr
+from module_plumbing import assert_convert_in_place, assert_copy_save_flatten_setattr, assert_same_contract, call_raises_like_nn
 from tolerances import assert_close
 
 
@@ -29,26 +29,9 @@ CONFIGS = {
 @pytest.mark.parametrize("config", list(CONFIGS))
 @pytest.mark.parametrize("backend", ["auto", *BACKENDS])
 def test_lstm_module_contract(backend, config):
-    kwargs = dict(input_size=I, hidden_size=H, **CONFIGS[config])
-    torch.manual_seed(123)
-    ref = nn.LSTM(**kwargs)
-    torch.manual_seed(123)
-    ours = lstm_ext.LSTM(**kwargs, backend=backend)
-    for attr in ("input_size", "hidden_size", "num_layers", "bias", "batch_first", "dropout", "bidirectional", "proj_size"):
-        assert getattr(ours, attr) == getattr(ref, attr), attr
-    ref_params = list(ref.named_parameters())
-    our_params = list(ours.named_parameters())
-    assert [n for n, _ in our_params] == [n for n, _ in ref_params]
-    for (name, p), (_, q) in zip(our_params, ref_params):
-        assert isinstance(p, nn.Parameter)
-        assert p.shape == q.shape and p.dtype == q.dtype, name
-        # same init: uniform(-1/sqrt(H), 1/sqrt(H)), drawn in nn's order
-        torch.testing.assert_close(p, q, rtol=0, atol=0, msg=f"{name}: init differs from nn.LSTM under the same seed")
-    assert list(ours.state_dict()) == list(ref.state_dict())
-    # state dicts load both ways
-    nn.LSTM(**kwargs).load_state_dict(ours.state_dict())
-    lstm_ext.LSTM(**kwargs, backend=backend).load_state_dict(ref.state_dict())
-    assert repr(ours).startswith(repr(ref)[:-1]), f"{repr(ours)!r} vs nn's {repr(ref)!r}"
+    assert_same_contract(nn.LSTM, lstm_ext.LSTM, backend, ("input_size", "hidden_size", "num_layers", "bias",
+                                                           "batch_first", "dropout", "bidirectional", "proj_size"),
+                         input_size=I, hidden_size=H, **CONFIGS[config])
 
 
 @pytest.mark.parametrize("backend", ["auto", *BACKENDS])
@@ -96,13 +79,7 @@ def _bad_lstm_inputs():
 @pytest.mark.parametrize("case", list(_bad_lstm_inputs()))
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_lstm_bad_inputs_raise_like_nn(backend, case):
-    args = _bad_lstm_inputs()[case]
-    ref = nn.LSTM(I, H)
-    ours = copy_weights(ref, lstm_ext.LSTM(I, H, backend=backend))
-    with pytest.raises(Exception) as expected:
-        ref(*args)
-    with pytest.raises(expected.type):
-        ours(*args)
+    call_raises_like_nn(nn.LSTM(I, H), lstm_ext.LSTM, backend, _bad_lstm_inputs()[case])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,9 +1,12 @@
 """The raw ops: opcheck, float64 gradcheck, and the C++ argument checks."""
 
+import textwrap
+
 import pytest
 import torch
 
 from lstm_ext import _ops
+from op_calls import run_under_capability
 from op_args import LSTM_LAYER_CASES, lstm_cell_args, lstm_layer_args, replace_arg
 
 pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
@@ -137,21 +140,16 @@ def test_backward_rejects_mismatched_saved_tensors():
 
 
 @pytest.mark.parametrize("capability", ["default", "avx2", "avx512"])
-def test_every_cpu_capability_gives_the_same_result(capability, tmp_path):
+def test_every_cpu_capability_gives_the_same_result(capability):
     """Each compiled variant of the pointwise kernels agrees with the float64 result.
 
     ATEN_CPU_CAPABILITY picks the variant at start-up, so each runs in its own process;
     a capability this CPU lacks falls back to a lower one, as ATen's own kernels do.
     """
-    import os
-    import subprocess
-    import sys
-    import textwrap
 
     script = textwrap.dedent(
         """
-        import sys, torch
-        sys.path.insert(0, {tests!r})
+        import torch
         from op_args import lstm_layer_args
         from tolerances import tol
         from lstm_ext import _ops
@@ -170,11 +168,8 @@ def test_every_cpu_capability_gives_the_same_result(capability, tmp_path):
                 torch.testing.assert_close(got.double(), want, **tol(dtype))
         print("capability", torch.backends.cpu.get_cpu_capability())
         """
-    ).format(tests=os.path.dirname(os.path.abspath(__file__)))
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    assert "capability" in done.stdout
+    )
+    assert "capability" in run_under_capability(script, capability)
 
 
 def test_double_backward_raises_a_clear_error():

@@ -17,7 +17,7 @@ import lstm_ext
 from conftest import BACKENDS, FUSED_AVAILABLE, copy_weights, make_lstm_pair
 from module_parity import (F64, MIXED_LENGTHS, NO_KERNEL_MESSAGE, B, H, I, P, T, assert_same, bool_ids, check_lstm,
                            lstm_dense_build, lstm_packed_build, lstm_state_leaves, noncontig, noncontig_leaf, rnd,
-                           round_to, run_lstm)
+                           round_to, run_lstm, check_bfloat16_vs_float64)
 from tolerances import assert_close, tol
 
 
@@ -257,14 +257,8 @@ def test_lstm_bfloat16_vs_float64(backend, gen):
     kwargs = dict(input_size=8, hidden_size=8, num_layers=2, bidirectional=True, proj_size=4)
     ref = round_to(nn.LSTM(**kwargs, dtype=F64), torch.bfloat16)
     ours = copy_weights(ref, lstm_ext.LSTM(**kwargs, backend=backend)).to(torch.bfloat16)
-    leaves64 = {"x": rnd(gen, 5, 3, 8), "h0": rnd(gen, 4, 3, 4), "c0": rnd(gen, 4, 3, 8)}
-    leaves64 = {k: v.detach().to(torch.bfloat16).to(F64).requires_grad_() for k, v in leaves64.items()}
-    leaves16 = {k: v.detach().to(torch.bfloat16).requires_grad_() for k, v in leaves64.items()}
-    expected = run_lstm(ref, leaves64, lstm_dense_build(True))
-    actual = run_lstm(ours, leaves16, lstm_dense_build(True))
-    for key in expected:
-        assert actual[key].dtype == torch.bfloat16, f"{key}: {actual[key].dtype}"
-        assert_close(actual[key].to(F64), expected[key], msg=lambda m, key=key: f"{key}: {m}", **tol(torch.bfloat16))
+    leaves = {"x": rnd(gen, 5, 3, 8), "h0": rnd(gen, 4, 3, 4), "c0": rnd(gen, 4, 3, 8)}
+    check_bfloat16_vs_float64(run_lstm, ref, ours, leaves, lstm_dense_build(True))
 
 
 @pytest.mark.parametrize("backend", ["auto", "reference"])

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import lstm_ext
+from op_calls import run_under_capability
 from tolerances import assert_close
 
 BACKENDS = ["fused", "reference"] if lstm_ext._ops.LOAD_ERROR is None else ["reference"]
@@ -240,14 +241,9 @@ print("ULP" + json.dumps(result))
 
 def _measure_ulps(capability: str) -> dict:
     import json
-    import os
-    import subprocess
-    import sys
 
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
-    done = subprocess.run([sys.executable, "-c", ULP_SCRIPT], env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    line = next(line for line in done.stdout.splitlines() if line.startswith("ULP"))
+    stdout = run_under_capability(ULP_SCRIPT, capability)
+    line = next(line for line in stdout.splitlines() if line.startswith("ULP"))
     return json.loads(line[3:])
 
 

@@ -47,28 +47,21 @@ def _elementwise(fn, *tensors):
     return torch.tensor([fn(*vals) for vals in zip(*flat)], dtype=DTYPE).reshape(tensors[0].shape)
 
 
-def test_learn_gate_formula(g):
-    combine, ignore = rand(3, 4, g=g, scale=3), rand(3, 4, g=g, scale=3)
-    expected = _elementwise(lambda n, i: math.tanh(n) * _sigmoid(i), combine, ignore)
-    assert_close(reference.learn_gate(combine, ignore), expected)
+# Each gate of the lesson, its formula on one element, and the scale of its random arguments
+# (wide enough to reach the activations' flat regions; the remember gate has none).
+GATE_FORMULAS = {
+    "learn": (reference.learn_gate, lambda combine, ignore: math.tanh(combine) * _sigmoid(ignore), 3),
+    "forget": (reference.forget_gate, lambda long_term, forget: long_term * _sigmoid(forget), 3),
+    "remember": (reference.remember_gate, lambda learned, kept: learned + kept, 1),
+    "use": (reference.use_gate, lambda long_term, use: math.tanh(long_term) * _sigmoid(use), 3),
+}
 
 
-def test_forget_gate_formula(g):
-    long_term, forget = rand(3, 4, g=g, scale=3), rand(3, 4, g=g, scale=3)
-    expected = _elementwise(lambda ltm, f: ltm * _sigmoid(f), long_term, forget)
-    assert_close(reference.forget_gate(long_term, forget), expected)
-
-
-def test_remember_gate_formula(g):
-    learned, kept = rand(3, 4, g=g), rand(3, 4, g=g)
-    expected = _elementwise(lambda a, b: a + b, learned, kept)
-    assert_close(reference.remember_gate(learned, kept), expected)
-
-
-def test_use_gate_formula(g):
-    long_term, use = rand(3, 4, g=g, scale=3), rand(3, 4, g=g, scale=3)
-    expected = _elementwise(lambda c, o: math.tanh(c) * _sigmoid(o), long_term, use)
-    assert_close(reference.use_gate(long_term, use), expected)
+@pytest.mark.parametrize("gate", list(GATE_FORMULAS))
+def test_gate_formula(gate, g):
+    fn, formula, scale = GATE_FORMULAS[gate]
+    first, second = rand(3, 4, g=g, scale=scale), rand(3, 4, g=g, scale=scale)
+    assert_close(fn(first, second), _elementwise(formula, first, second))
 
 
 def test_gates_argument_order_matters(g):

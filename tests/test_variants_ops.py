@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lstm_ext import _ops, _variant_ops, reference
-from op_args import variant_layer_case, variant_op_args
+from op_args import LAYER_CASES, variant_layer_case, variant_op_args
 from tolerances import assert_close, assert_close_to_truth
 
 pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
@@ -18,13 +18,7 @@ pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension 
 ops = torch.ops.lstm_ext
 
 SHAPES = {
-    "dense": dict(),
-    "dense-reverse": dict(reverse=True),
-    "no-bias": dict(bias=False),
-    "packed": dict(packed=True, T=6, B=4),
-    "packed-reverse": dict(packed=True, reverse=True, T=6, B=4),
-    "one-step": dict(T=1, B=1),
-    "odd-sizes": dict(T=3, B=5, I=7, H=9),
+    **LAYER_CASES,
     "wide": dict(T=3, B=2, I=3, H=37),  # several SIMD vectors and a tail
 }
 VARIANTS = {
