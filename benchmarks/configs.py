@@ -11,7 +11,7 @@ Presets:
 - ``default``: under 2 minutes on a 2-core CPU, everything included (the README's command);
 - ``full``: sweeps batch 1-256, hidden 64-1024, T 1-1000, layers, bidirectional, fp32/fp64/bf16,
   packed variable lengths and proj_size (long: an hour or more on a small CPU);
-- ``targets``: the CPU speed targets' shapes, fused against ``nn.LSTM`` only (a few minutes);
+- ``targets``: the CPU speed targets' shapes, fused against ``nn.LSTM`` / ``nn.GRU`` only (a few minutes);
 - ``fastrnns``: pytorch's benchmarks/fastrnns shape, T=100, B=64, I=H=512, 1 layer;
 - ``flashrnn``: the flashrnn paper's shape, T=1024, B=16, I=H=768, bf16, on CUDA only;
 - ``gru``: ``lstm_ext.GRU`` (fused and reference) against ``nn.GRU``, a large and a small batch;
@@ -243,16 +243,21 @@ def _targets() -> Preset:
     big = dict(T=100, B=64, I=256, H=256, impls=vs_nn)
     return Preset(
         name="targets",
-        description="the CPU speed targets: dense fp32, streaming, fp64, packed, proj_size=128, bf16",
+        description="the CPU speed targets: dense fp32 (medium and large), a small batch, streaming, fp64, packed, "
+        "proj_size=128, bf16, and the GRU against nn.GRU",
         configs=(
+            Config(T=100, B=64, I=64, H=64, impls=vs_nn),
+            Config(T=10, B=64, I=64, H=64, impls=vs_nn),
             Config(**big),
             Config(T=100, B=16, I=128, H=512, impls=vs_nn),
+            Config(T=100, B=4, I=64, H=64, impls=vs_nn),
             Config(T=1, B=1, I=64, H=64, impls=("fused", "nn", "cell_loop")),
             Config(T=1, B=1, I=256, H=256, impls=("fused", "nn", "cell_loop")),
             Config(**big, dtype="float64"),
             Config(**big, packed=True),
             Config(**big, proj_size=128),
             Config(**big, dtype="bfloat16"),
+            Config(**big, cell="gru"),
         ),
         timing=Timing(min_run_time=0.3, min_samples=7, warmup=1, max_run_time=6.0),
     )

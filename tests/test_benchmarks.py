@@ -367,6 +367,10 @@ def test_presets_cover_what_the_issue_asks_for():
         ("float32", False, 0), ("float64", False, 0), ("float32", True, 0), ("float32", False, 128),
         ("bfloat16", False, 0)}
     assert {c.H for c in targets if c.T == 1 and c.B == 1} == {64, 256}
+    dense32 = {(c.T, c.B, c.I, c.H) for c in targets if c.cell == "lstm" and (c.dtype, c.packed, c.proj_size) ==
+               ("float32", False, 0)}
+    assert dense32 >= {(100, 64, 64, 64), (10, 64, 64, 64), (100, 64, 256, 256), (100, 16, 128, 512), (100, 4, 64, 64)}
+    assert {(c.T, c.B, c.H) for c in targets if c.cell == "gru"} == {(100, 64, 256)}
     assert set(PRESETS) == {"tiny", "default", "full", "targets", "fastrnns", "flashrnn", "gru", "variants"}
     assert all(c.cell == "lstm" and not c.variant for c in default)
 
