@@ -5,7 +5,7 @@
 
 namespace lstm_ext {
 
-// The building blocks of every family's argument checks (lstm/lstm_args.cpp, gru/gru_args.cpp).
+// The building blocks of every family's argument checks.
 
 void check_shape(const at::Tensor& t, c10::IntArrayRef expected, const char* name, const char* op) {
   TORCH_CHECK(t.sizes() == expected, op, ": expected ", name, " of shape ", expected, ", got ", t.sizes());
@@ -126,6 +126,76 @@ LayerShape one_dense_step(int64_t B, int64_t I, int64_t H) {
   s.rows = {B};
   s.offset = {0};
   return s;
+}
+
+// ---- the four ops of a cell family ----
+// Without c the same checks run in the same order, so the first failing one is the one reported.
+
+LayerShape check_layer_args(const char* op, int64_t gates, const at::Tensor& input, const at::Tensor& h0,
+                            const at::Tensor* c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                            const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                            const std::optional<at::Tensor>& w_hr, const std::optional<at::Tensor>& batch_sizes) {
+  check_floating(input, op);
+  LayerShape s;
+  check_steps(s, input, h0, batch_sizes, op);
+  check_weights(s, input, w_ih, w_hh, b_ih, b_hh, w_hr, op, gates);
+  check_shape(h0, {s.B, s.P}, "h0", op);
+  if (c0) check_shape(*c0, {s.B, s.H}, "c0", op);
+  check_like(h0, input, "h0", op);
+  if (c0) check_like(*c0, input, "c0", op);
+  return s;
+}
+
+LayerShape check_layer_backward_args(const CellTraits& cell, const at::Tensor& grad_output, const at::Tensor& grad_h_n,
+                                     const at::Tensor* grad_c_n, const at::Tensor& input, const at::Tensor& h0,
+                                     const at::Tensor* c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                     const std::optional<at::Tensor>& w_hr, const std::optional<at::Tensor>& batch_sizes,
+                                     const at::Tensor& output, const at::Tensor& gates, const at::Tensor* cells) {
+  const char* op = cell.layer_backward;
+  LayerShape s = check_layer_args(op, cell.gates, input, h0, c0, w_ih, w_hh, std::nullopt, std::nullopt, w_hr, batch_sizes);
+  const c10::DimVector out_sizes = output_sizes(s);
+  check_shape(output, out_sizes, "output", op);
+  check_shape(grad_output, out_sizes, "grad_output", op);
+  check_shape(grad_h_n, {s.B, s.P}, "grad_h_n", op);
+  if (grad_c_n) check_shape(*grad_c_n, {s.B, s.H}, "grad_c_n", op);
+  check_like(output, input, "output", op);
+  check_like(grad_output, input, "grad_output", op);
+  check_like(grad_h_n, input, "grad_h_n", op);
+  if (grad_c_n) check_like(*grad_c_n, input, "grad_c_n", op);
+  check_saved(gates, {s.N, cell.saved_gates * s.H}, input, "gates", op);
+  if (cells) check_saved(*cells, {s.N, s.H}, input, "cells", op);
+  return s;
+}
+
+void check_cell_args(const CellTraits& cell, const char* op, const at::Tensor& input, const at::Tensor& hx,
+                     const at::Tensor* cx, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                     const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh) {
+  check_floating(input, op);
+  TORCH_CHECK(input.dim() == 2, op, ": expected input of shape [batch, input_size], got ", input.dim(), "-D");
+  LayerShape s;
+  s.B = input.size(0);
+  s.I = input.size(1);
+  check_weights(s, input, w_ih, w_hh, b_ih, b_hh, std::nullopt, op, cell.gates);
+  check_shape(hx, {s.B, s.H}, "hx", op);
+  if (cx) check_shape(*cx, {s.B, s.H}, "cx", op);
+  check_like(hx, input, "hx", op);
+  if (cx) check_like(*cx, input, "cx", op);
+}
+
+void check_cell_backward_args(const CellTraits& cell, const at::Tensor& grad_hy, const at::Tensor* grad_cy,
+                              const at::Tensor& input, const at::Tensor& hx, const at::Tensor* cx,
+                              const at::Tensor& w_ih, const at::Tensor& w_hh, const at::Tensor& gates,
+                              const at::Tensor* cy) {
+  const char* op = cell.cell_backward;
+  check_cell_args(cell, op, input, hx, cx, w_ih, w_hh, std::nullopt, std::nullopt);
+  const int64_t B = input.size(0), H = w_hh.size(0) / cell.gates;
+  check_shape(grad_hy, {B, H}, "grad_hy", op);
+  if (grad_cy) check_shape(*grad_cy, {B, H}, "grad_cy", op);
+  if (cy) check_shape(*cy, {B, H}, "cy", op);
+  check_like(grad_hy, input, "grad_hy", op);
+  if (grad_cy) check_like(*grad_cy, input, "grad_cy", op);
+  if (cy) check_like(*cy, input, "cy", op);
+  check_saved(gates, {B, cell.saved_gates * H}, input, "gates", op);
 }
 
 at::ScalarType opmath_dtype(at::ScalarType dtype) {

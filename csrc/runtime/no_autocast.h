@@ -1,6 +1,6 @@
 // The one autocast rule of every op family: each kernel registered for a backend key (CPU,
-// CUDA) runs its body under NoAutocast, whether through a family's wrapper template (Ops<>,
-// GruOps<>) or through WithoutAutocast<> around a plain kernel function (the variants).
+// CUDA) runs its body under NoAutocast, whether through the cell families' op template
+// (runtime/layer_ops.h) or through WithoutAutocast<> around a plain kernel function (the variants).
 //
 // Why: the kernels' own ATen calls (at::addmm, at::linear, oneDNN's linear, ...) must run in the
 // dtypes the op was given. Inside an autocast region the autocast keys are still live in the

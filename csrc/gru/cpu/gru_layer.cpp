@@ -23,6 +23,7 @@
 #include "lstm/cpu/pointwise.h"
 #include "runtime/cpu/recurrent_gemm.h"
 #include "runtime/cpu/team_walks.h"
+#include "runtime/input_projection.h"
 #include "runtime/layer_steps.h"
 
 namespace lstm_ext {
@@ -141,15 +142,11 @@ void backward_team(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
       });
 }
 
-Tensor as_rows(const Tensor& t, int64_t cols) {
-  return t.reshape({-1, cols});
-}
-
 }  // namespace
 
-GruForward gru_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& w_ih,
-                       const Tensor& w_hh, const std::optional<Tensor>& b_ih, const std::optional<Tensor>& b_hh,
-                       bool reverse) {
+GruLayerResult gru_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& w_ih,
+                           const Tensor& w_hh, const std::optional<Tensor>& b_ih, const std::optional<Tensor>& b_hh,
+                           bool reverse) {
   const at::ScalarType dtype = input.scalar_type();
   const at::ScalarType opmath = opmath_dtype(dtype);
   const int64_t H = s.H;
@@ -184,9 +181,9 @@ GruForward gru_forward(const LayerShape& s, const Tensor& input, const Tensor& h
   return {output, h_state.to(dtype), gates};
 }
 
-GruBackward gru_backward(const LayerShape& s, const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input,
-                         const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh, bool reverse,
-                         const Tensor& output, const Tensor& gates, std::array<bool, 3> mask) {
+GruLayerGrads gru_backward(const LayerShape& s, const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input,
+                           const Tensor& h0, const Tensor& w_ih, const Tensor& w_hh, bool reverse,
+                           const Tensor& output, const Tensor& gates, std::array<bool, 3> mask) {
   const auto [need_input, need_state, need_weights] = mask;
   const at::ScalarType dtype = input.scalar_type();
   const int64_t H = s.H;
@@ -213,7 +210,9 @@ GruBackward gru_backward(const LayerShape& s, const Tensor& grad_output, const T
 
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
   const auto empty = [&] { return at::empty({0}, input.options()); };
-  GruBackward grads{empty(), empty(), empty(), empty(), empty(), empty()};
+  struct {
+    Tensor input, h0, w_ih, w_hh, b_ih, b_hh;
+  } grads{empty(), empty(), empty(), empty(), empty(), empty()};
   if (need_input) grads.input = input_projection(g.d_x, w_ih_c.t(), std::nullopt, std::nullopt).view(input.sizes());
   if (need_state) grads.h0 = g.dh_state;
   if (need_weights) {
@@ -224,7 +223,7 @@ GruBackward gru_backward(const LayerShape& s, const Tensor& grad_output, const T
     grads.b_ih = row_sum(g.d_x);
     grads.b_hh = at::cat({grads.b_ih.narrow(0, 0, 2 * H), row_sum(g.d_hn)});
   }
-  return grads;
+  return {grads.input, grads.h0, grads.w_ih, grads.w_hh, grads.b_ih, grads.b_hh};
 }
 
 }  // namespace cpu

@@ -22,7 +22,7 @@
 #include "runtime/cpu/step_team.h"
 #include "runtime/cpu/team_walks.h"
 #include "runtime/forward_only.h"
-#include "runtime/layer_host.h"
+#include "lstm/layer_host.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -185,9 +185,9 @@ void backward_team(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
 
 }  // namespace
 
-LayerForward layer_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& c0,
-                           const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& b_ih,
-                           const std::optional<Tensor>& b_hh, const std::optional<Tensor>& w_hr, bool reverse) {
+LstmLayerResult layer_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& c0,
+                              const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& b_ih,
+                              const std::optional<Tensor>& b_hh, const std::optional<Tensor>& w_hr, bool reverse) {
   ForwardBuffers b = forward_buffers(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, &input_projection);
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "lstm_ext_layer_forward", [&] {
     const bool save = !ForwardOnlyGuard::active();  // gates and cells, for backward
@@ -200,11 +200,11 @@ LayerForward layer_forward(const LayerShape& s, const Tensor& input, const Tenso
   return b.result();
 }
 
-LayerBackward layer_backward(const LayerShape& s, const Tensor& grad_output, const Tensor& grad_h_n,
-                             const Tensor& grad_c_n, const Tensor& input, const Tensor& h0, const Tensor& c0,
-                             const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& w_hr,
-                             bool reverse, const Tensor& output, const Tensor& gates, const Tensor& cells,
-                             std::array<bool, 3> mask) {
+LstmLayerGrads layer_backward(const LayerShape& s, const Tensor& grad_output, const Tensor& grad_h_n,
+                              const Tensor& grad_c_n, const Tensor& input, const Tensor& h0, const Tensor& c0,
+                              const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& w_hr,
+                              bool reverse, const Tensor& output, const Tensor& gates, const Tensor& cells,
+                              std::array<bool, 3> mask) {
   BackwardBuffers b = backward_buffers(s, grad_output, grad_h_n, grad_c_n, input, c0, w_ih, w_hh, w_hr, gates, cells);
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, input.scalar_type(), "lstm_ext_layer_backward", [&] {
     if (team_applies(s, 4)) {

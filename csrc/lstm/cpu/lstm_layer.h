@@ -1,7 +1,7 @@
-// The CPU layer kernels, for the op registrations. Arguments are checked by the caller.
+// The CPU layer kernels of the LSTM, for runtime/layer_ops.h (which checks the arguments first).
 #pragma once
 
-#include "runtime/layer_host.h"
+#include "lstm/layer_host.h"
 
 namespace lstm_ext {
 namespace cpu {

@@ -1,16 +1,11 @@
-// Registers the CPU kernels for every lstm_ext op.
+// Registers the LSTM's CPU kernels: the four ops of runtime/layer_ops.h.
 #include <torch/library.h>
 
 #include "lstm/cpu/lstm_layer.h"
-#include "lstm/op_wrappers.h"
-
-namespace {
-struct CpuBackend {
-  static constexpr auto layer_forward = &lstm_ext::cpu::layer_forward;
-  static constexpr auto layer_backward = &lstm_ext::cpu::layer_backward;
-};
-}  // namespace
+#include "lstm/lstm_cell.h"
+#include "runtime/layer_ops.h"
 
 TORCH_LIBRARY_IMPL(lstm_ext, CPU, m) {
-  lstm_ext::register_ops<CpuBackend>(m);
+  using namespace lstm_ext;
+  register_layer_ops<kLstmCell, &cpu::layer_forward, &cpu::layer_backward>(m);
 }

@@ -188,9 +188,9 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
 
 }  // namespace
 
-LayerForward layer_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& c0,
-                           const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& b_ih,
-                           const std::optional<Tensor>& b_hh, const std::optional<Tensor>& w_hr, bool reverse) {
+LstmLayerResult layer_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& c0,
+                              const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& b_ih,
+                              const std::optional<Tensor>& b_hh, const std::optional<Tensor>& w_hr, bool reverse) {
   const c10::cuda::CUDAGuard device_guard(input.device());
   ForwardBuffers b = forward_buffers(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "lstm_ext_cuda_layer_forward", [&] {
@@ -199,11 +199,11 @@ LayerForward layer_forward(const LayerShape& s, const Tensor& input, const Tenso
   return b.result();
 }
 
-LayerBackward layer_backward(const LayerShape& s, const Tensor& grad_output, const Tensor& grad_h_n,
-                             const Tensor& grad_c_n, const Tensor& input, const Tensor& h0, const Tensor& c0,
-                             const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& w_hr,
-                             bool reverse, const Tensor& output, const Tensor& gates, const Tensor& cells,
-                             std::array<bool, 3> mask) {
+LstmLayerGrads layer_backward(const LayerShape& s, const Tensor& grad_output, const Tensor& grad_h_n,
+                              const Tensor& grad_c_n, const Tensor& input, const Tensor& h0, const Tensor& c0,
+                              const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& w_hr,
+                              bool reverse, const Tensor& output, const Tensor& gates, const Tensor& cells,
+                              std::array<bool, 3> mask) {
   const c10::cuda::CUDAGuard device_guard(input.device());
   BackwardBuffers b = backward_buffers(s, grad_output, grad_h_n, grad_c_n, input, c0, w_ih, w_hh, w_hr, gates, cells);
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "lstm_ext_cuda_layer_backward", [&] {

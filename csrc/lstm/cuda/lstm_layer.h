@@ -1,8 +1,8 @@
-// The CUDA layer kernels, for the op registrations. Arguments are checked by the caller
-// (op_wrappers.h); the declarations match cpu/lstm_layer.h, so one Ops<> serves both.
+// The CUDA layer kernels of the LSTM, for runtime/layer_ops.h (which checks the arguments
+// first); the declarations match cpu/lstm_layer.h, so one LayerOps<> serves both.
 #pragma once
 
-#include "runtime/layer_host.h"
+#include "lstm/layer_host.h"
 
 namespace lstm_ext {
 namespace cuda {

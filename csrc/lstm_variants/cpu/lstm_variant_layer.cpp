@@ -20,8 +20,8 @@
 #include "runtime/cpu/grain.h"
 #include "lstm_variants/cpu/lstm_variant_pointwise.h"
 #include "runtime/cpu/recurrent_gemm.h"
+#include "runtime/layer_checks.h"
 #include "runtime/layer_steps.h"
-#include "lstm/lstm_args.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -69,9 +69,9 @@ void check_tensor(const Tensor& t, c10::IntArrayRef sizes, const Tensor& like, c
               t.device());
 }
 
-// xgates takes the place of check_layer_forward's input; its feature size is 4H, and a stand-in
-// w_ih of shape [4H, 4H] (a broadcast view, nothing allocated) lets the shared checks cover the
-// layout, batch_sizes, h0, c0 and w_hh. The variant tensors are checked here.
+// xgates takes the place of an LSTM layer's input in check_layer_args; its feature size is 4H,
+// and a stand-in w_ih of shape [4H, 4H] (a broadcast view, nothing allocated) lets the shared
+// checks cover the layout, batch_sizes, h0, c0 and w_hh. The variant tensors are checked here.
 LayerShape check_forward(const Tensor& xgates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
                          const std::optional<Tensor>& peephole, const std::optional<Tensor>& zoneout_h,
                          const std::optional<Tensor>& zoneout_c, const std::optional<Tensor>& ln_hh_weight,
@@ -83,8 +83,8 @@ LayerShape check_forward(const Tensor& xgates, const Tensor& h0, const Tensor& c
               "; use backend='reference' for other dtypes");
   const Tensor w_ih_stand_in = at::empty({1, 1}, xgates.options())
                                    .expand({w_hh.dim() == 2 ? w_hh.size(0) : 0, xgates.dim() > 0 ? xgates.size(-1) : 0});
-  LayerShape s = check_layer_forward(xgates, h0, c0, w_ih_stand_in, w_hh, std::nullopt, std::nullopt, std::nullopt,
-                                     batch_sizes, op);
+  LayerShape s = check_layer_args(op, /*gates=*/4, xgates, h0, &c0, w_ih_stand_in, w_hh, std::nullopt, std::nullopt,
+                                  std::nullopt, batch_sizes);
   TORCH_CHECK(s.I == 4 * s.H, op, ": expected xgates with 4 * hidden_size = ", 4 * s.H, " features, got ", s.I);
   if (peephole.has_value()) check_tensor(*peephole, {3 * s.H}, xgates, "peephole", op);
   const c10::DimVector out_sizes = s.packed ? c10::DimVector{s.N, s.H} : c10::DimVector{s.T, s.B, s.H};

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "runtime/cpu/small_gemm.h"
-#include "runtime/layer_host.h"
+#include "runtime/input_projection.h"
 
 namespace lstm_ext {
 namespace cpu {

@@ -1,9 +1,9 @@
-// The host side that every backend's layer kernels share: the kernels' signature and result
-// types, the buffers of one call (the step bookkeeping, which step comes before which and which
-// rows start from h0/c0, is layer_steps.h), the input projection before the time
-// loop and the gradient GEMMs after it. All of it is plain ATen, so on CUDA it runs on the
-// current stream without a sync. A backend adds only its time loops (lstm/cpu/lstm_layer.cpp,
-// lstm/cuda/lstm_layer.cu), so both walk the same steps over the same rows.
+// The host side of the LSTM's layer kernels, shared by its CPU and CUDA backends: the kernels'
+// signatures, the buffers of one call, the input projection before the time loop and the
+// gradient GEMMs after it (the step bookkeeping, which step comes before which and which rows
+// start from h0/c0, is runtime/layer_steps.h). All of it is plain ATen, so on CUDA it runs on
+// the current stream without a sync. A backend adds only its time loops (cpu/lstm_layer.cpp,
+// cuda/lstm_layer.cu), so both walk the same steps over the same rows.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -12,35 +12,31 @@
 #include <array>
 #include <optional>
 
-#include "runtime/layer_steps.h"
+#include "runtime/cell_traits.h"
+#include "runtime/input_projection.h"
 #include "runtime/layer_checks.h"
+#include "runtime/layer_steps.h"
 
 namespace lstm_ext {
 
-struct LayerForward {
-  at::Tensor output, h_n, c_n, gates, cells;
-};
+// lstm_layer's results: (output, h_n, c_n, gates, cells).
+using LstmLayerResult = Tensors<5>;
+// lstm_layer_backward's: (grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_bias, grad_w_hr);
+// grad_bias serves both b_ih and b_hh. Masked-out gradients are empty tensors.
+using LstmLayerGrads = Tensors<7>;
 
-// Masked-out gradients are empty tensors; bias serves both b_ih and b_hh.
-struct LayerBackward {
-  at::Tensor input, h0, c0, w_ih, w_hh, bias, w_hr;
-};
-
-// The two kernels every backend provides (arguments checked by the caller, op_wrappers.h).
-// A backend declares them as `LayerForwardFn layer_forward; LayerBackwardFn layer_backward;`.
-using LayerForwardFn = LayerForward(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
-                                    const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                    const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
-                                    const std::optional<at::Tensor>& w_hr, bool reverse);
-using LayerBackwardFn = LayerBackward(const LayerShape& s, const at::Tensor& grad_output, const at::Tensor& grad_h_n,
-                                      const at::Tensor& grad_c_n, const at::Tensor& input, const at::Tensor& h0,
-                                      const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                      const std::optional<at::Tensor>& w_hr, bool reverse, const at::Tensor& output,
-                                      const at::Tensor& gates, const at::Tensor& cells, std::array<bool, 3> mask);
-
-inline at::Tensor as_rows(const at::Tensor& t, int64_t cols) {
-  return t.reshape({-1, cols});
-}
+// The two kernels every LSTM backend provides, for runtime/layer_ops.h (which checks the
+// arguments first). A backend declares them as `LayerForwardFn layer_forward; LayerBackwardFn
+// layer_backward;`.
+using LayerForwardFn = LstmLayerResult(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
+                                       const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                       const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                                       const std::optional<at::Tensor>& w_hr, bool reverse);
+using LayerBackwardFn = LstmLayerGrads(const LayerShape& s, const at::Tensor& grad_output, const at::Tensor& grad_h_n,
+                                       const at::Tensor& grad_c_n, const at::Tensor& input, const at::Tensor& h0,
+                                       const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                       const std::optional<at::Tensor>& w_hr, bool reverse, const at::Tensor& output,
+                                       const at::Tensor& gates, const at::Tensor& cells, std::array<bool, 3> mask);
 
 // Everything one forward call works in, allocated once; the time loop only takes views.
 struct ForwardBuffers {
@@ -50,30 +46,8 @@ struct ForwardBuffers {
   at::Tensor output, out2d;     // [T, B, P] or [N, P], and its [N, P] view
   at::Tensor h_state, c_state;  // carried: [B, P] in the input's dtype, [B, H] in opmath
 
-  LayerForward result() const { return {output, h_state, c_state.to(output.scalar_type()), gates, cells}; }
+  LstmLayerResult result() const { return {output, h_state, c_state.to(output.scalar_type()), gates, cells}; }
 };
-
-// rows @ w_ih^T + b_ih + b_hh, a new contiguous [rows, 4H] tensor. A backend may pass its own,
-// e.g. the CPU's on a packed weight; the default is one ATen GEMM, the bias folded in.
-using InputProjection = at::Tensor (*)(const at::Tensor& rows, const at::Tensor& w_ih,
-                                       const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh);
-
-// b_ih + b_hh, or the one that is there; undefined without either.
-inline at::Tensor summed_bias(const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh) {
-  if (b_ih.has_value() && b_hh.has_value()) return *b_ih + *b_hh;
-  if (b_ih.has_value()) return *b_ih;
-  return b_hh.has_value() ? *b_hh : at::Tensor();
-}
-
-inline at::Tensor aten_input_projection(const at::Tensor& rows, const at::Tensor& w_ih,
-                                        const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh) {
-  const at::Tensor w_ih_t = w_ih.contiguous().t();
-  const at::Tensor bias = summed_bias(b_ih, b_hh);
-  // The out= forms: autocast casts the functional at::addmm / at::mm, and the kernel runs in
-  // the caller's dtype whatever autocast region it is called from.
-  at::Tensor out = at::empty({rows.size(0), w_ih.size(0)}, rows.options());
-  return bias.defined() ? at::addmm_out(out, bias, rows, w_ih_t) : at::mm_out(out, rows, w_ih_t);
-}
 
 // Allocates a forward call's buffers and runs the input projection for every step at once:
 // pre = x @ w_ih^T + b_ih + b_hh, one GEMM with the bias folded in as its addend.
@@ -136,14 +110,16 @@ inline BackwardBuffers backward_buffers(const LayerShape& s, const at::Tensor& g
 // After the backward time loop: the gradients the mask asks for (input, h0/c0, weights), as a
 // few large GEMMs over all steps at once. It frees the projection's buffers in b once used.
 // project_input, where given, computes dx = dgates @ w_ih as rows @ (w_ih^T)^T (the CPU's packed GEMM).
-inline LayerBackward layer_gradients(const LayerShape& s, bool reverse, std::array<bool, 3> mask,
-                                     const at::Tensor& input, const at::Tensor& h0, const at::Tensor& output,
-                                     BackwardBuffers& b, InputProjection project_input = nullptr) {
+inline LstmLayerGrads layer_gradients(const LayerShape& s, bool reverse, std::array<bool, 3> mask,
+                                      const at::Tensor& input, const at::Tensor& h0, const at::Tensor& output,
+                                      BackwardBuffers& b, InputProjection project_input = nullptr) {
   const auto [need_input, need_state, need_weights] = mask;
   const at::ScalarType dtype = input.scalar_type();
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
   const auto empty = [&] { return at::empty({0}, input.options()); };
-  LayerBackward grads{empty(), empty(), empty(), empty(), empty(), empty(), empty()};
+  struct {
+    at::Tensor input, h0, c0, w_ih, w_hh, bias, w_hr;
+  } grads{empty(), empty(), empty(), empty(), empty(), empty(), empty()};
   if (s.has_proj) {
     // First, so the projection's buffers are freed before dx is allocated: off the peak.
     if (need_weights) grads.w_hr = at::mm(b.dh_all.t(), b.m_all);
@@ -164,7 +140,7 @@ inline LayerBackward layer_gradients(const LayerShape& s, bool reverse, std::arr
     grads.w_hh = recurrent_weight_grad(s, reverse, b.dgates, as_rows(output.contiguous(), s.P), h0.contiguous());
     grads.bias = row_sum(b.dgates);
   }
-  return grads;
+  return {grads.input, grads.h0, grads.c0, grads.w_ih, grads.w_hh, grads.bias, grads.w_hr};
 }
 
 }  // namespace lstm_ext
