@@ -1,5 +1,5 @@
 // The pointwise math of one GRU step: reset, update and candidate. Written once, compiled for
-// the CPU kernels (also on SIMD vectors) and for CUDA kernels alike, like gates.h for the LSTM.
+// the CPU kernels (also on SIMD vectors) and for CUDA kernels alike, on runtime/activations.h.
 //
 // A GRU keeps one memory, h. Each step decides how much of it to show the new candidate
 // (reset gate r) and how much of it to keep unchanged (update gate z). torch's equations, in
@@ -16,13 +16,13 @@
 // (keep z of the old memory, learn 1 - z of the candidate), and h is both memories.
 #pragma once
 
-#include "lstm/gates.h"
+#include "runtime/activations.h"
 
 namespace lstm_ext {
 namespace gru {
 
-using gates::sigmoid;
-using gates::tanh_;
+using activations::sigmoid;
+using activations::tanh_;
 
 // The activated gates of one hidden unit, as saved for backward.
 template <typename T>

@@ -11,53 +11,13 @@
 // oneDNN and this file take tanh of the new cell state c.
 #pragma once
 
-#include <cmath>
-
-#if defined(__CUDACC__) || defined(__HIPCC__)
-#define HOST_DEVICE __host__ __device__
-#else
-#define HOST_DEVICE
-#endif
+#include "runtime/activations.h"
 
 namespace lstm_ext {
 namespace gates {
 
-// exp and tanh for one element type. Unqualified calls pick the float or double overload
-// on host (std::) and device (CUDA's math overloads), so double stays double: no
-// float-only intrinsics. A backend may specialize Math for a SIMD vector type, and the
-// gate functions below then run on whole vectors unchanged.
-// On the device the calls are qualified (::exp, CUDA's overloads): inside Math a bare exp(x)
-// would find this member itself and recurse.
-template <typename T>
-struct Math {
-  HOST_DEVICE static T exp(T x) {
-#ifdef __CUDA_ARCH__
-    return ::exp(x);
-#else
-    using std::exp;
-    return exp(x);
-#endif
-  }
-  HOST_DEVICE static T tanh(T x) {
-#ifdef __CUDA_ARCH__
-    return ::tanh(x);
-#else
-    using std::tanh;
-    return tanh(x);
-#endif
-  }
-};
-
-// T(0) - x rather than -x: SIMD vector types have no unary minus.
-template <typename T>
-HOST_DEVICE inline T sigmoid(T x) {
-  return T(1) / (T(1) + Math<T>::exp(T(0) - x));
-}
-
-template <typename T>
-HOST_DEVICE inline T tanh_(T x) {
-  return Math<T>::tanh(x);
-}
+using activations::sigmoid;
+using activations::tanh_;
 
 // The activated gates of one hidden unit.
 template <typename T>

@@ -20,7 +20,7 @@
 #include <algorithm>
 
 #include "gru/cpu/gru_pointwise.h"
-#include "lstm/cpu/pointwise.h"
+#include "runtime/cpu/grain.h"
 #include "runtime/cpu/recurrent_gemm.h"
 #include "runtime/cpu/team_walks.h"
 #include "runtime/input_projection.h"
@@ -43,7 +43,7 @@ void forward_loop(const LayerShape& s, bool reverse, const Tensor& x_pre, Tensor
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H;
   const RecurrentGemm recurrent(w_hh, s.B, s.T);
-  const GruForwardRows<scalar_t> rows = gru_forward_rows<scalar_t>();
+  const auto rows = gru_row_kernels<scalar_t>().forward;
   // The GEMM's operand: the carried state itself, or its copy in the storage dtype (bfloat16).
   const Tensor& h_gemm = h_copy.defined() ? h_copy : h_state;
 
@@ -106,7 +106,7 @@ template <typename scalar_t>
 void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, const Tensor& out2d,
                    const Tensor& h0, const Tensor& gates, GruGrads& g, const Tensor& w_hh, bool need_state_grad) {
   const int64_t H = s.H;
-  const GruBackwardRows<scalar_t> rows = gru_backward_rows<scalar_t>();
+  const auto rows = gru_row_kernels<scalar_t>().backward;
   const RecurrentGemm recurrent(w_hh.t(), s.B, s.T);  // dh_{t-1} += d_h_t @ w_hh
 
   for (int64_t k = s.T - 1; k >= 0; --k) {
@@ -131,7 +131,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
 template <typename scalar_t>
 void backward_team(const LayerShape& s, bool reverse, const Tensor& grad_out2d, const Tensor& out2d,
                    const Tensor& h0, const Tensor& gates, GruGrads& g, const Tensor& w_hh, bool need_state_grad) {
-  const GruBackwardRows<scalar_t> rows = gru_backward_rows<scalar_t>();
+  const auto rows = gru_row_kernels<scalar_t>().backward;
   team_backward_walk_rows(
       s, reverse, w_hh, [&](int64_t t, int64_t, int64_t n) { return g.steps[t % 2].narrow(0, 0, n); }, g.dh_state,
       /*accumulate=*/true, need_state_grad, [&](int64_t t, int64_t n, int64_t, int64_t u0, int64_t u1) {

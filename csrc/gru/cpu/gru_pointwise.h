@@ -1,11 +1,13 @@
-// The fused pointwise passes of one GRU time step, on a range of rows. Built once per CPU
-// capability with the LSTM's passes (lstm/cpu/pointwise_*.cpp include gru_pointwise_impl.h) and picked
-// at run time by the same code (pointwise.cpp).
+// The GRU's fused pointwise passes of one time step, on a range of rows. Compiled once per CPU
+// capability (gru_pointwise_impl.h, by gru_pointwise_*.cpp) and picked at run time
+// (runtime/cpu/capability.h).
 #pragma once
 
 #include <ATen/OpMathType.h>
 
 #include <cstdint>
+
+#include "runtime/cpu/capability.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -48,16 +50,11 @@ struct GruBackwardStep {
   int64_t unit_end = -1;   // -1: H
 };
 
+// gru_row_kernels<scalar_t>(): the kernels this CPU runs (honours ATEN_CPU_CAPABILITY, like
+// ATen), for float, double and bfloat16.
 template <typename scalar_t>
-using GruForwardRows = void (*)(const GruForwardStep<scalar_t>&, int64_t begin, int64_t end);
-template <typename scalar_t>
-using GruBackwardRows = void (*)(const GruBackwardStep<scalar_t>&, int64_t begin, int64_t end);
-
-// The best kernels this CPU runs (honours ATEN_CPU_CAPABILITY, like ATen).
-template <typename scalar_t>
-GruForwardRows<scalar_t> gru_forward_rows();
-template <typename scalar_t>
-GruBackwardRows<scalar_t> gru_backward_rows();
+using GruRowKernels = RowKernels<GruForwardStep<scalar_t>, GruBackwardStep<scalar_t>>;
+LSTM_EXT_KERNELS_BY_CAPABILITY(GruRowKernels, gru_row_kernels)
 
 }  // namespace cpu
 }  // namespace lstm_ext

@@ -36,7 +36,7 @@ void forward_loop(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates,
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H, P = s.P;
   const RecurrentGemm recurrent(w_hh, s.B, s.T);
-  const ForwardRows<scalar_t> rows = forward_rows<scalar_t>();
+  const auto rows = lstm_row_kernels<scalar_t>().forward;
   Tensor m_state;  // o * tanh(c) before the projection
   if (s.has_proj) m_state = at::empty({s.B, H}, pre.options());
   const std::optional<RecurrentGemm> projection =
@@ -79,7 +79,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
                    bool need_state_grad) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H, P = s.P;
-  const BackwardRows<scalar_t> rows = backward_rows<scalar_t>();
+  const auto rows = lstm_row_kernels<scalar_t>().backward;
   const RecurrentGemm recurrent(w_hh.t(), s.B, s.T);  // dh_{t-1} = dgates_t @ w_hh
   const std::optional<RecurrentGemm> projection =  // dm_t = dh_t @ w_hr
       s.has_proj ? std::optional<RecurrentGemm>(std::in_place, w_hr.t(), s.B, s.T) : std::nullopt;
@@ -136,7 +136,7 @@ void forward_team(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates,
                   Tensor& h_state, Tensor& c_state, const Tensor& w_hh, bool save) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H;
-  const ForwardRows<scalar_t> rows = forward_rows<scalar_t>();
+  const auto rows = lstm_row_kernels<scalar_t>().forward;
   const Tensor h_buf[2] = {h_state, h_state.clone()};
   const Tensor h_n = team_forward_walk(s, reverse, w_hh, 4, h_buf,
                                        [&](const Tensor& rec, int64_t n, int64_t off, const Tensor& h_next, int64_t u0, int64_t u1) {
@@ -162,7 +162,7 @@ void backward_team(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
                    bool need_state_grad) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H;
-  const BackwardRows<scalar_t> rows = backward_rows<scalar_t>();
+  const auto rows = lstm_row_kernels<scalar_t>().backward;
   team_backward_walk(s, reverse, w_hh, dgates, dh_state, /*accumulate=*/false, need_state_grad,
                      [&](int64_t t, int64_t n, int64_t off, int64_t u0, int64_t u1) {
     const int64_t prev = previous_step(t, s.T, reverse);

@@ -1,5 +1,6 @@
-// The fused pointwise passes of one time step, on a range of rows. Compiled once per
-// CPU capability (pointwise_*.cpp) and picked at run time, as ATen picks its kernels.
+// The LSTM's fused pointwise passes of one time step, on a range of rows. Compiled once per CPU
+// capability (pointwise_impl.h, by pointwise_*.cpp) and picked at run time, as ATen picks its
+// kernels (runtime/cpu/capability.h).
 #pragma once
 
 #include <ATen/OpMathType.h>
@@ -7,6 +8,7 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "runtime/cpu/capability.h"
 #include "runtime/cpu/grain.h"
 
 namespace lstm_ext {
@@ -51,16 +53,11 @@ struct BackwardStep {
   int64_t unit_end = -1;   // -1: every unit, H
 };
 
+// lstm_row_kernels<scalar_t>(): the kernels this CPU runs (honours ATEN_CPU_CAPABILITY, like
+// ATen), for float, double and bfloat16.
 template <typename scalar_t>
-using ForwardRows = void (*)(const ForwardStep<scalar_t>&, int64_t begin, int64_t end);
-template <typename scalar_t>
-using BackwardRows = void (*)(const BackwardStep<scalar_t>&, int64_t begin, int64_t end);
-
-// The best kernels this CPU runs (honours ATEN_CPU_CAPABILITY, like ATen).
-template <typename scalar_t>
-ForwardRows<scalar_t> forward_rows();
-template <typename scalar_t>
-BackwardRows<scalar_t> backward_rows();
+using LstmRowKernels = RowKernels<ForwardStep<scalar_t>, BackwardStep<scalar_t>>;
+LSTM_EXT_KERNELS_BY_CAPABILITY(LstmRowKernels, lstm_row_kernels)
 
 }  // namespace cpu
 }  // namespace lstm_ext

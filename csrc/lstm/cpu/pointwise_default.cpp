@@ -1,10 +1,3 @@
-// The pointwise kernels for any CPU; see pointwise_impl.h.
-#define CPU_CAPABILITY DEFAULT
-#define CPU_CAPABILITY_DEFAULT
+// The LSTM's pointwise kernels for any CPU: pointwise_impl.h, built as capability.h says.
+#include "runtime/cpu/capability_default.h"
 #include "lstm/cpu/pointwise_impl.h"
-#include "gru/cpu/gru_pointwise_impl.h"
-#include "runtime/cpu/small_gemm_impl.h"
-
-LSTM_EXT_POINTWISE_TABLE(DEFAULT)
-LSTM_EXT_GRU_POINTWISE_TABLE(DEFAULT)
-LSTM_EXT_SMALL_GEMM_TABLE(DEFAULT)

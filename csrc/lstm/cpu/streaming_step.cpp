@@ -2,8 +2,8 @@
 // double, without a projection. The general path spends more on per-op overhead than on the
 // arithmetic: dozens of ATen ops for one layer (views, clones, copies, buffers, a dispatcher call per
 // layer). This one allocates the three results and runs the same kernels (the small-rows GEMM,
-// forward_rows) on raw pointers, so its results are the same bits. Only calls the general path
-// would run on the small-rows GEMM come here; anything else returns nullopt.
+// the forward pointwise pass) on raw pointers, so its results are the same bits. Only calls the
+// general path would run on the small-rows GEMM come here; anything else returns nullopt.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 
@@ -62,7 +62,7 @@ void run(const Tensor& x, const Tensor& h0, const Tensor& c0, at::TensorList wei
   // layers below the last.
   thread_local std::vector<scalar_t> pre, below[2];
   pre.resize(static_cast<size_t>(B * 4 * H));
-  const ForwardRows<scalar_t> rows = forward_rows<scalar_t>();
+  const auto rows = lstm_row_kernels<scalar_t>().forward;
   const scalar_t* in = x.const_data_ptr<scalar_t>();
   int64_t ld_in = x.stride(1), I = x.size(2);
   for (int64_t l = 0; l < L; ++l) {
@@ -74,11 +74,11 @@ void run(const Tensor& x, const Tensor& h0, const Tensor& c0, at::TensorList wei
       const at::TensorList w = weights.slice(index * per, per);
       const scalar_t* b_ih = has_biases ? w[2].const_data_ptr<scalar_t>() : nullptr;
       const scalar_t* b_hh = has_biases ? w[3].const_data_ptr<scalar_t>() : nullptr;
-      run_small_gemm(SmallGemm<scalar_t>{in, ld_in, B, I, w[0].const_data_ptr<scalar_t>(), b_ih, b_hh, pre.data(),
+      run_small_gemm(SmallGemm<scalar_t>{in, ld_in, B, I, w[0].const_data_ptr<scalar_t>(), I, b_ih, b_hh, pre.data(),
                                          4 * H, /*accumulate=*/false},
                      4 * H);
       const scalar_t* h_prev = h0.const_data_ptr<scalar_t>() + index * h0.stride(0);
-      run_small_gemm(SmallGemm<scalar_t>{h_prev, h0.stride(1), B, H, w[1].const_data_ptr<scalar_t>(), nullptr,
+      run_small_gemm(SmallGemm<scalar_t>{h_prev, h0.stride(1), B, H, w[1].const_data_ptr<scalar_t>(), H, nullptr,
                                          nullptr, pre.data(), 4 * H, /*accumulate=*/true},
                      4 * H);
       scalar_t* c = c_n.data_ptr<scalar_t>() + index * B * H;

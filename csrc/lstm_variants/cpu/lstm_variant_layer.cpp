@@ -15,52 +15,18 @@
 #include <cstring>
 #include <string>
 
-#include "runtime/cpu/capability.h"
+#include "lstm_variants/cpu/lstm_variant_pointwise.h"
 #include "runtime/cpu/column_dot.h"
 #include "runtime/cpu/grain.h"
-#include "lstm_variants/cpu/lstm_variant_pointwise.h"
 #include "runtime/cpu/recurrent_gemm.h"
 #include "runtime/layer_checks.h"
 #include "runtime/layer_steps.h"
 
 namespace lstm_ext {
 namespace cpu {
-
-template <typename scalar_t> VariantForwardRows<scalar_t> variant_forward_rows_DEFAULT();
-template <typename scalar_t> VariantBackwardRows<scalar_t> variant_backward_rows_DEFAULT();
-#if defined(__x86_64__)
-template <typename scalar_t> VariantForwardRows<scalar_t> variant_forward_rows_AVX2();
-template <typename scalar_t> VariantBackwardRows<scalar_t> variant_backward_rows_AVX2();
-template <typename scalar_t> VariantForwardRows<scalar_t> variant_forward_rows_AVX512();
-template <typename scalar_t> VariantBackwardRows<scalar_t> variant_backward_rows_AVX512();
-#endif
-
 namespace {
 
 using at::Tensor;
-
-template <typename scalar_t>
-VariantForwardRows<scalar_t> variant_forward_rows() {
-  LSTM_EXT_BY_CAPABILITY(variant_forward_rows, scalar_t)
-}
-
-template <typename scalar_t>
-VariantBackwardRows<scalar_t> variant_backward_rows() {
-  LSTM_EXT_BY_CAPABILITY(variant_backward_rows, scalar_t)
-}
-
-// The kernels for this CPU, picked by the dispatch every family shares (runtime/cpu/capability.h).
-template <typename scalar_t>
-struct Kernels {
-  VariantForwardRows<scalar_t> forward;
-  VariantBackwardRows<scalar_t> backward;
-};
-
-template <typename scalar_t>
-const Kernels<scalar_t>& kernels() {
-  static const Kernels<scalar_t> picked{variant_forward_rows<scalar_t>(), variant_backward_rows<scalar_t>()};
-  return picked;
-}
 
 void check_tensor(const Tensor& t, c10::IntArrayRef sizes, const Tensor& like, const char* name, const char* op) {
   TORCH_CHECK(t.sizes() == sizes, op, ": expected ", name, " of shape ", sizes, ", got ", t.sizes());
@@ -132,6 +98,14 @@ const scalar_t* rows_or_null(const std::optional<Tensor>& t, int64_t offset, int
   return t.has_value() ? t->const_data_ptr<scalar_t>() + offset * H : nullptr;
 }
 
+// The options' pointers for the step whose rows start at `offset`.
+template <typename scalar_t>
+VariantOptions<scalar_t> step_options(const Options& o, int64_t offset, int64_t H) {
+  return {data_or_null<scalar_t>(o.peephole), rows_or_null<scalar_t>(o.keep_h, offset, H),
+          rows_or_null<scalar_t>(o.keep_c, offset, H), data_or_null<scalar_t>(o.ln_hh),
+          data_or_null<scalar_t>(o.ln_c_weight), data_or_null<scalar_t>(o.ln_c_bias)};
+}
+
 // What forward saves: (output, h_n, c_n, gates, cells, states, rec, stats, lesson).
 struct Saved {
   Tensor output, h_n, c_n;
@@ -150,7 +124,7 @@ void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Ten
   const RecurrentGemm recurrent(w_hh, s.B, s.T);
   const std::optional<RecurrentGemm> lesson =
       o.w_u.has_value() ? std::optional<RecurrentGemm>(std::in_place, *o.w_u, s.B, s.T) : std::nullopt;
-  const VariantForwardRows<scalar_t> rows = kernels<scalar_t>().forward;
+  const auto rows = variant_row_kernels<scalar_t>().forward;
   Tensor out2d = f.output.view({s.N, H});
   for (int64_t k = 0; k < s.T; ++k) {
     const int64_t t = reverse ? s.T - 1 - k : k;
@@ -183,12 +157,7 @@ void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Ten
     const VariantForwardStep<scalar_t> step{
         H,
         pre_p,
-        data_or_null<scalar_t>(o.peephole),
-        rows_or_null<scalar_t>(o.keep_h, off, H),
-        rows_or_null<scalar_t>(o.keep_c, off, H),
-        data_or_null<scalar_t>(o.ln_hh),
-        data_or_null<scalar_t>(o.ln_c_weight),
-        data_or_null<scalar_t>(o.ln_c_bias),
+        step_options<scalar_t>(o, off, H),
         o.ln_hh.has_value() ? f.rec.data_ptr<scalar_t>() + off * 4 * H : nullptr,
         f.stats.numel() ? f.stats.data_ptr<scalar_t>() + off * kStats : nullptr,
         o.w_u.has_value() ? f.lesson.data_ptr<scalar_t>() + off * H : nullptr,
@@ -235,7 +204,7 @@ template <typename scalar_t>
 void backward_loop(const LayerShape& s, bool reverse, const Options& o, const Saved& f, const Tensor& carried,
                    const Tensor& c0, const Tensor& grad_out2d, Grads& g, const Tensor& w_hh, bool need_state_grad) {
   const int64_t H = s.H;
-  const VariantBackwardRows<scalar_t> rows = kernels<scalar_t>().backward;
+  const auto rows = variant_row_kernels<scalar_t>().backward;
   const RecurrentGemm recurrent(w_hh.t(), s.B, s.T);  // dh_{t-1} = drec_t @ w_hh (+ zoneout's direct part)
   const std::optional<RecurrentGemm> lesson =  // d_kept = d_use @ w_u
       o.w_u.has_value() ? std::optional<RecurrentGemm>(std::in_place, o.w_u->t(), s.B, s.T) : std::nullopt;
@@ -250,12 +219,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Options& o, const Sa
         prev < 0 ? nullptr : carried.const_data_ptr<scalar_t>() + s.offset[prev] * H,
         c0.const_data_ptr<scalar_t>(),
         rows_with_previous(s, t, prev),
-        data_or_null<scalar_t>(o.peephole),
-        rows_or_null<scalar_t>(o.keep_h, off, H),
-        rows_or_null<scalar_t>(o.keep_c, off, H),
-        data_or_null<scalar_t>(o.ln_hh),
-        data_or_null<scalar_t>(o.ln_c_weight),
-        data_or_null<scalar_t>(o.ln_c_bias),
+        step_options<scalar_t>(o, off, H),
         o.ln_hh.has_value() ? f.rec.const_data_ptr<scalar_t>() + off * 4 * H : nullptr,
         f.stats.numel() ? f.stats.const_data_ptr<scalar_t>() + off * kStats : nullptr,
         // f.lesson[1]'s rows, without a select per step (a tensor view costs more than it saves)

@@ -1,9 +1,12 @@
 // The fused pointwise passes of one variant time step (peephole, zoneout, layer norm, the
-// lesson's use gate), on a range of rows. Compiled once per CPU capability (lstm_variant_pointwise_*.cpp), picked at
-// run time. float and double only: the variants keep one dtype throughout.
+// lesson's use gate), on a range of rows. Compiled once per CPU capability
+// (lstm_variant_pointwise_impl.h, by lstm_variant_pointwise_*.cpp) and picked at run time
+// (runtime/cpu/capability.h). float and double only: the variants keep one dtype throughout.
 #pragma once
 
 #include <cstdint>
+
+#include "runtime/cpu/capability.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -15,17 +18,23 @@ constexpr double kLayerNormEps = 1e-5;
 // mean and 1/std of the new cell state.
 constexpr int64_t kStats = 3;
 
-// Null pointers mean "option off": no peephole weights, no zoneout on h or c, no layer norm.
+// The options of one step, forward and backward alike. Null pointers mean "option off": no
+// peephole weights, no zoneout on h or c, no layer norm.
+template <typename scalar_t>
+struct VariantOptions {
+  const scalar_t* peephole;     // [3H] p_i, p_f, p_o, or null
+  const scalar_t* keep_h;       // [rows, H] zoneout weights of this step, or null
+  const scalar_t* keep_c;
+  const scalar_t* ln_hh;        // [4H] gain of the recurrent projection's layer norm, or null
+  const scalar_t* ln_c_weight;  // [H] gain and bias of the cell state's layer norm, or null
+  const scalar_t* ln_c_bias;
+};
+
 template <typename scalar_t>
 struct VariantForwardStep {
   int64_t H;
   const scalar_t* pre;       // [rows, 4H] pre-activations, i f g o (with layer norm: xgates only)
-  const scalar_t* peephole;  // [3H] p_i, p_f, p_o, or null
-  const scalar_t* keep_h;    // [rows, H] zoneout weights of this step, or null
-  const scalar_t* keep_c;
-  const scalar_t* ln_hh;     // [4H] gain of the recurrent projection's layer norm, or null
-  const scalar_t* ln_c_weight;  // [H] gain and bias of the cell state's layer norm, or null
-  const scalar_t* ln_c_bias;
+  VariantOptions<scalar_t> options;
   scalar_t* rec;             // [rows, 4H] h_prev @ W_hh^T, normalized in place (with ln_hh)
   scalar_t* stats;           // [rows, kStats] (with any layer norm)
   // The lesson's use gate runs in two passes around the GEMM u_pre = kept @ W_u^T + b_u:
@@ -51,12 +60,7 @@ struct VariantBackwardStep {
   const scalar_t* c_prev;  // carried c of the previous step, rows below n_prev
   const scalar_t* c0;      // the other rows
   int64_t n_prev;
-  const scalar_t* peephole;
-  const scalar_t* keep_h;
-  const scalar_t* keep_c;
-  const scalar_t* ln_hh;
-  const scalar_t* ln_c_weight;
-  const scalar_t* ln_c_bias;
+  VariantOptions<scalar_t> options;
   const scalar_t* rec;     // [rows, 4H] the normalized recurrent projection (with ln_hh)
   const scalar_t* stats;   // [rows, kStats]
   // The lesson's use gate, in two passes around the GEMM d_kept = d_use @ W_u: the first
@@ -72,10 +76,11 @@ struct VariantBackwardStep {
   scalar_t* drec;          // [rows, 4H] gradient of h_prev @ W_hh^T (with ln_hh)
 };
 
+// variant_row_kernels<scalar_t>(): the kernels this CPU runs (honours ATEN_CPU_CAPABILITY, like
+// ATen), for float and double.
 template <typename scalar_t>
-using VariantForwardRows = void (*)(const VariantForwardStep<scalar_t>&, int64_t begin, int64_t end);
-template <typename scalar_t>
-using VariantBackwardRows = void (*)(const VariantBackwardStep<scalar_t>&, int64_t begin, int64_t end);
+using VariantRowKernels = RowKernels<VariantForwardStep<scalar_t>, VariantBackwardStep<scalar_t>>;
+LSTM_EXT_KERNELS_BY_CAPABILITY(VariantRowKernels, variant_row_kernels)
 
 }  // namespace cpu
 }  // namespace lstm_ext

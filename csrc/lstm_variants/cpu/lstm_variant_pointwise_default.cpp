@@ -1,6 +1,3 @@
-// The variant pointwise kernels for any CPU; see lstm_variant_pointwise_impl.h.
-#define CPU_CAPABILITY DEFAULT
-#define CPU_CAPABILITY_DEFAULT
+// The variants' pointwise kernels for any CPU: lstm_variant_pointwise_impl.h, built as capability.h says.
+#include "runtime/cpu/capability_default.h"
 #include "lstm_variants/cpu/lstm_variant_pointwise_impl.h"
-
-LSTM_EXT_VARIANT_TABLE(DEFAULT)

@@ -1,7 +1,7 @@
 // The variant row kernels, included once per CPU capability by lstm_variant_pointwise_*.cpp
 // (each defines CPU_CAPABILITY first). variant_gates.h runs on whole SIMD vectors, with a
-// partial vector for the tail; pointwise_impl.h supplies gates::Math for those vectors.
-// A row is walked once without layer norm; with it, the row sums come between the passes.
+// partial vector for the tail (runtime/cpu/simd.h). A row is walked once without layer norm;
+// with it, the row sums come between the passes.
 #pragma once
 
 #include <ATen/cpu/vec/vec.h>
@@ -10,29 +10,12 @@
 #include <cmath>
 
 #include "lstm_variants/cpu/lstm_variant_pointwise.h"
-#include "lstm/cpu/pointwise_impl.h"
 #include "lstm_variants/variant_gates.h"
+#include "runtime/cpu/simd.h"
 
 namespace lstm_ext {
 namespace cpu {
 namespace CPU_CAPABILITY {
-
-// Units [j, j + count) of a row: one whole or partial SIMD vector.
-template <typename scalar_t>
-struct Lanes {
-  using V = at::vec::Vectorized<scalar_t>;
-  int64_t j, count;
-  V load(const scalar_t* p) const { return V::loadu(p + j, count); }
-  V load_or_zero(const scalar_t* p) const { return p ? load(p) : V(scalar_t(0)); }
-  void store(scalar_t* p, const V& v) const { v.store(p + j, count); }
-  V masked(const V& v) const { return V::set(V(scalar_t(0)), v, count); }  // zero past the row's end
-};
-
-template <typename scalar_t, typename F>
-inline void for_lanes(int64_t n, F f) {
-  constexpr int64_t width = at::vec::Vectorized<scalar_t>::size();
-  for (int64_t j = 0; j < n; j += width) f(Lanes<scalar_t>{j, std::min(width, n - j)});
-}
 
 template <typename scalar_t>
 inline scalar_t sum_lanes(const at::vec::Vectorized<scalar_t>& v) {
@@ -80,183 +63,178 @@ inline void layer_norm_row_backward(int64_t n, scalar_t rstd, const scalar_t* ga
 // The option tensors' lanes for row r; zeros where the option is off.
 template <typename scalar_t>
 inline variant_gates::Peephole<at::vec::Vectorized<scalar_t>> peephole_lanes(const Lanes<scalar_t>& l,
-                                                                             const scalar_t* p, int64_t H) {
+                                                                             const VariantOptions<scalar_t>& o,
+                                                                             int64_t H) {
+  const scalar_t* p = o.peephole;
   return {l.load_or_zero(p), l.load_or_zero(p ? p + H : nullptr), l.load_or_zero(p ? p + 2 * H : nullptr)};
 }
 
 template <typename scalar_t>
-inline variant_gates::Keep<at::vec::Vectorized<scalar_t>> keep_lanes(const Lanes<scalar_t>& l, const scalar_t* keep_h,
-                                                                     const scalar_t* keep_c, int64_t r, int64_t H) {
-  return {l.load_or_zero(keep_h ? keep_h + r * H : nullptr), l.load_or_zero(keep_c ? keep_c + r * H : nullptr)};
+inline variant_gates::Keep<at::vec::Vectorized<scalar_t>> keep_lanes(const Lanes<scalar_t>& l,
+                                                                     const VariantOptions<scalar_t>& o, int64_t r,
+                                                                     int64_t H) {
+  return {l.load_or_zero(o.keep_h ? o.keep_h + r * H : nullptr), l.load_or_zero(o.keep_c ? o.keep_c + r * H : nullptr)};
 }
 
+// Row r of a forward step.
 template <typename scalar_t>
-void variant_forward_rows_impl(const VariantForwardStep<scalar_t>& s, int64_t begin, int64_t end) {
+void forward_row(const VariantForwardStep<scalar_t>& s, int64_t r) {
   using V = at::vec::Vectorized<scalar_t>;
   const int64_t H = s.H;
-  for (int64_t r = begin; r < end; ++r) {
-    const scalar_t* pre = s.pre + r * 4 * H;
-    scalar_t* g_row = s.gates + r * 4 * H;
-    scalar_t* c_row = s.c_state + r * H;
-    scalar_t* h_row = s.h_state + r * H;
-    const auto keep = [&](const Lanes<scalar_t>& l) { return keep_lanes(l, s.keep_h, s.keep_c, r, H); };
-    const auto finish = [&](const Lanes<scalar_t>& l, const variant_gates::Cell<V>& cell, const V& long_term) {
-      const auto next = variant_gates::cell_output(cell, long_term, l.load(c_row), l.load(h_row), keep(l));
-      if (s.states) l.store(s.states + r * H, next.c);
-      l.store(c_row, next.c);
-      l.store(h_row, next.h);
-      l.store(s.out + r * H, next.h);
-    };
-    // The use gate on what was saved: the lesson's second pass, or layer norm's on c.
-    const auto finish_saved = [&](const Lanes<scalar_t>& l, const V& long_term) {
-      variant_gates::Cell<V> cell;
-      cell.a.o = l.load(g_row + 3 * H);
-      cell.c = l.load(s.cells + r * H);
-      finish(l, cell, long_term);
-    };
-    if (s.use_pre) {
-      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) { finish_saved(l, l.load(s.use_pre + r * H)); });
-      continue;
-    }
-    if (s.ln_hh) {  // pre += ln_hh * normalize(h_prev @ W_hh^T), the bias already in pre
-      scalar_t* rec = s.rec + r * 4 * H;
-      const scalar_t* raw = s.rec_in ? s.rec_in + r * 4 * H : rec;
-      scalar_t mean, rstd;
-      row_moments(raw, 4 * H, &mean, &rstd);
-      for_lanes<scalar_t>(4 * H, [&](const Lanes<scalar_t>& l) {
-        const V xhat = (l.load(raw) - V(mean)) * V(rstd);
-        l.store(rec, xhat);
-        l.store(g_row, l.load(pre) + l.load(s.ln_hh) * xhat);
-      });
-      s.stats[r * kStats] = rstd;
-      pre = g_row;
-    }
-    for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
-      const auto cell = variant_gates::cell_gates<V>(l.load(pre), l.load(pre + H), l.load(pre + 2 * H),
-                                                     l.load(pre + 3 * H), l.load(c_row), peephole_lanes(l, s.peephole, H));
-      l.store(g_row, cell.a.i);
-      l.store(g_row + H, cell.a.f);
-      l.store(g_row + 2 * H, cell.a.g);
-      l.store(g_row + 3 * H, cell.a.o);
-      l.store(s.cells + r * H, cell.c);
-      if (s.kept) l.store(s.kept + r * H, gates::forget_gate(cell.a, l.load(c_row)));
-      if (!s.ln_c_weight && !s.kept) finish(l, cell, cell.c);
-    });
-    if (!s.ln_c_weight) continue;
-    // The use gate squashes LN(c); c itself is carried.
+  const scalar_t* pre = s.pre + r * 4 * H;
+  scalar_t* g_row = s.gates + r * 4 * H;
+  scalar_t* c_row = s.c_state + r * H;
+  scalar_t* h_row = s.h_state + r * H;
+  const auto keep = [&](const Lanes<scalar_t>& l) { return keep_lanes(l, s.options, r, H); };
+  const auto finish = [&](const Lanes<scalar_t>& l, const variant_gates::Cell<V>& cell, const V& long_term) {
+    const auto next = variant_gates::cell_output(cell, long_term, l.load(c_row), l.load(h_row), keep(l));
+    if (s.states) l.store(s.states + r * H, next.c);
+    l.store(c_row, next.c);
+    l.store(h_row, next.h);
+    l.store(s.out + r * H, next.h);
+  };
+  // The use gate on what was saved: the lesson's second pass, or layer norm's on c.
+  const auto finish_saved = [&](const Lanes<scalar_t>& l, const V& long_term) {
+    variant_gates::Cell<V> cell;
+    cell.a.o = l.load(g_row + 3 * H);
+    cell.c = l.load(s.cells + r * H);
+    finish(l, cell, long_term);
+  };
+  if (s.use_pre) {
+    for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) { finish_saved(l, l.load(s.use_pre + r * H)); });
+    return;
+  }
+  if (s.options.ln_hh) {  // pre += ln_hh * normalize(h_prev @ W_hh^T), the bias already in pre
+    scalar_t* rec = s.rec + r * 4 * H;
+    const scalar_t* raw = s.rec_in ? s.rec_in + r * 4 * H : rec;
     scalar_t mean, rstd;
-    row_moments(s.cells + r * H, H, &mean, &rstd);
-    s.stats[r * kStats + 1] = mean;
-    s.stats[r * kStats + 2] = rstd;
-    for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
-      finish_saved(l, (l.load(s.cells + r * H) - V(mean)) * V(rstd) * l.load(s.ln_c_weight) + l.load(s.ln_c_bias));
+    row_moments(raw, 4 * H, &mean, &rstd);
+    for_lanes<scalar_t>(4 * H, [&](const Lanes<scalar_t>& l) {
+      const V xhat = (l.load(raw) - V(mean)) * V(rstd);
+      l.store(rec, xhat);
+      l.store(g_row, l.load(pre) + l.load(s.options.ln_hh) * xhat);
     });
+    s.stats[r * kStats] = rstd;
+    pre = g_row;
+  }
+  for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
+    const auto cell = variant_gates::cell_gates<V>(l.load(pre), l.load(pre + H), l.load(pre + 2 * H),
+                                                   l.load(pre + 3 * H), l.load(c_row), peephole_lanes(l, s.options, H));
+    l.store(g_row, cell.a.i);
+    l.store(g_row + H, cell.a.f);
+    l.store(g_row + 2 * H, cell.a.g);
+    l.store(g_row + 3 * H, cell.a.o);
+    l.store(s.cells + r * H, cell.c);
+    if (s.kept) l.store(s.kept + r * H, gates::forget_gate(cell.a, l.load(c_row)));
+    if (!s.options.ln_c_weight && !s.kept) finish(l, cell, cell.c);
+  });
+  if (!s.options.ln_c_weight) return;
+  // The use gate squashes LN(c); c itself is carried.
+  scalar_t mean, rstd;
+  row_moments(s.cells + r * H, H, &mean, &rstd);
+  s.stats[r * kStats + 1] = mean;
+  s.stats[r * kStats + 2] = rstd;
+  for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
+    const V c_hat = (l.load(s.cells + r * H) - V(mean)) * V(rstd);
+    finish_saved(l, c_hat * l.load(s.options.ln_c_weight) + l.load(s.options.ln_c_bias));
+  });
+}
+
+// Row r of a backward step.
+template <typename scalar_t>
+void backward_row(const VariantBackwardStep<scalar_t>& s, int64_t r) {
+  using V = at::vec::Vectorized<scalar_t>;
+  const int64_t H = s.H;
+  const scalar_t* g_row = s.gates + r * 4 * H;
+  const scalar_t* cells = s.cells + r * H;
+  const scalar_t* c_prev_row = r < s.n_prev ? s.c_prev + r * H : s.c0 + r * H;
+  scalar_t* dh_row = s.dh + r * H;
+  scalar_t* dc_row = s.dc + r * H;
+  scalar_t* dg_row = s.dgates + r * 4 * H;
+  const auto gates_of = [&](const Lanes<scalar_t>& l) {
+    return gates::Gates<V>{l.load(g_row), l.load(g_row + H), l.load(g_row + 2 * H), l.load(g_row + 3 * H)};
+  };
+  const auto peephole = [&](const Lanes<scalar_t>& l) { return peephole_lanes(l, s.options, H); };
+  const auto keep = [&](const Lanes<scalar_t>& l) { return keep_lanes(l, s.options, r, H); };
+  const auto store_grads = [&](const Lanes<scalar_t>& l, const gates::GateGrads<V>& d) {
+    l.store(dg_row, d.i_pre);
+    l.store(dg_row + H, d.f_pre);
+    l.store(dg_row + 2 * H, d.g_pre);
+    l.store(dg_row + 3 * H, d.o_pre);
+    l.store(dc_row, d.c_prev);
+  };
+  if (s.use_pre && !s.d_kept) {  // the lesson's first pass: the use gate on u_pre
+    for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
+      gates::GateGrads<V> d;
+      V dh_prev;
+      l.store(s.d_use + r * H,
+              variant_gates::use_backward<V>(gates_of(l), gates::tanh_(l.load(s.use_pre + r * H)), keep(l),
+                                             l.load(dh_row) + l.load(s.dy + r * H), &d, &dh_prev));
+      l.store(dg_row + 3 * H, d.o_pre);
+      if (s.options.keep_h) l.store(dh_row, dh_prev);
+    });
+  } else if (s.use_pre) {  // the lesson's second pass: c reaches h only through kept
+    for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
+      gates::GateGrads<V> d;
+      d.o_pre = l.load(dg_row + 3 * H);
+      variant_gates::remember_backward<V>(gates_of(l), l.load(c_prev_row), peephole(l), keep(l), V(scalar_t(0)),
+                                          l.load(dc_row), l.load(s.d_kept + r * H), &d);
+      store_grads(l, d);
+    });
+  } else if (!s.options.ln_c_weight) {
+    for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
+      V dh_prev;
+      const auto d = variant_gates::cell_backward<V>(gates_of(l), l.load(cells), l.load(c_prev_row), peephole(l),
+                                                     keep(l), l.load(dh_row) + l.load(s.dy + r * H),
+                                                     l.load(dc_row), &dh_prev);
+      store_grads(l, d);
+      if (s.options.keep_h) l.store(dh_row, dh_prev);
+    });
+  } else {
+    const scalar_t mean = s.stats[r * kStats + 1], rstd = s.stats[r * kStats + 2];
+    const auto c_hat = [&](const Lanes<scalar_t>& l) { return (l.load(cells) - V(mean)) * V(rstd); };
+    scalar_t* dln_row = s.dln_c + r * H;
+    // use gate on LN(c): o's gradient, and the gradient reaching LN(c)
+    for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
+      const V normed = c_hat(l) * l.load(s.options.ln_c_weight) + l.load(s.options.ln_c_bias);
+      gates::GateGrads<V> d;
+      V dh_prev;
+      l.store(dln_row, variant_gates::use_backward<V>(gates_of(l), gates::tanh_(normed), keep(l),
+                                                      l.load(dh_row) + l.load(s.dy + r * H), &d, &dh_prev));
+      l.store(dg_row + 3 * H, d.o_pre);
+      if (s.options.keep_h) l.store(dh_row, dh_prev);
+    });
+    // through the layer norm to c, then the remember, learn and forget gates
+    layer_norm_row_backward<scalar_t>(
+        H, rstd, s.options.ln_c_weight, c_hat, [&](const Lanes<scalar_t>& l) { return l.load(dln_row); },
+        [&](const Lanes<scalar_t>& l, const V& dc) {
+          gates::GateGrads<V> d;
+          d.o_pre = l.load(dg_row + 3 * H);
+          variant_gates::remember_backward<V>(gates_of(l), l.load(c_prev_row), peephole(l), keep(l), dc,
+                                              l.load(dc_row), V(scalar_t(0)), &d);
+          store_grads(l, d);
+        });
+  }
+  if (s.options.ln_hh) {  // through the recurrent projection's layer norm
+    const scalar_t* rec = s.rec + r * 4 * H;
+    scalar_t* drec = s.drec + r * 4 * H;
+    layer_norm_row_backward<scalar_t>(
+        4 * H, s.stats[r * kStats], s.options.ln_hh, [&](const Lanes<scalar_t>& l) { return l.load(rec); },
+        [&](const Lanes<scalar_t>& l) { return l.load(dg_row); },
+        [&](const Lanes<scalar_t>& l, const V& v) { l.store(drec, v); });
   }
 }
 
+// This capability's copy of the table variant_row_kernels<scalar_t>() picks from
+// (lstm_variant_pointwise.h).
 template <typename scalar_t>
-void variant_backward_rows_impl(const VariantBackwardStep<scalar_t>& s, int64_t begin, int64_t end) {
-  using V = at::vec::Vectorized<scalar_t>;
-  const int64_t H = s.H;
-  for (int64_t r = begin; r < end; ++r) {
-    const scalar_t* g_row = s.gates + r * 4 * H;
-    const scalar_t* cells = s.cells + r * H;
-    const scalar_t* c_prev_row = r < s.n_prev ? s.c_prev + r * H : s.c0 + r * H;
-    scalar_t* dh_row = s.dh + r * H;
-    scalar_t* dc_row = s.dc + r * H;
-    scalar_t* dg_row = s.dgates + r * 4 * H;
-    const auto gates_of = [&](const Lanes<scalar_t>& l) {
-      return gates::Gates<V>{l.load(g_row), l.load(g_row + H), l.load(g_row + 2 * H), l.load(g_row + 3 * H)};
-    };
-    const auto peephole = [&](const Lanes<scalar_t>& l) { return peephole_lanes(l, s.peephole, H); };
-    const auto keep = [&](const Lanes<scalar_t>& l) { return keep_lanes(l, s.keep_h, s.keep_c, r, H); };
-    const auto store_grads = [&](const Lanes<scalar_t>& l, const gates::GateGrads<V>& d) {
-      l.store(dg_row, d.i_pre);
-      l.store(dg_row + H, d.f_pre);
-      l.store(dg_row + 2 * H, d.g_pre);
-      l.store(dg_row + 3 * H, d.o_pre);
-      l.store(dc_row, d.c_prev);
-    };
-    if (s.use_pre && !s.d_kept) {  // the lesson's first pass: the use gate on u_pre
-      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
-        gates::GateGrads<V> d;
-        V dh_prev;
-        l.store(s.d_use + r * H,
-                variant_gates::use_backward<V>(gates_of(l), gates::tanh_(l.load(s.use_pre + r * H)), keep(l),
-                                               l.load(dh_row) + l.load(s.dy + r * H), &d, &dh_prev));
-        l.store(dg_row + 3 * H, d.o_pre);
-        if (s.keep_h) l.store(dh_row, dh_prev);
-      });
-    } else if (s.use_pre) {  // the lesson's second pass: c reaches h only through kept
-      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
-        gates::GateGrads<V> d;
-        d.o_pre = l.load(dg_row + 3 * H);
-        variant_gates::remember_backward<V>(gates_of(l), l.load(c_prev_row), peephole(l), keep(l), V(scalar_t(0)),
-                                            l.load(dc_row), l.load(s.d_kept + r * H), &d);
-        store_grads(l, d);
-      });
-    } else if (!s.ln_c_weight) {
-      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
-        V dh_prev;
-        const auto d = variant_gates::cell_backward<V>(gates_of(l), l.load(cells), l.load(c_prev_row), peephole(l),
-                                                       keep(l), l.load(dh_row) + l.load(s.dy + r * H),
-                                                       l.load(dc_row), &dh_prev);
-        store_grads(l, d);
-        if (s.keep_h) l.store(dh_row, dh_prev);
-      });
-    } else {
-      const scalar_t mean = s.stats[r * kStats + 1], rstd = s.stats[r * kStats + 2];
-      const auto c_hat = [&](const Lanes<scalar_t>& l) { return (l.load(cells) - V(mean)) * V(rstd); };
-      scalar_t* dln_row = s.dln_c + r * H;
-      // use gate on LN(c): o's gradient, and the gradient reaching LN(c)
-      for_lanes<scalar_t>(H, [&](const Lanes<scalar_t>& l) {
-        const V normed = c_hat(l) * l.load(s.ln_c_weight) + l.load(s.ln_c_bias);
-        gates::GateGrads<V> d;
-        V dh_prev;
-        l.store(dln_row, variant_gates::use_backward<V>(gates_of(l), gates::tanh_(normed), keep(l),
-                                                        l.load(dh_row) + l.load(s.dy + r * H), &d, &dh_prev));
-        l.store(dg_row + 3 * H, d.o_pre);
-        if (s.keep_h) l.store(dh_row, dh_prev);
-      });
-      // through the layer norm to c, then the remember, learn and forget gates
-      layer_norm_row_backward<scalar_t>(
-          H, rstd, s.ln_c_weight, c_hat, [&](const Lanes<scalar_t>& l) { return l.load(dln_row); },
-          [&](const Lanes<scalar_t>& l, const V& dc) {
-            gates::GateGrads<V> d;
-            d.o_pre = l.load(dg_row + 3 * H);
-            variant_gates::remember_backward<V>(gates_of(l), l.load(c_prev_row), peephole(l), keep(l), dc,
-                                                l.load(dc_row), V(scalar_t(0)), &d);
-            store_grads(l, d);
-          });
-    }
-    if (s.ln_hh) {  // through the recurrent projection's layer norm
-      const scalar_t* rec = s.rec + r * 4 * H;
-      scalar_t* drec = s.drec + r * 4 * H;
-      layer_norm_row_backward<scalar_t>(
-          4 * H, s.stats[r * kStats], s.ln_hh, [&](const Lanes<scalar_t>& l) { return l.load(rec); },
-          [&](const Lanes<scalar_t>& l) { return l.load(dg_row); },
-          [&](const Lanes<scalar_t>& l, const V& v) { l.store(drec, v); });
-    }
-  }
+VariantRowKernels<scalar_t> variant_row_kernels() {
+  return {&each_row<VariantForwardStep<scalar_t>, &forward_row<scalar_t>>,
+          &each_row<VariantBackwardStep<scalar_t>, &backward_row<scalar_t>>};
 }
+template VariantRowKernels<float> variant_row_kernels<float>();
+template VariantRowKernels<double> variant_row_kernels<double>();
 
 }  // namespace CPU_CAPABILITY
 }  // namespace cpu
 }  // namespace lstm_ext
-
-// Each lstm_variant_pointwise_*.cpp exports its table under its capability's name.
-#define LSTM_EXT_VARIANT_TABLE(NAME)                                                                     \
-  namespace lstm_ext::cpu {                                                                              \
-  template <typename scalar_t>                                                                           \
-  VariantForwardRows<scalar_t> variant_forward_rows_##NAME() {                                           \
-    return &CPU_CAPABILITY::variant_forward_rows_impl<scalar_t>;                                         \
-  }                                                                                                      \
-  template <typename scalar_t>                                                                           \
-  VariantBackwardRows<scalar_t> variant_backward_rows_##NAME() {                                         \
-    return &CPU_CAPABILITY::variant_backward_rows_impl<scalar_t>;                                        \
-  }                                                                                                      \
-  template VariantForwardRows<float> variant_forward_rows_##NAME<float>();                               \
-  template VariantForwardRows<double> variant_forward_rows_##NAME<double>();                             \
-  template VariantBackwardRows<float> variant_backward_rows_##NAME<float>();                             \
-  template VariantBackwardRows<double> variant_backward_rows_##NAME<double>();                           \
-  }

@@ -1,22 +1,6 @@
-// Compiles the rest of the including file for AVX512 CPUs: include it first, inside
-// `#if defined(__x86_64__)`, then the kernels. It sets the target pragma, the feature macros
-// that sleef.h and ATen's vector headers test, and CPU_CAPABILITY, as ATen's own
-// per-capability files are compiled.
+// Compiles the rest of the including file for AVX512 CPUs, as capability_avx2.h does for AVX2.
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
-// The pragma enables the instructions but not the feature macros that sleef.h and the
-// ATen vector headers test, so they are set here, for this file only.
-#ifndef __AVX__
-#define __AVX__ 1
-#endif
-#ifndef __AVX2__
-#define __AVX2__ 1
-#endif
-#ifndef __FMA__
-#define __FMA__ 1
-#endif
-#ifndef __F16C__
-#define __F16C__ 1
-#endif
+#include "runtime/cpu/capability_x86.h"
 #ifndef __AVX512F__
 #define __AVX512F__ 1
 #endif

@@ -1,4 +1,4 @@
-// The small-rows GEMM kernel, included once per CPU capability by lstm/cpu/pointwise_*.cpp (each of
+// The small-rows GEMM kernels, included once per CPU capability by small_gemm_*.cpp (each of
 // which defines CPU_CAPABILITY first); see small_gemm.h.
 #pragma once
 
@@ -41,7 +41,7 @@ void small_gemm_cols_impl(const SmallGemm<scalar_t>& g, int64_t begin, int64_t e
 // out[0:R, j:j+C*L] of a K-major product: R x C accumulators stay in registers for all of K.
 // Each vector holds count <= L columns; count < L (C == 1 only) covers the last ones.
 template <typename scalar_t, int R, int C>
-inline void kmajor_tile(const SmallGemmKMajor<scalar_t>& g, int64_t j, int64_t count) {
+inline void kmajor_tile(const SmallGemm<scalar_t>& g, int64_t j, int64_t count) {
   using V = at::vec::Vectorized<scalar_t>;
   constexpr int64_t L = V::size();
   V acc[R][C];
@@ -50,8 +50,8 @@ inline void kmajor_tile(const SmallGemmKMajor<scalar_t>& g, int64_t j, int64_t c
       acc[r][c] = g.accumulate ? V::loadu(g.out + r * g.ldo + j + c * L, count) : V(scalar_t(0));
     }
   }
-  const scalar_t* b = g.b + j;
-  for (int64_t k = 0; k < g.K; ++k, b += g.ldb) {
+  const scalar_t* b = g.w + j;
+  for (int64_t k = 0; k < g.K; ++k, b += g.ldw) {
     V w[C];
     for (int c = 0; c < C; ++c) w[c] = V::loadu(b + c * L, count);
     for (int r = 0; r < R; ++r) {
@@ -65,7 +65,7 @@ inline void kmajor_tile(const SmallGemmKMajor<scalar_t>& g, int64_t j, int64_t c
 }
 
 template <typename scalar_t, int R>
-void kmajor_rows(const SmallGemmKMajor<scalar_t>& g, int64_t begin, int64_t end) {
+void kmajor_rows(const SmallGemm<scalar_t>& g, int64_t begin, int64_t end) {
   constexpr int64_t L = at::vec::Vectorized<scalar_t>::size();
   // Four vectors of columns while R x 4 accumulators fit the 32 AVX-512 registers, else two.
   constexpr int C = (sizeof(at::vec::Vectorized<scalar_t>) >= 64) ? 4 : 2;
@@ -76,7 +76,7 @@ void kmajor_rows(const SmallGemmKMajor<scalar_t>& g, int64_t begin, int64_t end)
 }
 
 template <typename scalar_t>
-void small_gemm_kmajor_impl(const SmallGemmKMajor<scalar_t>& g, int64_t begin, int64_t end) {
+void small_gemm_kmajor_impl(const SmallGemm<scalar_t>& g, int64_t begin, int64_t end) {
   // RecurrentGemm::small_step passes 0 <= n <= kSmallGemmRows rows (0: a batch of none).
   static_assert(kSmallGemmRows == 4, "one register tile per row count up to kSmallGemmRows");
   switch (g.n) {
@@ -88,20 +88,14 @@ void small_gemm_kmajor_impl(const SmallGemmKMajor<scalar_t>& g, int64_t begin, i
   }
 }
 
+// This capability's copy of the table small_gemm_kernels<scalar_t>() picks from (small_gemm.h).
+template <typename scalar_t>
+SmallGemmKernels<scalar_t> small_gemm_kernels() {
+  return {&small_gemm_cols_impl<scalar_t>, &small_gemm_kmajor_impl<scalar_t>};
+}
+template SmallGemmKernels<float> small_gemm_kernels<float>();
+template SmallGemmKernels<double> small_gemm_kernels<double>();
+
 }  // namespace CPU_CAPABILITY
 }  // namespace cpu
 }  // namespace lstm_ext
-
-#define LSTM_EXT_SMALL_GEMM_TABLE(NAME)                                                                 \
-  namespace lstm_ext::cpu {                                                                             \
-  template <typename scalar_t>                                                                          \
-  SmallGemmCols<scalar_t> small_gemm_cols_##NAME() { return &CPU_CAPABILITY::small_gemm_cols_impl<scalar_t>; } \
-  template SmallGemmCols<float> small_gemm_cols_##NAME<float>();                                        \
-  template SmallGemmCols<double> small_gemm_cols_##NAME<double>();                                      \
-  template <typename scalar_t>                                                                          \
-  SmallGemmKMajorCols<scalar_t> small_gemm_kmajor_cols_##NAME() {                                       \
-    return &CPU_CAPABILITY::small_gemm_kmajor_impl<scalar_t>;                                           \
-  }                                                                                                     \
-  template SmallGemmKMajorCols<float> small_gemm_kmajor_cols_##NAME<float>();                           \
-  template SmallGemmKMajorCols<double> small_gemm_kmajor_cols_##NAME<double>();                         \
-  }
