@@ -9,11 +9,12 @@
 """
 
 # Importing the op modules registers the fake kernels and autograd formulas of every op.
-from . import _gru_ops, _masks, _ops, _variant_ops, reference
+from . import _masks, _ops, reference
 from ._ops import has_kernel
 from .convert import convert
 from .gru import GRU, GRUCell
-from .modules import LSTM, LSTMCell
+from .lstm import LSTM, LSTMCell
+from .lstm_variants import ops as _variant_ops
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "convert", "has_kernel", "reference"]
 __version__ = "0.1.0"

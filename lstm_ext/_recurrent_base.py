@@ -1,7 +1,7 @@
 """What every recurrent layer of lstm_ext shares: backend choice, argument checks, autocast and
 the layer x direction loop.
 
-Every layer (:mod:`lstm_ext.modules` and :mod:`lstm_ext.lstm_cell` for the LSTM, :mod:`lstm_ext.gru`
+Every layer (:mod:`lstm_ext.lstm.layer` and :mod:`lstm_ext.lstm.cell` for the LSTM, :mod:`lstm_ext.gru`
 for the GRU) keeps torch's contract: the same constructor, parameters (names, order, shapes, initialisation), ``state_dict``,
 ``repr``, forward signature and output shapes as torch's module, and the same exceptions for bad
 arguments (same type always; same message for every check torch makes itself). Only the

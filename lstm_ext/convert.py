@@ -7,8 +7,9 @@ from typing import Union
 
 from torch import nn
 
+from ._recurrent_base import _check_backend
 from .gru import GRU, GRUCell
-from .modules import LSTM, LSTMCell, _check_backend
+from .lstm import LSTM, LSTMCell
 
 __all__ = ["convert"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from lstm_ext import _variant_ops
+from lstm_ext.lstm_variants import ops as fused_variants
 
 
 def _sequence_input(g, rand, T, B, I, dtype, packed, requires_grad):
@@ -137,7 +137,7 @@ def variant_op_args(args, kwargs):
     layer_norm = kwargs.get("layer_norm")
     layer_norm = None if layer_norm is None else tuple(detach(t) for t in layer_norm)
     xgates, ln_hh, ln_c_weight, ln_c_bias = (
-        detach(t) for t in _variant_ops.input_gates(input, w_ih, b_ih, b_hh, layer_norm)
+        detach(t) for t in fused_variants.input_gates(input, w_ih, b_ih, b_hh, layer_norm)
     )
     w_u, b_u = (detach(t) for t in kwargs.get("lesson_use_gate", (None, None)))
     return (xgates, h0, c0, w_hh, detach(kwargs["peephole"]), detach(kwargs["zoneout_h"]),

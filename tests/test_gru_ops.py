@@ -5,7 +5,8 @@ import textwrap
 import pytest
 import torch
 
-from lstm_ext import _gru_ops, _ops
+from lstm_ext import _ops
+from lstm_ext.gru import ops as fused_gru
 from op_calls import run_under_capability
 from op_args import LAYER_CASES, gru_cell_args, gru_layer_args, replace_arg
 from tolerances import assert_close, tol
@@ -56,12 +57,12 @@ def test_opcheck_gru_cell_backward(mask):
 def test_gradcheck_gru_layer(case):
     args = gru_layer_args(**CASES[case])
     rest = args[6:]
-    assert torch.autograd.gradcheck(lambda *ts: _gru_ops.gru_layer(*ts, *rest), args[:6])
+    assert torch.autograd.gradcheck(lambda *ts: fused_gru.gru_layer(*ts, *rest), args[:6])
 
 
 @pytest.mark.parametrize("bias", [True, False])
 def test_gradcheck_gru_cell(bias):
-    assert torch.autograd.gradcheck(_gru_ops.gru_cell, gru_cell_args(bias=bias))
+    assert torch.autograd.gradcheck(fused_gru.gru_cell, gru_cell_args(bias=bias))
 
 
 def test_saved_gates_are_reset_update_candidate_and_hn():
@@ -95,12 +96,12 @@ def test_masked_gradients_come_back_empty():
 
 def test_double_backward_raises_a_clear_error():
     args = gru_layer_args()
-    out, h_n = _gru_ops.gru_layer(*args)
+    out, h_n = fused_gru.gru_layer(*args)
     with pytest.raises(RuntimeError, match="do not support double backward"):
         torch.autograd.grad(out.sum(), args[0], create_graph=True)
     cell = gru_cell_args()
     with pytest.raises(RuntimeError, match="do not support double backward"):
-        torch.autograd.grad(_gru_ops.gru_cell(*cell).sum(), cell[0], create_graph=True)
+        torch.autograd.grad(fused_gru.gru_cell(*cell).sum(), cell[0], create_graph=True)
 
 
 @pytest.mark.parametrize("case", ["dense", "packed-reverse"])
@@ -114,7 +115,7 @@ def test_large_steps_match_float64(case):
               for a in args]
     results = []
     for call in (args, args64):
-        out, h_n = _gru_ops.gru_layer(*call)
+        out, h_n = fused_gru.gru_layer(*call)
         (out.square().sum() + h_n.sum()).backward()
         results.append([out, h_n] + [a.grad for a in call[:6]])
     for got, want in zip(*results):
@@ -132,15 +133,15 @@ def test_every_cpu_capability_gives_the_same_result(capability):
         import torch
         from op_args import gru_layer_args
         from tolerances import tol
-        from lstm_ext import _gru_ops
+        from lstm_ext.gru import ops as fused_gru
         for dtype in (torch.float32, torch.float64):
             for reverse in (False, True):
                 args = gru_layer_args(T=4, B=3, I=5, H=37, dtype=dtype, reverse=reverse, packed=reverse)  # 37: body and tail
-                out, h_n = _gru_ops.gru_layer(*args)
+                out, h_n = fused_gru.gru_layer(*args)
                 (out.sum() + h_n.sum()).backward()
                 args64 = [a.detach().double().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point()
                           else a for a in args]
-                ref = _gru_ops.gru_layer(*args64)
+                ref = fused_gru.gru_layer(*args64)
                 (ref[0].sum() + ref[1].sum()).backward()
                 for got, want in zip([out, h_n] + [a.grad for a in args[:6]], list(ref) + [a.grad for a in args64[:6]]):
                     torch.testing.assert_close(got.double(), want.detach(), **tol(dtype))

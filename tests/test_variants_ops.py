@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstm_ext import _ops, _variant_ops, reference
+from lstm_ext import _ops, reference
+from lstm_ext.lstm_variants import ops as fused_variants
 from op_args import LAYER_CASES, variant_layer_case, variant_op_args
 from tolerances import assert_close, assert_close_to_truth
 
@@ -57,7 +58,7 @@ def _run(fn, args, kwargs, seed=1):
 @pytest.mark.parametrize("shape", SHAPES, ids=list(SHAPES))
 def test_fused_matches_reference(shape, variant, dtype):
     args, kwargs = variant_layer_case(**SHAPES[shape], **VARIANTS[variant], dtype=dtype)
-    fused_out, fused_grads = _run(_variant_ops.lstm_variant_layer, args, kwargs)
+    fused_out, fused_grads = _run(fused_variants.lstm_variant_layer, args, kwargs)
     ref_out, ref_grads = _run(reference.variant_lstm_layer, args, kwargs)
     assert len(fused_grads) == len(ref_grads) >= 5
     if dtype == torch.float64:
@@ -84,7 +85,7 @@ def test_gradcheck(shape, variant):
         swap = lambda t: next(it) if isinstance(t, torch.Tensor) and t.requires_grad else t  # noqa: E731
         a = [swap(t) for t in args]
         k = {n: tuple(swap(x) for x in t) if isinstance(t, tuple) else swap(t) for n, t in kwargs.items()}
-        return _variant_ops.lstm_variant_layer(*a, **k)
+        return fused_variants.lstm_variant_layer(*a, **k)
 
     assert torch.autograd.gradcheck(fn, leaves)
 
@@ -109,19 +110,19 @@ def test_opcheck(shape, variant):
 def test_keep_one_holds_the_state_and_keep_zero_is_the_plain_lstm():
     args, kwargs = variant_layer_case(zoneout_h=1.0, zoneout_c=1.0, training=False)
     input, h0, c0 = args[:3]
-    output, h_n, c_n = _variant_ops.lstm_variant_layer(*args, **kwargs)
+    output, h_n, c_n = fused_variants.lstm_variant_layer(*args, **kwargs)
     assert_close(output, h0.expand_as(output))
     assert_close((h_n, c_n), (h0, c0))
     zero = dict(peephole=torch.zeros_like(kwargs["zoneout_h"][0, 0, :1].expand(18)),
                 zoneout_h=torch.zeros_like(kwargs["zoneout_h"]), zoneout_c=torch.zeros_like(kwargs["zoneout_c"]))
-    assert_close(_variant_ops.lstm_variant_layer(*args, **zero), reference.lstm_layer(*args[:7], None, *args[7:]))
+    assert_close(fused_variants.lstm_variant_layer(*args, **zero), reference.lstm_layer(*args[:7], None, *args[7:]))
 
 
 def test_layer_norm_carries_the_unnormalized_cell_state():
     args, kwargs = variant_layer_case(layer_norm=True, T=1)
     input, h0, c0, w_ih, w_hh, b_ih, b_hh = args[:7]
     ln = kwargs["layer_norm"]
-    _, h_n, c_n = _variant_ops.lstm_variant_layer(*args, **kwargs)
+    _, h_n, c_n = fused_variants.lstm_variant_layer(*args, **kwargs)
     norm = lambda x, w, b: torch.nn.functional.layer_norm(x, (x.shape[-1],), w, b)  # noqa: E731
     gates = norm(input[0] @ w_ih.T, ln[0], ln[1]) + norm(h0 @ w_hh.T, ln[2], ln[3]) + b_ih + b_hh
     i, f, g, o = gates.chunk(4, 1)
@@ -160,7 +161,7 @@ def test_lesson_use_gate_is_the_lessons_equation():
     args, kwargs = variant_layer_case(lesson=True, T=1)
     input, h0, c0, w_ih, w_hh, b_ih, b_hh = args[:7]
     w_u, b_u = kwargs["lesson_use_gate"]
-    _, h_n, c_n = _variant_ops.lstm_variant_layer(*args, **kwargs)
+    _, h_n, c_n = fused_variants.lstm_variant_layer(*args, **kwargs)
     i, f, g, o = (input[0] @ w_ih.T + b_ih + h0 @ w_hh.T + b_hh).chunk(4, 1)
     forgotten = c0 * torch.sigmoid(f)  # LTM_{t-1} * f_t
     assert_close(c_n, forgotten + torch.sigmoid(i) * torch.tanh(g))  # the standard remember gate
@@ -172,7 +173,7 @@ def test_projection_is_f_linear_on_either_side_of_the_threshold(rows):
     """Small products take F.linear, big ones lstm_ext::linear (oneDNN); both give F.linear's
     result and gradients. 2048 x 256 x 256 is the threshold's first product on the op."""
     I, G = 256, 256
-    assert (2 * rows * I * G >= _variant_ops.NATIVE_LINEAR_MAX_FLOPS) == (rows == 2048)
+    assert (2 * rows * I * G >= fused_variants.NATIVE_LINEAR_MAX_FLOPS) == (rows == 2048)
     g = torch.Generator().manual_seed(0)
     leaves = [torch.randn(rows // 2, 2, I, generator=g, dtype=torch.float64),
               torch.randn(G, I, generator=g, dtype=torch.float64), torch.randn(G, generator=g, dtype=torch.float64)]
@@ -183,5 +184,5 @@ def test_projection_is_f_linear_on_either_side_of_the_threshold(rows):
         out = fn(*inputs)
         return [out.detach(), *torch.autograd.grad((out * weights).sum(), inputs)]
 
-    for actual, expected in zip(run(_variant_ops._projection), run(torch.nn.functional.linear)):
+    for actual, expected in zip(run(fused_variants._projection), run(torch.nn.functional.linear)):
         assert_close(actual, expected)

@@ -3,15 +3,15 @@
 The contract every lstm_ext layer keeps (torch's constructor, parameters, ``state_dict``, ``repr``,
 forward signature, shapes and exceptions; the ``backend`` choice; autocast) is described in
 :mod:`lstm_ext._recurrent_base`. Every layer and direction is ONE call of
-``lstm_ext._ops.lstm_layer`` (the fused kernel), of ``lstm_ext._variant_ops.lstm_variant_layer``
+``lstm_ext._ops.lstm_layer`` (the fused kernel), of ``lstm_ext.lstm_variants.ops.lstm_variant_layer``
 (with variant options) or of their twins in :mod:`lstm_ext.reference`.
 
 LSTM specifics: hidden states must share the input's dtype (torch's CPU LSTM sometimes promotes
 instead); ``LSTMCell`` with backend "auto"/"reference" promotes a ``c_0`` of another dtype exactly
-as ``nn.LSTMCell`` does. The variant options (see :mod:`lstm_ext._variant_options`) run on the
+as ``nn.LSTMCell`` does. The variant options (see :mod:`lstm_ext.lstm_variants.options`) run on the
 variant kernels. ``isinstance(lstm_ext.LSTM(...), nn.LSTM)`` is False (see the base module).
 
-``LSTMCell`` is defined in :mod:`lstm_ext.lstm_cell` and re-exported here, the LSTM family's module.
+``LSTMCell`` is defined in :mod:`lstm_ext.lstm.cell` and re-exported here, the LSTM family's module.
 """
 
 from __future__ import annotations
@@ -23,17 +23,18 @@ from torch import Tensor
 from torch.nn.modules.rnn import RNNBase
 from torch.nn.utils.rnn import PackedSequence
 
-from . import _ops, _variant_ops, reference
-from ._layouts import _Layouts
-from ._recurrent_base import (
+from .. import _ops, reference
+from .._layouts import _Layouts
+from .._recurrent_base import (
     BACKENDS, _autocast_dtype, _BackendChoice, _cast, _check_backend, _check_dtypes, _check_on_input_device,
     _current_weights, _run_layer_stack, _two_states, _use_fused,
 )
-from ._variant_options import (
+from ..lstm_variants import ops as variant_ops
+from ..lstm_variants.options import (
     VariantOptions, Zoneout, _init_variant_parameters, _layer_norm, _lesson, _peephole, _VariantChoice,
     register_parameters,
 )
-from .lstm_cell import LSTMCell, _plain_lstm_inference
+from .cell import LSTMCell, _plain_lstm_inference
 
 __all__ = ["LSTM", "LSTMCell", "BACKENDS"]
 
@@ -48,7 +49,7 @@ class LSTM(_VariantChoice, _BackendChoice, _Layouts, RNNBase):
     options, all off by default (then the layer, its parameters and its state_dict are exactly
     ``nn.LSTM``'s): ``recurrent_dropout`` (DropConnect on ``W_hh``), ``peephole``, ``zoneout`` (a
     probability or a pair ``(z_h, z_c)``), ``layer_norm`` and ``use_gate="lesson"``; see
-    :mod:`lstm_ext._variant_options` for what each does and the names of its parameters. The
+    :mod:`lstm_ext.lstm_variants.options` for what each does and the names of its parameters. The
     variants run fused for float32 / float64 on the CPU (the reference elsewhere, with "auto").
 
     Shapes (``L`` sequence length, ``N`` batch, ``D`` = 2 if bidirectional else 1,
@@ -328,7 +329,7 @@ class LSTM(_VariantChoice, _BackendChoice, _Layouts, RNNBase):
                     layer_norm=tuple(layer_norms[index]) or None,
                     lesson_use_gate=tuple(lessons[index]) or None,
                 )
-                variant_layer = _variant_ops.lstm_variant_layer if fused else reference.variant_lstm_layer
+                variant_layer = variant_ops.lstm_variant_layer if fused else reference.variant_lstm_layer
                 return variant_layer(
                     layer_input, h_0[index], c_0[index], w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, **variant
                 )

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._ops import LOAD_ERROR, _check_fake_kernel_devices, _grad_like, _no_zero_grads, _or_zeros, _refuse_double_backward, ops
-from .reference import LAYER_NORM_EPS
+from .._ops import LOAD_ERROR, _check_fake_kernel_devices, _grad_like, _no_zero_grads, _or_zeros, _refuse_double_backward, ops
+from ..reference import LAYER_NORM_EPS
 
 
 if LOAD_ERROR is None:

@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 
 import torch
 
-from ._ops import (
+from .._ops import (
     LOAD_ERROR, _check_fake_kernel_devices, _grad_like, _no_zero_grads, _opmath, _or_zeros, _refuse_double_backward, ops,
 )
 

@@ -1,6 +1,6 @@
 """``LSTMCell``: a drop-in replacement for ``torch.nn.LSTMCell`` (one step of :class:`lstm_ext.LSTM`).
 
-Part of the LSTM family with :mod:`lstm_ext.modules`; the shared contract is in
+Part of the LSTM family with :mod:`lstm_ext.lstm.layer`; the shared contract is in
 :mod:`lstm_ext._recurrent_base`.
 """
 
@@ -12,12 +12,13 @@ import torch
 from torch import Tensor
 from torch.nn.modules.rnn import RNNCellBase
 
-from . import _ops, _variant_ops, reference
-from ._recurrent_base import (
+from .. import _ops, reference
+from .._recurrent_base import (
     _ATEN_CHECKS_HIDDEN_RANK, _autocast_casts_op, _autocast_dtype, _BackendChoice, _cast, _check_backend,
     _cell_fused, _check_matmul_dtypes, _check_on_input_device, _plain_fused_inference, _two_states,
 )
-from ._variant_options import (
+from ..lstm_variants import ops as variant_ops
+from ..lstm_variants.options import (
     VariantOptions, Zoneout, _init_variant_parameters, _layer_norm, _lesson, _peephole, _VariantChoice,
     register_parameters,
 )
@@ -210,7 +211,7 @@ class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
         variant_params = (peephole, *(layer_norm or ()), *(lesson or ()))
         tensors = (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh, *variant_params)
         if _cell_fused(self.backend, "lstm_variant_layer", "LSTMCell", "hx, cx", tensors):
-            _, h, c = _variant_ops.lstm_variant_layer(
+            _, h, c = variant_ops.lstm_variant_layer(
                 input.unsqueeze(0), h_0, c_0, w_ih, w_hh, b_ih, b_hh, None, False, peephole=peephole,
                 zoneout_h=None if keep_h is None else keep_h.unsqueeze(0),
                 zoneout_c=None if keep_c is None else keep_c.unsqueeze(0), layer_norm=layer_norm,

@@ -3,8 +3,8 @@
 The contract of every lstm_ext layer (:mod:`lstm_ext._recurrent_base`): torch's constructor,
 parameters (names, order, shapes, initialisation), ``state_dict``, ``repr``, forward signature,
 output shapes and exceptions, and the keyword-only ``backend`` (``"auto"``, ``"fused"``,
-``"reference"``). Every layer and direction is ONE call of ``lstm_ext._gru_ops.gru_layer`` (the
-fused kernel) or of ``lstm_ext.reference_gru.gru_layer``; packed input goes to it as the
+``"reference"``). Every layer and direction is ONE call of ``lstm_ext.gru.ops.gru_layer`` (the
+fused kernel) or of ``lstm_ext.reference.gru_layer``; packed input goes to it as the
 PackedSequence's data and batch_sizes.
 
 These derive from ``nn.RNNBase`` / ``RNNCellBase``, not from ``nn.GRU``:
@@ -21,12 +21,13 @@ from torch import Tensor
 from torch.nn.modules.rnn import RNNBase, RNNCellBase
 from torch.nn.utils.rnn import PackedSequence
 
-from . import _gru_ops, reference_gru
-from ._layouts import _Layouts
-from ._recurrent_base import (
+from .. import reference
+from .._layouts import _Layouts
+from .._recurrent_base import (
     _ATEN_CHECKS_HIDDEN_RANK, _autocast_casts_op, _autocast_dtype, _BackendChoice, _cast, _check_backend,
     _cell_fused, _check_dtypes, _check_matmul_dtypes, _check_on_input_device, _run_layer_stack, _use_fused,
 )
+from . import ops as gru_ops
 
 __all__ = ["GRU", "GRUCell"]
 
@@ -155,12 +156,12 @@ class GRU(_BackendChoice, _Layouts, RNNBase):
         def run_layer(layer_input: Tensor, index: int, reverse: bool) -> tuple[Tensor, ...]:
             layer_weights = weights[4 * index : 4 * index + 4]
             if fused:
-                return _gru_ops.gru_layer(
+                return gru_ops.gru_layer(
                     layer_input.contiguous(), h_0[index].contiguous(),
                     *(None if w is None else w.contiguous() for w in layer_weights),
                     batch_sizes, reverse,
                 )
-            return reference_gru.gru_layer(layer_input, h_0[index], *layer_weights, batch_sizes, reverse)
+            return reference.gru_layer(layer_input, h_0[index], *layer_weights, batch_sizes, reverse)
 
         output, (h_n,) = _run_layer_stack(self, input, run_layer)
         return output, h_n
@@ -249,9 +250,9 @@ class GRUCell(_BackendChoice, RNNCellBase):
         self, input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor]
     ) -> Tensor:
         if _cell_fused(self.backend, "gru_cell", "GRUCell", "hx", (input, hx, w_ih, w_hh, b_ih, b_hh)):
-            return _gru_ops.gru_cell(
+            return gru_ops.gru_cell(
                 input.contiguous(), hx.contiguous(), w_ih.contiguous(), w_hh.contiguous(),
                 None if b_ih is None else b_ih.contiguous(), None if b_hh is None else b_hh.contiguous(),
             )
-        return reference_gru.gru_cell(input, hx, w_ih, w_hh, b_ih, b_hh)
+        return reference.gru_cell(input, hx, w_ih, w_hh, b_ih, b_hh)
 

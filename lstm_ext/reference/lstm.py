@@ -50,17 +50,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ._masks import bernoulli_mask
-from ._reference_walk import walk
-from .reference_gru import gru_cell, gru_layer  # the GRU, for reading beside the LSTM
+from .._masks import bernoulli_mask
+from .walk import walk
 
 __all__ = [
     "learn_gate", "forget_gate", "remember_gate", "use_gate", "lstm_cell", "lstm_layer",
     # the variants
     "drop_connect", "peephole_gates", "zoneout", "zoneout_weights", "layer_norm_gates", "lesson_use_gate",
     "variant_lstm_cell", "variant_lstm_layer",
-    # the GRU (lstm_ext.reference_gru)
-    "gru_cell", "gru_layer",
 ]
 
 
@@ -241,7 +238,7 @@ LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default; the fused kernels use the
 def _normalized_projection(x: Tensor, w: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """``LN(x @ w^T)`` with gain ``weight`` and bias ``bias``, normalized over its ``w.shape[0]``
     features: one projection of the layer-normalized LSTM. The fused path computes the input's
-    the same way, with the GEMM on ``lstm_ext::linear`` (``lstm_ext._variant_ops.input_gates``)."""
+    the same way, with the GEMM on ``lstm_ext::linear`` (``lstm_ext.lstm_variants.ops.input_gates``)."""
     return F.layer_norm(F.linear(x, w), (w.shape[0],), weight, bias, eps=LAYER_NORM_EPS)
 
 

@@ -1,0 +1,7 @@
+"""The GRU family: :class:`GRU` and :class:`GRUCell` (``layer.py``), drop-in replacements for
+``torch.nn.GRU`` / ``torch.nn.GRUCell``, and its ops (``ops.py``: the family's kernels, fake
+kernels and autograd formulas)."""
+
+from .layer import GRU, GRUCell
+
+__all__ = ["GRU", "GRUCell"]

@@ -1,0 +1,4 @@
+"""The LSTM variants (peephole, zoneout, layer norm, the lesson's use gate, recurrent dropout):
+options of :class:`lstm_ext.LSTM` / :class:`lstm_ext.LSTMCell` rather than layers of their own.
+``options.py`` checks and names them and their parameters; ``ops.py`` holds the family's kernels,
+fake kernels and autograd formulas; their reference is :mod:`lstm_ext.reference.lstm_variants`."""
