@@ -1,9 +1,9 @@
-// The host side of the LSTM's layer kernels, shared by its CPU and CUDA backends: the kernels'
-// signatures, the buffers of one call, the input projection before the time loop and the
-// gradient GEMMs after it (the step bookkeeping, which step comes before which and which rows
-// start from h0/c0, is runtime/layer_steps.h). All of it is plain ATen, so on CUDA it runs on
-// the current stream without a sync. A backend adds only its time loops (cpu/lstm_layer.cpp,
-// cuda/lstm_layer.cu), so both walk the same steps over the same rows.
+// The LSTM's layer kernels, written once for its CPU and CUDA backends: the buffers of one call,
+// the input projection before the time loop and the gradient GEMMs after it (the step
+// bookkeeping, which step comes before which and which rows start from h0/c0, is
+// runtime/layer_steps.h). All of it is plain ATen, so on CUDA it runs on the current stream
+// without a sync. A backend adds only its time loops (cpu/lstm_layer.cpp, cuda/lstm_layer.cu),
+// so both walk the same steps over the same rows.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -24,19 +24,6 @@ using LstmLayerResult = Tensors<5>;
 // lstm_layer_backward's: (grad_input, grad_h0, grad_c0, grad_w_ih, grad_w_hh, grad_bias, grad_w_hr);
 // grad_bias serves both b_ih and b_hh. Masked-out gradients are empty tensors.
 using LstmLayerGrads = Tensors<7>;
-
-// The two kernels every LSTM backend provides, for runtime/layer_ops.h (which checks the
-// arguments first). A backend declares them as `LayerForwardFn layer_forward; LayerBackwardFn
-// layer_backward;`.
-using LayerForwardFn = LstmLayerResult(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
-                                       const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                       const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
-                                       const std::optional<at::Tensor>& w_hr, bool reverse);
-using LayerBackwardFn = LstmLayerGrads(const LayerShape& s, const at::Tensor& grad_output, const at::Tensor& grad_h_n,
-                                       const at::Tensor& grad_c_n, const at::Tensor& input, const at::Tensor& h0,
-                                       const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                       const std::optional<at::Tensor>& w_hr, bool reverse, const at::Tensor& output,
-                                       const at::Tensor& gates, const at::Tensor& cells, std::array<bool, 3> mask);
 
 // Everything one forward call works in, allocated once; the time loop only takes views.
 struct ForwardBuffers {
@@ -141,6 +128,41 @@ inline LstmLayerGrads layer_gradients(const LayerShape& s, bool reverse, std::ar
     grads.bias = row_sum(b.dgates);
   }
   return {grads.input, grads.h0, grads.c0, grads.w_ih, grads.w_hh, grads.bias, grads.w_hr};
+}
+
+// For a backend without a current device.
+struct NoDeviceGuard {
+  explicit NoDeviceGuard(c10::Device) {}
+};
+
+// The two kernels of an LSTM backend, for runtime/layer_ops.h, which checks the arguments first.
+// The backend provides:
+//   DeviceGuard            constructed from the input's device and held for the whole call
+//   forward_projection     the input projection before the forward loop
+//   input_grad_projection  dx = dgates @ w_ih, as rows @ (w_ih^T)^T; null: at::mm
+//   forward(s, reverse, b)                    the forward time loop over ForwardBuffers b
+//   backward(s, reverse, b, need_state_grad)  the backward time loop over BackwardBuffers b
+template <typename Backend>
+LstmLayerResult layer_forward(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0, const at::Tensor& c0,
+                              const at::Tensor& w_ih, const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
+                              const std::optional<at::Tensor>& b_hh, const std::optional<at::Tensor>& w_hr,
+                              bool reverse) {
+  const typename Backend::DeviceGuard device_guard(input.device());
+  ForwardBuffers b = forward_buffers(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, Backend::forward_projection);
+  Backend::forward(s, reverse, b);
+  return b.result();
+}
+
+template <typename Backend>
+LstmLayerGrads layer_backward(const LayerShape& s, const at::Tensor& grad_output, const at::Tensor& grad_h_n,
+                              const at::Tensor& grad_c_n, const at::Tensor& input, const at::Tensor& h0,
+                              const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                              const std::optional<at::Tensor>& w_hr, bool reverse, const at::Tensor& output,
+                              const at::Tensor& gates, const at::Tensor& cells, std::array<bool, 3> mask) {
+  const typename Backend::DeviceGuard device_guard(input.device());
+  BackwardBuffers b = backward_buffers(s, grad_output, grad_h_n, grad_c_n, input, c0, w_ih, w_hh, w_hr, gates, cells);
+  Backend::backward(s, reverse, b, /*need_state_grad=*/mask[1]);
+  return layer_gradients(s, reverse, mask, input, h0, output, b, Backend::input_grad_projection);
 }
 
 }  // namespace lstm_ext

@@ -16,6 +16,26 @@ inline int64_t previous_step(int64_t t, int64_t T, bool reverse) {
   return (prev < 0 || prev >= T) ? -1 : prev;
 }
 
+// Calls step(k, t, n, off) for every step with rows, in the order a forward walk takes them:
+// k counts the steps walked (0 first), t is the step's place in the sequence, n its rows and off
+// the first of them in input / output.
+template <typename Step>
+inline void walk_forward(const LayerShape& s, bool reverse, const Step& step) {
+  for (int64_t k = 0; k < s.T; ++k) {
+    const int64_t t = reverse ? s.T - 1 - k : k;
+    if (s.rows[t] > 0) step(k, t, s.rows[t], s.offset[t]);
+  }
+}
+
+// The same steps in the order a backward walk takes them: the forward walk's last first.
+template <typename Step>
+inline void walk_backward(const LayerShape& s, bool reverse, const Step& step) {
+  for (int64_t k = s.T - 1; k >= 0; --k) {
+    const int64_t t = reverse ? s.T - 1 - k : k;
+    if (s.rows[t] > 0) step(k, t, s.rows[t], s.offset[t]);
+  }
+}
+
 // Rows of step t whose previous state comes from step prev; the rest start from h0/c0.
 // Forward walks keep shrinking prefixes, so every row has one. Reverse walks over packed
 // input grow, and the new rows are sequences whose last element is at step t.

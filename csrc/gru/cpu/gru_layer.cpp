@@ -47,10 +47,7 @@ void forward_loop(const LayerShape& s, bool reverse, const Tensor& x_pre, Tensor
   // The GEMM's operand: the carried state itself, or its copy in the storage dtype (bfloat16).
   const Tensor& h_gemm = h_copy.defined() ? h_copy : h_state;
 
-  for (int64_t k = 0; k < s.T; ++k) {
-    const int64_t t = reverse ? s.T - 1 - k : k;
-    const int64_t n = s.rows[t], off = s.offset[t];
-    if (n == 0) continue;
+  walk_forward(s, reverse, [&](int64_t, int64_t, int64_t n, int64_t off) {
     const scalar_t* h_pre_p = h_pre.const_data_ptr<scalar_t>();
     Tensor h_pre_t;  // the tensor path's result, where the small step does not apply
     if (!recurrent.small_step(h_gemm.const_data_ptr<scalar_t>(), h_gemm.stride(0), n, h_pre.data_ptr<scalar_t>(),
@@ -70,7 +67,7 @@ void forward_loop(const LayerShape& s, bool reverse, const Tensor& x_pre, Tensor
         out2d.data_ptr<scalar_t>() + off * H,
     };
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
-  }
+  });
 }
 
 // The backward buffers: d_x [N, 3H] and d_hn [N, H] for the weight gradients, and the step's
@@ -109,10 +106,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
   const auto rows = gru_row_kernels<scalar_t>().backward;
   const RecurrentGemm recurrent(w_hh.t(), s.B, s.T);  // dh_{t-1} += d_h_t @ w_hh
 
-  for (int64_t k = s.T - 1; k >= 0; --k) {
-    const int64_t t = reverse ? s.T - 1 - k : k;
-    const int64_t n = s.rows[t];
-    if (n == 0) continue;
+  walk_backward(s, reverse, [&](int64_t k, int64_t t, int64_t n, int64_t) {
     const GruBackwardStep<scalar_t> step = backward_step<scalar_t>(s, reverse, t, out2d, h0, gates, grad_out2d, g);
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
 
@@ -123,7 +117,7 @@ void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, 
       const Tensor sum = recurrent.accumulate(g.steps[t % 2].narrow(0, 0, n), dh_t);
       if (!sum.is_same(dh_t)) dh_t.copy_(sum);
     }
-  }
+  });
 }
 
 // Backward as a team: the gate math leaves the direct part of dh_{t-1} in dh_state, and the walk

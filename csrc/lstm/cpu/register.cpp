@@ -7,5 +7,5 @@
 
 TORCH_LIBRARY_IMPL(lstm_ext, CPU, m) {
   using namespace lstm_ext;
-  register_layer_ops<kLstmCell, &cpu::layer_forward, &cpu::layer_backward>(m);
+  register_layer_ops<kLstmCell, &layer_forward<cpu::LstmBackend>, &layer_backward<cpu::LstmBackend>>(m);
 }

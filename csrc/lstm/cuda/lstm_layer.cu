@@ -7,15 +7,16 @@
 // Backward: per step one fused pointwise kernel and one recurrent GEMM; after the loop the
 //           input and weight gradients as a few large GEMMs over all steps at once.
 // Every GEMM is an ATen call writing into a view (cuBLAS, on the current stream); every
-// kernel is launched on the current stream under a guard for the input's device and checked.
+// kernel is launched on the current stream under a guard for the input's device (held by
+// layer_host.h's layer_forward / layer_backward) and checked.
 // Nothing waits for the GPU and nothing reads device memory on the host, so the ops can be
 // captured in a CUDA graph. Buffers are allocated once per call; the loop only takes views.
 //
 // Where a persistent kernel would plug in (not built): for small H, the recurrent weights fit
 // in the SMs' registers / shared memory, and one cooperative launch per sequence could walk
 // all T steps (grid-wide sync between steps) instead of 2T launches of GEMM + pointwise.
-// It would replace forward_loop / backward_loop only, behind a size test in layer_forward /
-// layer_backward (e.g. 4H x P weights within on-chip memory). The input projection before
+// It would replace forward_loop / backward_loop only, behind a size test in LstmBackend::forward /
+// ::backward (e.g. 4H x P weights within on-chip memory). The input projection before
 // the loop and the weight-gradient GEMMs after it are large GEMMs already and stay as they
 // are; it must write the same saved gates / cells layout, so either loop's backward works
 // with either loop's forward.
@@ -26,7 +27,6 @@
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
 
 #include <algorithm>
 
@@ -112,105 +112,83 @@ __global__ void backward_step_kernel(int64_t n, int64_t H, const at::opmath_type
 }
 
 template <typename scalar_t>
-void forward_loop(const LayerShape& s, bool reverse, Tensor& pre, Tensor& gates, Tensor& cells, Tensor& out2d,
-                  Tensor& h_state, Tensor& c_state, const Tensor& w_hh, const Tensor& w_hr) {
+void forward_loop(const LayerShape& s, bool reverse, ForwardBuffers& b) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H, P = s.P;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-  const Tensor w_hh_t = w_hh.t();
-  const Tensor w_hr_t = s.has_proj ? w_hr.t() : Tensor();
+  const Tensor w_hh_t = b.w_hh.t();
+  const Tensor w_hr_t = s.has_proj ? b.w_hr.t() : Tensor();
   Tensor m_state;  // o * tanh(c) before the projection
-  if (s.has_proj) m_state = at::empty({s.B, H}, pre.options());
+  if (s.has_proj) m_state = at::empty({s.B, H}, b.pre.options());
 
-  for (int64_t k = 0; k < s.T; ++k) {
-    const int64_t t = reverse ? s.T - 1 - k : k;
-    const int64_t n = s.rows[t], off = s.offset[t];
-    if (n == 0) continue;
-    Tensor pre_t = pre.narrow(0, off, n);
-    pre_t.addmm_(h_state.narrow(0, 0, n), w_hh_t);  // += h_{t-1} @ w_hh^T
+  walk_forward(s, reverse, [&](int64_t, int64_t, int64_t n, int64_t off) {
+    Tensor pre_t = b.pre.narrow(0, off, n);
+    pre_t.addmm_(b.h_state.narrow(0, 0, n), w_hh_t);  // += h_{t-1} @ w_hh^T
 
     forward_step_kernel<scalar_t><<<blocks_for(n * H), kThreads, 0, stream>>>(
-        n, H, pre_t.const_data_ptr<scalar_t>(), gates.data_ptr<opmath_t>() + off * 4 * H,
-        cells.data_ptr<opmath_t>() + off * H, c_state.data_ptr<opmath_t>(),
-        s.has_proj ? m_state.data_ptr<scalar_t>() : h_state.data_ptr<scalar_t>(),
-        s.has_proj ? nullptr : out2d.data_ptr<scalar_t>() + off * P);
+        n, H, pre_t.const_data_ptr<scalar_t>(), b.gates.data_ptr<opmath_t>() + off * 4 * H,
+        b.cells.data_ptr<opmath_t>() + off * H, b.c_state.data_ptr<opmath_t>(),
+        s.has_proj ? m_state.data_ptr<scalar_t>() : b.h_state.data_ptr<scalar_t>(),
+        s.has_proj ? nullptr : b.out2d.data_ptr<scalar_t>() + off * P);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
 
     if (s.has_proj) {
-      Tensor out_t = out2d.narrow(0, off, n);
+      Tensor out_t = b.out2d.narrow(0, off, n);
       at::mm_out(out_t, m_state.narrow(0, 0, n), w_hr_t);
-      h_state.narrow(0, 0, n).copy_(out_t);
+      b.h_state.narrow(0, 0, n).copy_(out_t);
     }
-  }
+  });
 }
 
 template <typename scalar_t>
-void backward_loop(const LayerShape& s, bool reverse, const Tensor& grad_out2d, Tensor& dh_state,
-                   Tensor& dc_state, Tensor& dgates, Tensor& dh_all, Tensor& m_all, const Tensor& gates,
-                   const Tensor& cells, const Tensor& c0, const Tensor& w_hh, const Tensor& w_hr,
-                   bool need_state_grad) {
+void backward_loop(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t H = s.H, P = s.P;
   const cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   Tensor dm_state;  // gradient reaching o * tanh(c), through the projection
-  if (s.has_proj) dm_state = at::empty({s.B, H}, dgates.options());
+  if (s.has_proj) dm_state = at::empty({s.B, H}, b.dgates.options());
 
-  for (int64_t k = s.T - 1; k >= 0; --k) {
-    const int64_t t = reverse ? s.T - 1 - k : k;
-    const int64_t n = s.rows[t], off = s.offset[t];
-    if (n == 0) continue;
+  walk_backward(s, reverse, [&](int64_t k, int64_t t, int64_t n, int64_t off) {
     const int64_t prev = previous_step(t, s.T, reverse);
     const int64_t n_prev = rows_with_previous(s, t, prev);
 
     if (s.has_proj) {
       // The whole gradient of h_t is needed before the projection's GEMM: dm_t = dh_t @ w_hr.
-      Tensor dh_all_t = dh_all.narrow(0, off, n);
-      at::add_out(dh_all_t, dh_state.narrow(0, 0, n), grad_out2d.narrow(0, off, n));
+      Tensor dh_all_t = b.dh_all.narrow(0, off, n);
+      at::add_out(dh_all_t, b.dh_state.narrow(0, 0, n), b.grad_out2d.narrow(0, off, n));
       Tensor dm_t = dm_state.narrow(0, 0, n);
-      at::mm_out(dm_t, dh_all_t, w_hr);
+      at::mm_out(dm_t, dh_all_t, b.w_hr);
     }
 
     backward_step_kernel<scalar_t><<<blocks_for(n * H), kThreads, 0, stream>>>(
-        n, H, gates.const_data_ptr<opmath_t>() + off * 4 * H, cells.const_data_ptr<opmath_t>() + off * H,
-        prev < 0 ? nullptr : cells.const_data_ptr<opmath_t>() + s.offset[prev] * H, c0.const_data_ptr<opmath_t>(),
-        n_prev, s.has_proj ? dm_state.const_data_ptr<scalar_t>() : dh_state.const_data_ptr<scalar_t>(),
-        s.has_proj ? nullptr : grad_out2d.const_data_ptr<scalar_t>() + off * P, dc_state.data_ptr<opmath_t>(),
-        dgates.data_ptr<scalar_t>() + off * 4 * H, s.has_proj ? m_all.data_ptr<scalar_t>() + off * H : nullptr);
+        n, H, b.gates.const_data_ptr<opmath_t>() + off * 4 * H, b.cells.const_data_ptr<opmath_t>() + off * H,
+        prev < 0 ? nullptr : b.cells.const_data_ptr<opmath_t>() + s.offset[prev] * H,
+        b.c0.const_data_ptr<opmath_t>(), n_prev,
+        s.has_proj ? dm_state.const_data_ptr<scalar_t>() : b.dh_state.const_data_ptr<scalar_t>(),
+        s.has_proj ? nullptr : b.grad_out2d.const_data_ptr<scalar_t>() + off * P, b.dc_state.data_ptr<opmath_t>(),
+        b.dgates.data_ptr<scalar_t>() + off * 4 * H, s.has_proj ? b.m_all.data_ptr<scalar_t>() + off * H : nullptr);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
 
     // dh_{t-1} = dgates_t @ w_hh. The last step walked needs it only for h0's gradient.
     if (k > 0 || need_state_grad) {
-      Tensor dh_t = dh_state.narrow(0, 0, n);
-      at::mm_out(dh_t, dgates.narrow(0, off, n), w_hh);
+      Tensor dh_t = b.dh_state.narrow(0, 0, n);
+      at::mm_out(dh_t, b.dgates.narrow(0, off, n), b.w_hh);
     }
-  }
+  });
 }
 
 }  // namespace
 
-LstmLayerResult layer_forward(const LayerShape& s, const Tensor& input, const Tensor& h0, const Tensor& c0,
-                              const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& b_ih,
-                              const std::optional<Tensor>& b_hh, const std::optional<Tensor>& w_hr, bool reverse) {
-  const c10::cuda::CUDAGuard device_guard(input.device());
-  ForwardBuffers b = forward_buffers(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "lstm_ext_cuda_layer_forward", [&] {
-    forward_loop<scalar_t>(s, reverse, b.pre, b.gates, b.cells, b.out2d, b.h_state, b.c_state, b.w_hh, b.w_hr);
+void LstmBackend::forward(const LayerShape& s, bool reverse, ForwardBuffers& b) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.output.scalar_type(), "lstm_ext_cuda_layer_forward", [&] {
+    forward_loop<scalar_t>(s, reverse, b);
   });
-  return b.result();
 }
 
-LstmLayerGrads layer_backward(const LayerShape& s, const Tensor& grad_output, const Tensor& grad_h_n,
-                              const Tensor& grad_c_n, const Tensor& input, const Tensor& h0, const Tensor& c0,
-                              const Tensor& w_ih, const Tensor& w_hh, const std::optional<Tensor>& w_hr,
-                              bool reverse, const Tensor& output, const Tensor& gates, const Tensor& cells,
-                              std::array<bool, 3> mask) {
-  const c10::cuda::CUDAGuard device_guard(input.device());
-  BackwardBuffers b = backward_buffers(s, grad_output, grad_h_n, grad_c_n, input, c0, w_ih, w_hh, w_hr, gates, cells);
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, input.scalar_type(), "lstm_ext_cuda_layer_backward", [&] {
-    backward_loop<scalar_t>(s, reverse, b.grad_out2d, b.dh_state, b.dc_state, b.dgates, b.dh_all, b.m_all, b.gates,
-                            b.cells, b.c0, b.w_hh, b.w_hr, /*need_state_grad=*/mask[1]);
+void LstmBackend::backward(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad) {
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.dgates.scalar_type(), "lstm_ext_cuda_layer_backward", [&] {
+    backward_loop<scalar_t>(s, reverse, b, need_state_grad);
   });
-  return layer_gradients(s, reverse, mask, input, h0, output, b);
 }
 
 }  // namespace cuda

@@ -9,5 +9,5 @@
 
 TORCH_LIBRARY_IMPL(lstm_ext, CUDA, m) {
   using namespace lstm_ext;
-  register_layer_ops<kLstmCell, &cuda::layer_forward, &cuda::layer_backward>(m);
+  register_layer_ops<kLstmCell, &layer_forward<cuda::LstmBackend>, &layer_backward<cuda::LstmBackend>>(m);
 }
