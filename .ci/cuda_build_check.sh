@@ -88,13 +88,13 @@ echo "cuda_build_check: built in $(( $(date +%s) - build_start )) s"
 import os, sys
 import torch
 import lstm_ext
-from lstm_ext import _ops
+from lstm_ext import _library
 
 work = os.path.realpath(sys.argv[1])
 if not os.path.realpath(lstm_ext.__file__).startswith(work + os.sep):
     sys.exit(f"imported lstm_ext from {lstm_ext.__file__}, not from the build copy {work}")
-if _ops.LOAD_ERROR is not None:
-    sys.exit(f"the CUDA build does not load: {_ops.LOAD_ERROR}")
+if _library.LOAD_ERROR is not None:
+    sys.exit(f"the CUDA build does not load: {_library.LOAD_ERROR}")
 allowed = {f"lstm_ext::{n.strip()}" for n in os.environ["LSTM_EXT_CPU_ONLY_OPS"].split(",") if n.strip()}
 names = sorted(n for n in torch._C._dispatch_get_all_op_names() if n.startswith("lstm_ext::"))
 if not names:

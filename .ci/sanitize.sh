@@ -89,7 +89,7 @@ set +e
   export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:exitcode=87:log_path=$LOGS/ubsan"
   # The extension must be the sanitized one, or the job proves nothing.
   python - <<'EOF' || exit 2
-import lstm_ext, lstm_ext._ops as o, os
+import lstm_ext, lstm_ext._library as o, os
 assert o.LOAD_ERROR is None, o.LOAD_ERROR
 so = o._C.__file__
 assert so.startswith(os.environ["PYTHONPATH"]), so

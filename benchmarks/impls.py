@@ -108,10 +108,10 @@ def _fused_unavailable(device: torch.device) -> Optional[str]:
     reason = _lstm_ext_unavailable(device)
     if reason:
         return reason
-    from lstm_ext import _ops
+    from lstm_ext import _library
 
-    if _ops.LOAD_ERROR is not None:
-        return f"compiled extension not built/loaded ({type(_ops.LOAD_ERROR).__name__}: {_ops.LOAD_ERROR})".splitlines()[0]
+    if _library.LOAD_ERROR is not None:
+        return f"compiled extension not built/loaded ({type(_library.LOAD_ERROR).__name__}: {_library.LOAD_ERROR})".splitlines()[0]
     return None
 
 

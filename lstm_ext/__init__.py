@@ -3,18 +3,21 @@
 - ``LSTM`` / ``LSTMCell``: drop-in replacements for ``torch.nn.LSTM`` / ``torch.nn.LSTMCell``, with
   optional variants (recurrent dropout, peephole, zoneout, layer norm, the lesson's use gate).
 - ``GRU`` / ``GRUCell``: drop-in replacements for ``torch.nn.GRU`` / ``torch.nn.GRUCell``.
-- ``convert(module)``: swaps every ``nn.LSTM`` / ``nn.LSTMCell`` in a model for ours, in place.
+- ``convert(module)``: swaps every ``nn.LSTM`` / ``nn.LSTMCell`` / ``nn.GRU`` / ``nn.GRUCell`` in a
+  model for ours, in place.
 - ``has_kernel(op, device, dtype)``: whether a fused kernel runs that op for that device and dtype.
-- ``reference``: the four gates of the lesson (learn, forget, remember, use) in plain PyTorch.
+- ``reference``: every cell in plain PyTorch, starting with the four gates of the lesson (learn,
+  forget, remember, use).
+
+Each cell family is a package (``lstm``, ``gru``, ``lstm_variants``); importing it registers its
+ops' fake kernels and autograd formulas, and its kernels with :func:`has_kernel`.
 """
 
-# Importing the op modules registers the fake kernels and autograd formulas of every op.
-from . import _masks, _ops, reference
-from ._ops import has_kernel
+from . import reference
+from ._library import has_kernel
 from .convert import convert
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
-from .lstm_variants import ops as _variant_ops
 
 __all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "convert", "has_kernel", "reference"]
 __version__ = "0.1.0"

@@ -14,7 +14,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._ops import LOAD_ERROR, has_kernel, ops
+from ._library import LOAD_ERROR, has_kernel, ops, register_family
+
+# Not a cell family: the random masks every family's variants may draw (CPU only, any dtype).
+register_family("masks", ops=("bernoulli_mask",), kernel_dtypes={"cpu": None})
 
 if LOAD_ERROR is None:
 

@@ -1,10 +1,11 @@
 """What every recurrent layer of lstm_ext shares: backend choice, argument checks, autocast and
 the layer x direction loop.
 
-Every layer (:mod:`lstm_ext.lstm.layer` and :mod:`lstm_ext.lstm.cell` for the LSTM, :mod:`lstm_ext.gru`
-for the GRU) keeps torch's contract: the same constructor, parameters (names, order, shapes, initialisation), ``state_dict``,
-``repr``, forward signature and output shapes as torch's module, and the same exceptions for bad
-arguments (same type always; same message for every check torch makes itself). Only the
+Every layer (:mod:`lstm_ext.lstm`, :mod:`lstm_ext.gru`; :class:`_RecurrentLayer` and
+:class:`_RecurrentCell` below hold what they share) keeps torch's contract: the same constructor,
+parameters (names, order, shapes, initialisation), ``state_dict``, ``repr``, forward signature
+and output shapes as torch's module, and the same exceptions for bad arguments (same type
+always; same message for every check torch makes itself). Only the
 arithmetic is lstm_ext's: every layer and direction is ONE call of the family's fused layer op or
 of its plain-PyTorch twin in :mod:`lstm_ext.reference`; packed input goes to it as the
 PackedSequence's data and batch_sizes.
@@ -30,13 +31,15 @@ of ``nn.RNN``, ``nn.GRU`` or ``nn.LSTM``, and a model holding lstm_ext's layers 
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.modules.rnn import RNNBase, RNNCellBase
 
-from . import _ops
+from . import _library
+from ._layouts import _Layouts
 
 BACKENDS = ("auto", "fused", "reference")
 
@@ -93,7 +96,7 @@ def _cell_fused(
 @torch.compiler.assume_constant_result
 def _fused_kernel_exists(op: str, device: torch.device, dtype: torch.dtype) -> bool:
     # A constant to torch.compile: it asks the dispatcher once while tracing, not in the graph.
-    return _ops.has_kernel(op, device, dtype)
+    return _library.has_kernel(op, device, dtype)
 
 
 def _use_fused(backend: str, op: str, device: torch.device, dtype: torch.dtype) -> bool:
@@ -103,7 +106,7 @@ def _use_fused(backend: str, op: str, device: torch.device, dtype: torch.dtype) 
     if _fused_kernel_exists(op, device, dtype):
         return True
     if backend == "fused":
-        raise RuntimeError(_ops.missing_kernel_message(device, dtype, op))
+        raise RuntimeError(_library.missing_kernel_message(device, dtype, op))
     return False
 
 
@@ -119,13 +122,12 @@ def _plain_fused_inference(module: torch.nn.Module, input: object, dim: int) -> 
         type(input) is Tensor
         and input.is_cpu
         and input.dim() == dim
-        and input.dtype in _ops._CPU_DTYPES
+        and input.dtype in _library.CPU_DTYPES
         and module.backend != "reference"  # type: ignore[operator]
-        and _ops.LOAD_ERROR is None
+        and _library.LOAD_ERROR is None
         and not torch.is_autocast_enabled("cpu")
         and not torch.compiler.is_compiling()
     )
-
 
 
 def _current_weights(module: torch.nn.Module) -> list[Tensor]:
@@ -277,3 +279,95 @@ def _run_layer_stack(module: torch.nn.Module, input: Tensor, run_layer: RunLayer
         return layer_input, tuple(final[0].unsqueeze(0) for final in finals)
     return layer_input, tuple(torch.stack(final) for final in finals)
 
+
+
+class _RecurrentLayer(_BackendChoice, _Layouts, RNNBase):
+    """What ``LSTM`` and ``GRU`` share beyond ``nn.RNNBase``: the ``backend`` choice, the input
+    layouts (:class:`~lstm_ext._layouts._Layouts`), the weights of a layer-direction and ATen's
+    checks before it computes. A layer defines ``_NAME`` ("LSTM", "GRU"), RNNBase's mode."""
+
+    backend: str
+
+    def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
+        # The arguments go to RNNBase untouched, as nn's layers pass them, so that a wrong one
+        # fails with nn's exact words.
+        _check_backend(backend)
+        super().__init__(self._NAME, *args, **kwargs)
+        self.backend = backend
+
+    def _layer_weights(self, index: int) -> list[Optional[Tensor]]:
+        """``[w_ih, w_hh, b_ih, b_hh, w_hr]`` of layer-direction ``index`` (None where absent: the
+        biases without ``bias``, ``w_hr`` without a projection)."""
+        weights = [getattr(self, name) for name in self._all_weights[index]]
+        w_ih, w_hh = weights[0], weights[1]
+        b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
+        w_hr = weights[-1] if self.proj_size > 0 else None
+        return [w_ih, w_hh, b_ih, b_hh, w_hr]
+
+    def _weights(self) -> list[Optional[Tensor]]:
+        """Every layer-direction's :meth:`_layer_weights`, one after the other (5 per layer-direction)."""
+        return [w for index in range(len(self._all_weights)) for w in self._layer_weights(index)]
+
+    def _check_before_compute(
+        self, input: Tensor, batch_sizes: Optional[Tensor], params: list[Optional[Tensor]], hiddens: list[Tensor]
+    ) -> None:
+        """What ATen's layers check before they compute: devices, then a non-empty sequence."""
+        _check_on_input_device(input, params, hiddens)
+        if batch_sizes is None and input.size(1 if self.batch_first else 0) == 0:
+            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+
+
+class _RecurrentCell(_BackendChoice, RNNCellBase):
+    """What ``LSTMCell`` and ``GRUCell`` share beyond ``nn.RNNCellBase``: the ``backend`` choice,
+    nn's handling of unbatched input and omitted states, and ATen's cell checks, in their words.
+    A cell defines ``_NAME`` ("LSTMCell", "GRUCell") and ``_STATE_NAMES``, its states as nn's
+    messages name them."""
+
+    backend: str
+    _NAME: str
+    _STATE_NAMES: tuple[str, ...]
+
+    def _batched_step_args(
+        self, input: Tensor, states: Optional[Sequence[Tensor]]
+    ) -> tuple[Tensor, list[Tensor], bool]:
+        """nn's cell forward before the arithmetic: ``input`` and every state 1-D or 2-D, a batch
+        dimension added to unbatched ones, zeros for omitted states. Returns ``(input [N, I],
+        states [N, H] each, is_batched)``."""
+        if input.dim() not in (1, 2):
+            raise ValueError(f"{self._NAME}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        if states is not None:
+            for index, state in enumerate(states):
+                if state.dim() not in (1, 2):
+                    name = self._STATE_NAMES[min(index, len(self._STATE_NAMES) - 1)].format(index)
+                    raise ValueError(f"{self._NAME}: Expected {name} to be 1D or 2D, got {state.dim()}D instead")
+        is_batched = input.dim() == 2
+        if not is_batched:
+            input = input.unsqueeze(0)
+        if states is None:
+            zeros = torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype, device=input.device)
+            return input, [zeros] * len(self._STATE_NAMES), is_batched
+        if not is_batched:
+            return input, [states[index].unsqueeze(0) for index in range(len(self._STATE_NAMES))], is_batched
+        return input, list(states), is_batched
+
+    def _check_input_size(self, input: Tensor) -> None:
+        """ATen's ``check_rnn_cell_forward_input``."""
+        if input.size(1) != self.weight_ih.size(1):
+            raise RuntimeError(
+                f"input has inconsistent input_size: got {input.size(1)} expected {self.weight_ih.size(1)}"
+            )
+
+    def _check_states(self, input: Tensor, states: Sequence[Tensor]) -> None:
+        """ATen's ``check_rnn_cell_forward_hidden`` of each state (``hidden0``, ``hidden1``)."""
+        hidden_size = self.weight_hh.size(1)
+        for label, state in enumerate(states):
+            if _ATEN_CHECKS_HIDDEN_RANK and state.dim() != 2:
+                raise RuntimeError(f"Expected 2D hidden{label} (batch x hidden_size), but got {state.dim()}D tensor")
+            if input.size(0) != state.size(0):
+                raise RuntimeError(
+                    f"Input batch size {input.size(0)} doesn't match hidden{label} batch size {state.size(0)}"
+                )
+            if state.size(1) != hidden_size:
+                raise RuntimeError(
+                    f"hidden{label} has inconsistent hidden_size: got {state.size(1)}, expected {hidden_size}"
+                )

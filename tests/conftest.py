@@ -12,10 +12,10 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # so test files can `import tolerances`
 
 import lstm_ext  # noqa: E402
-from lstm_ext import _ops  # noqa: E402
+from lstm_ext import _library  # noqa: E402
 
-FUSED_AVAILABLE = _ops.LOAD_ERROR is None
-FUSED_SKIP_REASON = f"lstm_ext compiled kernels not loaded: {_ops.LOAD_ERROR!r}"
+FUSED_AVAILABLE = _library.LOAD_ERROR is None
+FUSED_SKIP_REASON = f"lstm_ext compiled kernels not loaded: {_library.LOAD_ERROR!r}"
 
 # Every parity test runs once per backend; "fused" is skipped (with the load error) when the
 # extension is not built, never silently turned into the reference.

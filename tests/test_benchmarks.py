@@ -45,10 +45,10 @@ PLOTS = ["speedup.png", "roofline.png", "time_vs_T.png", "time_vs_H.png", "charl
 
 def _fused_loaded() -> bool:
     try:
-        from lstm_ext import _ops
+        from lstm_ext import _library
     except Exception:  # noqa: BLE001
         return False
-    return _ops.LOAD_ERROR is None
+    return _library.LOAD_ERROR is None
 
 
 @pytest.fixture(scope="module")

@@ -11,17 +11,17 @@ import torch.nn as nn
 from torch.nn.utils.rnn import pack_sequence
 
 import lstm_ext
-from lstm_ext import _ops
+from lstm_ext import _library
 from tolerances import assert_close, assert_tree_close
 
 DTYPE = torch.float64
 
 
-FUSED = _ops.LOAD_ERROR is None
+FUSED = _library.LOAD_ERROR is None
 BACKENDS = [
     "reference",
     "auto",
-    pytest.param("fused", marks=pytest.mark.skipif(not FUSED, reason=f"kernels not loaded: {_ops.LOAD_ERROR!r}")),
+    pytest.param("fused", marks=pytest.mark.skipif(not FUSED, reason=f"kernels not loaded: {_library.LOAD_ERROR!r}")),
 ]
 
 LSTM_CONFIGS = {

@@ -20,7 +20,8 @@ import torch.nn as nn
 from torch.nn.utils.rnn import PackedSequence
 
 import lstm_ext
-from lstm_ext import _ops
+from lstm_ext import _library
+from lstm_ext.lstm import ops as fused_lstm
 from module_parity import MIXED_LENGTHS, lstm_dense_build, lstm_packed_build, rnd, round_to, run_lstm, run_lstm_cell
 from op_args import LSTM_LAYER_CASES, lstm_cell_args, lstm_layer_args
 from tolerances import assert_close_to_truth, tol
@@ -32,12 +33,12 @@ OPS = ("lstm_layer", "lstm_layer_backward", "lstm_cell", "lstm_cell_backward")
 
 
 def _has_cuda_kernel(op: str) -> bool:
-    return _ops.LOAD_ERROR is None and torch._C._dispatch_has_kernel_for_dispatch_key(f"lstm_ext::{op}", "CUDA")
+    return _library.LOAD_ERROR is None and torch._C._dispatch_has_kernel_for_dispatch_key(f"lstm_ext::{op}", "CUDA")
 
 
 CUDA_BUILT = any(_has_cuda_kernel(op) for op in OPS)
 NOT_BUILT_REASON = (
-    f"lstm_ext failed to load: {_ops.LOAD_ERROR!r}" if _ops.LOAD_ERROR is not None
+    f"lstm_ext failed to load: {_library.LOAD_ERROR!r}" if _library.LOAD_ERROR is not None
     else "lstm_ext was built without its CUDA kernels (build with LSTM_EXT_CUDA=1 and CUDA_HOME, see README)"
 )
 
@@ -245,7 +246,7 @@ def test_gradcheck_lstm_layer_cuda_float64(case):
     tensors, rest = args[:8], args[8:]  # input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr | batch_sizes, reverse
 
     def layer(*ts):
-        return _ops.lstm_layer(*ts, *rest)
+        return fused_lstm.lstm_layer(*ts, *rest)
 
     assert torch.autograd.gradcheck(layer, tensors)
 
@@ -254,7 +255,7 @@ def test_gradcheck_lstm_layer_cuda_float64(case):
 def test_gradcheck_lstm_cell_cuda_float64():
     args = _cuda_args(lstm_cell_args())
     torch.library.opcheck(torch.ops.lstm_ext.lstm_cell, args)
-    assert torch.autograd.gradcheck(_ops.lstm_cell, args)
+    assert torch.autograd.gradcheck(fused_lstm.lstm_cell, args)
 
 
 # ---------------------------------------------------------------------------------------------

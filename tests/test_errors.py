@@ -19,14 +19,14 @@ import torch.nn as nn
 from torch.nn.utils.rnn import PackedSequence, pack_sequence
 
 import lstm_ext
-from lstm_ext import _ops
+from lstm_ext import _library
 from tolerances import assert_close, tol
 
-FUSED = _ops.LOAD_ERROR is None
+FUSED = _library.LOAD_ERROR is None
 BACKENDS = [
     "reference",
     "auto",
-    pytest.param("fused", marks=pytest.mark.skipif(not FUSED, reason=f"kernels not loaded: {_ops.LOAD_ERROR!r}")),
+    pytest.param("fused", marks=pytest.mark.skipif(not FUSED, reason=f"kernels not loaded: {_library.LOAD_ERROR!r}")),
 ]
 OURS = {nn.LSTM: lstm_ext.LSTM, nn.LSTMCell: lstm_ext.LSTMCell}
 
@@ -301,10 +301,10 @@ def test_lstm_fine_cases_do_not_raise(backend):
 def test_lstm_fused_without_kernel_raises():
     ours = lstm_ext.LSTM(3, 5, dtype=torch.float16, backend="fused")
     x = _t(4, 2, 3, dtype=torch.float16)
-    assert not _ops.has_fused_kernel(x.device, x.dtype)
+    assert not _library.has_kernel("lstm_layer", x.device, x.dtype)
     with pytest.raises(RuntimeError) as info:
         ours(x)
-    assert str(info.value) == _ops.missing_kernel_message(x.device, x.dtype)
+    assert str(info.value) == _library.missing_kernel_message(x.device, x.dtype)
     assert "lstm_ext" in str(info.value)
     # "auto" takes the reference for the same input and agrees with nn.LSTM
     auto = lstm_ext.LSTM(3, 5, dtype=torch.float16)
@@ -429,7 +429,7 @@ def test_cell_fused_without_kernel_raises():
     x = _t(2, 3, dtype=torch.float16)
     with pytest.raises(RuntimeError) as info:
         ours(x)
-    assert str(info.value) == _ops.missing_kernel_message(x.device, x.dtype)
+    assert str(info.value) == _library.missing_kernel_message(x.device, x.dtype)
 
 
 # ---- PyTorch's own ModuleInfo error inputs ----------------------------------------------

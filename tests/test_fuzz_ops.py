@@ -28,10 +28,10 @@ from typing import Iterator
 import pytest
 import torch
 
-from lstm_ext import _ops, reference
+from lstm_ext import _library, reference
 from op_calls import arg_names, assert_clear_error, good_calls
 
-pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
+pytestmark = pytest.mark.skipif(_library.LOAD_ERROR is not None, reason=f"extension not built: {_library.LOAD_ERROR}")
 
 GOOD = good_calls()
 

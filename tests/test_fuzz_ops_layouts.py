@@ -11,12 +11,12 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lstm_ext import _ops, reference
+from lstm_ext import _library, reference
 from op_calls import OK_ERRORS, arg_names, good_calls
 from op_calls import assert_clear_error as _assert_clear_error  # the name in the hypothesis test's text (below)
 from tolerances import assert_close
 
-pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
+pytestmark = pytest.mark.skipif(_library.LOAD_ERROR is not None, reason=f"extension not built: {_library.LOAD_ERROR}")
 
 ops = torch.ops.lstm_ext
 GOOD = good_calls()

@@ -5,13 +5,13 @@ import textwrap
 import pytest
 import torch
 
-from lstm_ext import _ops
+from lstm_ext import _library
 from lstm_ext.gru import ops as fused_gru
 from op_calls import run_under_capability
 from op_args import LAYER_CASES, gru_cell_args, gru_layer_args, replace_arg
 from tolerances import assert_close, tol
 
-pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
+pytestmark = pytest.mark.skipif(_library.LOAD_ERROR is not None, reason=f"extension not built: {_library.LOAD_ERROR}")
 
 ops = torch.ops.lstm_ext
 

@@ -5,11 +5,12 @@ import textwrap
 import pytest
 import torch
 
-from lstm_ext import _ops
+from lstm_ext import _library
+from lstm_ext.lstm import ops as fused_lstm
 from op_calls import run_under_capability
 from op_args import LSTM_LAYER_CASES, lstm_cell_args, lstm_layer_args, replace_arg
 
-pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
+pytestmark = pytest.mark.skipif(_library.LOAD_ERROR is not None, reason=f"extension not built: {_library.LOAD_ERROR}")
 
 ops = torch.ops.lstm_ext
 
@@ -53,14 +54,14 @@ def test_gradcheck_lstm_layer(case):
     rest = args[8:]
 
     def fn(*ts):
-        out, h_n, c_n = _ops.lstm_layer(*ts, *rest)
+        out, h_n, c_n = fused_lstm.lstm_layer(*ts, *rest)
         return out, h_n, c_n
 
     assert torch.autograd.gradcheck(fn, tensors)
 
 
 def test_gradcheck_lstm_cell():
-    assert torch.autograd.gradcheck(_ops.lstm_cell, lstm_cell_args())
+    assert torch.autograd.gradcheck(fused_lstm.lstm_cell, lstm_cell_args())
 
 
 def test_bfloat16_keeps_float32_state():
@@ -152,15 +153,15 @@ def test_every_cpu_capability_gives_the_same_result(capability):
         import torch
         from op_args import lstm_layer_args
         from tolerances import tol
-        from lstm_ext import _ops
+        from lstm_ext.lstm import ops as fused_lstm
         ops = torch.ops.lstm_ext
         for dtype in (torch.float32, torch.float64):
             args = lstm_layer_args(T=4, B=3, I=5, H=37, proj=0, dtype=dtype)  # 37: vector body and tail
-            out, h_n, c_n = _ops.lstm_layer(*args)
+            out, h_n, c_n = fused_lstm.lstm_layer(*args)
             (out.sum() + h_n.sum() + c_n.sum()).backward()
             grads = [a.grad for a in args[:7] if a is not None]
             args64 = [a.detach().double().requires_grad_() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
-            ref = _ops.lstm_layer(*args64)
+            ref = fused_lstm.lstm_layer(*args64)
             (ref[0].sum() + ref[1].sum() + ref[2].sum()).backward()
             for got, want in zip((out, h_n, c_n), ref):
                 torch.testing.assert_close(got.double(), want.detach(), **tol(dtype))
@@ -174,11 +175,11 @@ def test_every_cpu_capability_gives_the_same_result(capability):
 
 def test_double_backward_raises_a_clear_error():
     args = lstm_layer_args()
-    out, h_n, c_n = _ops.lstm_layer(*args)
+    out, h_n, c_n = fused_lstm.lstm_layer(*args)
     with pytest.raises(RuntimeError, match="do not support double backward"):
         torch.autograd.grad(out.sum(), args[0], create_graph=True)
     cell = lstm_cell_args()
-    hy, cy = _ops.lstm_cell(*cell)
+    hy, cy = fused_lstm.lstm_cell(*cell)
     with pytest.raises(RuntimeError, match="do not support double backward"):
         torch.autograd.grad(hy.sum(), cell[0], create_graph=True)
 
@@ -197,7 +198,7 @@ def test_large_steps_match_float64(case):
 
     results = []
     for call in (args, args64):
-        out, h_n, c_n = _ops.lstm_layer(*call)
+        out, h_n, c_n = fused_lstm.lstm_layer(*call)
         (out.square().sum() + h_n.sum() + c_n.sum()).backward()
         results.append([out, h_n, c_n] + [a.grad for a in call[:8] if isinstance(a, torch.Tensor)])
     for got, want in zip(*results):

@@ -11,7 +11,7 @@ from torch.library import opcheck
 import lstm_ext
 from lstm_ext._masks import bernoulli_mask
 
-pytestmark = pytest.mark.skipif(lstm_ext._ops.LOAD_ERROR is not None, reason="compiled kernels not loaded")
+pytestmark = pytest.mark.skipif(lstm_ext._library.LOAD_ERROR is not None, reason="compiled kernels not loaded")
 
 ops = torch.ops.lstm_ext
 CPU = torch.empty(0)

@@ -7,7 +7,7 @@ import lstm_ext
 from op_calls import run_under_capability
 from tolerances import assert_close
 
-BACKENDS = ["fused", "reference"] if lstm_ext._ops.LOAD_ERROR is None else ["reference"]
+BACKENDS = ["fused", "reference"] if lstm_ext._library.LOAD_ERROR is None else ["reference"]
 
 
 def _pair(dtype, backend, seed=0):
@@ -247,7 +247,7 @@ def _measure_ulps(capability: str) -> dict:
     return json.loads(line[3:])
 
 
-@pytest.mark.skipif(lstm_ext._ops.LOAD_ERROR is not None, reason="compiled kernels not loaded")
+@pytest.mark.skipif(lstm_ext._library.LOAD_ERROR is not None, reason="compiled kernels not loaded")
 @pytest.mark.parametrize("capability", ["default", "avx2", "avx512"])
 def test_activations_within_ulp_bound_of_torch(capability):
     import platform

@@ -58,7 +58,7 @@ def test_state_dict_round_trip_through_nn_lstm(backend, tmp_path):
 @pytest.mark.parametrize("saved_with, loaded_with", [("fused", "reference"), ("reference", "fused")])
 def test_checkpoint_moves_between_backends(saved_with, loaded_with, tmp_path):
     """A training state saved from one backend continues on the other with the same results."""
-    if "fused" in (saved_with, loaded_with) and lstm_ext._ops.LOAD_ERROR is not None:
+    if "fused" in (saved_with, loaded_with) and lstm_ext._library.LOAD_ERROR is not None:
         pytest.skip("compiled kernels not loaded")
     torch.manual_seed(0)
     first = lstm_ext.LSTM(**KWARGS, backend=saved_with)

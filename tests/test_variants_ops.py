@@ -9,12 +9,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lstm_ext import _ops, reference
+from lstm_ext import _library, reference
 from lstm_ext.lstm_variants import ops as fused_variants
 from op_args import LAYER_CASES, variant_layer_case, variant_op_args
 from tolerances import assert_close, assert_close_to_truth
 
-pytestmark = pytest.mark.skipif(_ops.LOAD_ERROR is not None, reason=f"extension not built: {_ops.LOAD_ERROR}")
+pytestmark = pytest.mark.skipif(_library.LOAD_ERROR is not None, reason=f"extension not built: {_library.LOAD_ERROR}")
 
 ops = torch.ops.lstm_ext
 

@@ -3,8 +3,8 @@
 The contract of every lstm_ext layer (:mod:`lstm_ext._recurrent_base`): torch's constructor,
 parameters (names, order, shapes, initialisation), ``state_dict``, ``repr``, forward signature,
 output shapes and exceptions, and the keyword-only ``backend`` (``"auto"``, ``"fused"``,
-``"reference"``). Every layer and direction is ONE call of ``lstm_ext.gru.ops.gru_layer`` (the
-fused kernel) or of ``lstm_ext.reference.gru_layer``; packed input goes to it as the
+``"reference"``). Every layer and direction is ONE call of :func:`lstm_ext.gru.ops.gru_layer` (the
+fused kernel) or of :func:`lstm_ext.reference.gru_layer`; packed input goes to it as the
 PackedSequence's data and batch_sizes.
 
 These derive from ``nn.RNNBase`` / ``RNNCellBase``, not from ``nn.GRU``:
@@ -14,26 +14,24 @@ These derive from ``nn.RNNBase`` / ``RNNCellBase``, not from ``nn.GRU``:
 
 from __future__ import annotations
 
-from typing import Optional, Union, overload
+from typing import Any, Optional, Union, overload
 
 import torch
 from torch import Tensor
-from torch.nn.modules.rnn import RNNBase, RNNCellBase
 from torch.nn.utils.rnn import PackedSequence
 
 from .. import reference
-from .._layouts import _Layouts
 from .._recurrent_base import (
-    _ATEN_CHECKS_HIDDEN_RANK, _autocast_casts_op, _autocast_dtype, _BackendChoice, _cast, _check_backend,
-    _cell_fused, _check_dtypes, _check_matmul_dtypes, _check_on_input_device, _run_layer_stack, _use_fused,
+    _autocast_casts_op, _autocast_dtype, _cast, _cell_fused, _check_backend, _check_dtypes, _check_matmul_dtypes,
+    _check_on_input_device, _RecurrentCell, _RecurrentLayer, _run_layer_stack, _use_fused,
 )
-from . import ops as gru_ops
+from .ops import gru_cell as fused_cell
+from .ops import gru_layer as fused_layer
 
 __all__ = ["GRU", "GRUCell"]
 
 
-
-class GRU(_BackendChoice, _Layouts, RNNBase):
+class GRU(_RecurrentLayer):
     r"""Multi-layer GRU, a drop-in replacement for :class:`torch.nn.GRU` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.GRU` plus the keyword-only ``backend``.
@@ -55,7 +53,6 @@ class GRU(_BackendChoice, _Layouts, RNNBase):
         (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
     """
 
-    backend: str
     _NAME = "GRU"
 
     @overload
@@ -75,20 +72,13 @@ class GRU(_BackendChoice, _Layouts, RNNBase):
     ) -> None: ...
 
     @overload
-    def __init__(self, *args, backend: str = "auto", **kwargs) -> None: ...
+    def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None: ...
 
-    def __init__(self, *args, backend: str = "auto", **kwargs) -> None:
-        # nn.GRU's own check, then RNNBase with the arguments untouched, as nn.GRU passes them.
+    def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
+        # nn.GRU's own check, then RNNBase with the arguments untouched (_RecurrentLayer).
         if "proj_size" in kwargs:
             raise ValueError("proj_size argument is only supported for LSTM, not RNN or GRU")
-        _check_backend(backend)
-        super().__init__("GRU", *args, **kwargs)
-        self.backend = backend
-
-    def _layer_weights(self, index: int) -> list[Optional[Tensor]]:
-        """``[w_ih, w_hh, b_ih, b_hh]`` of layer-direction ``index`` (None where absent)."""
-        weights = [getattr(self, name) for name in self._all_weights[index]]
-        return weights if self.bias else [*weights, None, None]
+        super().__init__(*args, backend=backend, **kwargs)
 
     # ---- input layouts (_Layouts) --------------------------------------------------------
 
@@ -127,11 +117,8 @@ class GRU(_BackendChoice, _Layouts, RNNBase):
         unpacked = self._unpack_input(input, hx)
         input, hx, batch_sizes = unpacked.input, unpacked.hx, unpacked.batch_sizes
         self.check_forward_args(input, hx, batch_sizes)
-        # What ATen's gru checks before it computes: devices, then a non-empty sequence.
-        weights = [w for index in range(len(self._all_weights)) for w in self._layer_weights(index)]
-        _check_on_input_device(input, weights, [hx])
-        if batch_sizes is None and input.size(1 if self.batch_first else 0) == 0:
-            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+        weights = self._weights()
+        self._check_before_compute(input, batch_sizes, weights, [hx])
         h_0 = hx
         autocast_dtype = _autocast_dtype(input.device)
         if autocast_dtype is not None and _autocast_casts_op(input.device.type, "aten::_cudnn_rnn"):
@@ -150,13 +137,13 @@ class GRU(_BackendChoice, _Layouts, RNNBase):
     ) -> tuple[Tensor, Tensor]:
         """All layers and directions, one layer function call each (``_run_layer_stack``). ``input``
         is time-major ``[T, B, I]`` or packed data ``[N, I]``; ``weights`` holds ``[w_ih, w_hh, b_ih,
-        b_hh]`` per layer-direction. Returns ``(output, h_n [D*num_layers, B, H])``."""
+        b_hh, None]`` per layer-direction (:meth:`_layer_weights`). Returns ``(output, h_n [D*num_layers, B, H])``."""
         fused = _use_fused(self.backend, "gru_layer", input.device, input.dtype)
 
         def run_layer(layer_input: Tensor, index: int, reverse: bool) -> tuple[Tensor, ...]:
-            layer_weights = weights[4 * index : 4 * index + 4]
+            layer_weights = weights[5 * index : 5 * index + 4]
             if fused:
-                return gru_ops.gru_layer(
+                return fused_layer(
                     layer_input.contiguous(), h_0[index].contiguous(),
                     *(None if w is None else w.contiguous() for w in layer_weights),
                     batch_sizes, reverse,
@@ -167,7 +154,7 @@ class GRU(_BackendChoice, _Layouts, RNNBase):
         return output, h_n
 
 
-class GRUCell(_BackendChoice, RNNCellBase):
+class GRUCell(_RecurrentCell):
     r"""One GRU step, a drop-in replacement for :class:`torch.nn.GRUCell` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.GRUCell` plus the keyword-only ``backend``.
@@ -182,7 +169,8 @@ class GRUCell(_BackendChoice, RNNCellBase):
         torch.Size([3, 20])
     """
 
-    backend: str
+    _NAME = "GRUCell"
+    _STATE_NAMES = ("hidden",)
 
     def __init__(
         self,
@@ -208,18 +196,7 @@ class GRUCell(_BackendChoice, RNNCellBase):
         Returns:
             ``h_1``, shaped like ``h_0``.
         """
-        if input.dim() not in (1, 2):
-            raise ValueError(f"GRUCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
-        if hx is not None and hx.dim() not in (1, 2):
-            raise ValueError(f"GRUCell: Expected hidden to be 1D or 2D, got {hx.dim()}D instead")
-        is_batched = input.dim() == 2
-        if not is_batched:
-            input = input.unsqueeze(0)
-        if hx is None:
-            hx = torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype, device=input.device)
-        elif not is_batched:
-            hx = hx.unsqueeze(0)
-
+        input, (hx,), is_batched = self._batched_step_args(input, None if hx is None else (hx,))
         self._check_step_args(input, hx)
         weights = [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
         autocast_dtype = _autocast_dtype(input.device)
@@ -231,17 +208,8 @@ class GRUCell(_BackendChoice, RNNCellBase):
 
     def _check_step_args(self, input: Tensor, hx: Tensor) -> None:
         """What ATen's ``gru_cell`` checks, in its order and words."""
-        if input.size(1) != self.weight_ih.size(1):
-            raise RuntimeError(
-                f"input has inconsistent input_size: got {input.size(1)} expected {self.weight_ih.size(1)}"
-            )
-        hidden_size = self.weight_hh.size(1)
-        if _ATEN_CHECKS_HIDDEN_RANK and hx.dim() != 2:
-            raise RuntimeError(f"Expected 2D hidden0 (batch x hidden_size), but got {hx.dim()}D tensor")
-        if input.size(0) != hx.size(0):
-            raise RuntimeError(f"Input batch size {input.size(0)} doesn't match hidden0 batch size {hx.size(0)}")
-        if hx.size(1) != hidden_size:
-            raise RuntimeError(f"hidden0 has inconsistent hidden_size: got {hx.size(1)}, expected {hidden_size}")
+        self._check_input_size(input)
+        self._check_states(input, (hx,))
         # ATen then computes input @ w_ih.T, then hx @ w_hh.T.
         _check_matmul_dtypes(input, ((input, self.weight_ih), (hx, self.weight_hh)))
         _check_on_input_device(input, [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh], [hx])
@@ -250,7 +218,7 @@ class GRUCell(_BackendChoice, RNNCellBase):
         self, input: Tensor, hx: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor]
     ) -> Tensor:
         if _cell_fused(self.backend, "gru_cell", "GRUCell", "hx", (input, hx, w_ih, w_hh, b_ih, b_hh)):
-            return gru_ops.gru_cell(
+            return fused_cell(
                 input.contiguous(), hx.contiguous(), w_ih.contiguous(), w_hh.contiguous(),
                 None if b_ih is None else b_ih.contiguous(), None if b_hh is None else b_hh.contiguous(),
             )

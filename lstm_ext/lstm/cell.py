@@ -1,27 +1,30 @@
 """``LSTMCell``: a drop-in replacement for ``torch.nn.LSTMCell`` (one step of :class:`lstm_ext.LSTM`).
 
-Part of the LSTM family with :mod:`lstm_ext.lstm.layer`; the shared contract is in
-:mod:`lstm_ext._recurrent_base`.
+The shared contract is in :mod:`lstm_ext._recurrent_base`. ``LSTMCell`` with backend
+"auto"/"reference" promotes a ``c_0`` of another dtype exactly as ``nn.LSTMCell`` does.
 """
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import TYPE_CHECKING, Optional, Union
 
 import torch
 from torch import Tensor
-from torch.nn.modules.rnn import RNNCellBase
 
-from .. import _ops, reference
+from .. import reference
+from .._library import ops
 from .._recurrent_base import (
-    _ATEN_CHECKS_HIDDEN_RANK, _autocast_casts_op, _autocast_dtype, _BackendChoice, _cast, _check_backend,
-    _cell_fused, _check_matmul_dtypes, _check_on_input_device, _plain_fused_inference, _two_states,
+    _autocast_casts_op, _autocast_dtype, _cast, _cell_fused, _check_backend, _check_matmul_dtypes,
+    _check_on_input_device, _plain_fused_inference, _RecurrentCell, _two_states,
 )
-from ..lstm_variants import ops as variant_ops
-from ..lstm_variants.options import (
-    VariantOptions, Zoneout, _init_variant_parameters, _layer_norm, _lesson, _peephole, _VariantChoice,
-    register_parameters,
-)
+from ..lstm_variants.ops import lstm_variant_layer as fused_variant_layer
+from ..lstm_variants.options import VariantOptions, _layer_norm, _lesson, _peephole, _VariantChoice
+from .ops import lstm_cell as fused_cell
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..lstm_variants.options import VariantKwargs
 
 __all__ = ["LSTMCell"]
 
@@ -38,8 +41,7 @@ def _plain_lstm_inference(module: torch.nn.Module, input: object, dim: int) -> b
     )
 
 
-
-class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
+class LSTMCell(_VariantChoice, _RecurrentCell):
     r"""One LSTM step, a drop-in replacement for :class:`torch.nn.LSTMCell` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTMCell` plus the keyword-only ``backend``
@@ -58,7 +60,8 @@ class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
         torch.Size([3, 20])
     """
 
-    backend: str
+    _NAME = "LSTMCell"
+    _STATE_NAMES = ("hx[{}]", "hx[{}]")
 
     def __init__(
         self,
@@ -69,24 +72,14 @@ class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
         dtype: Optional[torch.dtype] = None,
         *,
         backend: str = "auto",
-        recurrent_dropout: float = 0.0,
-        peephole: bool = False,
-        zoneout: Zoneout = 0.0,
-        layer_norm: bool = False,
-        use_gate: str = "standard",
+        **variants: Unpack[VariantKwargs],
     ) -> None:
         _check_backend(backend)
-        options = VariantOptions.parse(
-            recurrent_dropout=recurrent_dropout, peephole=peephole, zoneout=zoneout, layer_norm=layer_norm,
-            use_gate=use_gate,
-        )
+        options = VariantOptions.parse(variants, "LSTMCell")
         options.check_combinations(0)
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
         self.backend = backend
-        self.variant_options = options
-        factory = {"device": self.weight_ih.device, "dtype": self.weight_ih.dtype}
-        self._variant_names = register_parameters(self, options, hidden_size, bias, [""], factory)
-        _init_variant_parameters(self, self._variant_names)
+        self._add_variants(options, [""])
 
     def forward(self, input: Tensor, hx: Optional[_HiddenState] = None) -> _HiddenState:
         """One step.
@@ -104,30 +97,15 @@ class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
                 hx = (zeros, zeros)
             try:
                 with torch._C._AutoDispatchBelowAutograd():  # no autograd kernel to record anything
-                    h, c, _ = _ops.ops.lstm_cell(
+                    h, c, _ = ops.lstm_cell(
                         input, hx[0], hx[1], self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
                     )
                 return h, c
             except RuntimeError:
                 pass  # bad or mixed-dtype arguments: the full path below handles them as nn.LSTMCell does
-        if input.dim() not in (1, 2):
-            raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
-        if hx is not None:
-            for idx, value in enumerate(hx):
-                if value.dim() not in (1, 2):
-                    raise ValueError(f"LSTMCell: Expected hx[{idx}] to be 1D or 2D, got {value.dim()}D instead")
-        is_batched = input.dim() == 2
-        if not is_batched:
-            input = input.unsqueeze(0)
-
-        if hx is None:
-            zeros = torch.zeros(input.size(0), self.hidden_size, dtype=input.dtype, device=input.device)
-            hx = (zeros, zeros)
-        else:
-            hx = (hx[0].unsqueeze(0), hx[1].unsqueeze(0)) if not is_batched else hx
-
-        self._check_step_args(input, hx)
-        h_0, c_0 = hx[0], hx[1]
+        input, states, is_batched = self._batched_step_args(input, hx)
+        self._check_step_args(input, states)
+        h_0, c_0 = states[0], states[1]
         weights = [self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh]
         peephole = _peephole(self, self._variant_names[0])
         layer_norm = _layer_norm(self, self._variant_names[0])
@@ -155,30 +133,19 @@ class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
         cell on the CPU's fused kernels, batched input, hx absent or two 2-D tensors."""
         return _plain_lstm_inference(self, input, 2) and (hx is None or _two_states(hx, 2))
 
-    def _check_step_args(self, input: Tensor, hx: _HiddenState) -> None:
+    def _check_step_args(self, input: Tensor, hx: list[Tensor]) -> None:
         """What ATen's ``lstm_cell`` checks, in its order and words."""
         if len(hx) != 2:
             raise RuntimeError("lstm_cell expects two hidden states")
         w_ih, w_hh = self.weight_ih, self.weight_hh
         hidden_size = w_hh.size(1)
-        if input.size(1) != w_ih.size(1):
-            raise RuntimeError(f"input has inconsistent input_size: got {input.size(1)} expected {w_ih.size(1)}")
+        self._check_input_size(input)
         for name, weight in (("weight_ih", w_ih), ("weight_hh", w_hh)):
             if weight.size(0) != 4 * hidden_size:
                 raise RuntimeError(
                     f"{name} first dim must be 4 * hidden_size = {4 * hidden_size}, but got {weight.size(0)}"
                 )
-        for label, state in enumerate(hx):
-            if _ATEN_CHECKS_HIDDEN_RANK and state.dim() != 2:
-                raise RuntimeError(f"Expected 2D hidden{label} (batch x hidden_size), but got {state.dim()}D tensor")
-            if input.size(0) != state.size(0):
-                raise RuntimeError(
-                    f"Input batch size {input.size(0)} doesn't match hidden{label} batch size {state.size(0)}"
-                )
-            if state.size(1) != hidden_size:
-                raise RuntimeError(
-                    f"hidden{label} has inconsistent hidden_size: got {state.size(1)}, expected {hidden_size}"
-                )
+        self._check_states(input, hx)
         # ATen then computes hx @ w_hh.T before input @ w_ih.T; a dtype mismatch fails there, in
         # the matrix product's words. (A cx of another dtype is promoted, not refused.)
         _check_matmul_dtypes(input, ((hx[0], w_hh), (input, w_ih)))
@@ -191,7 +158,7 @@ class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
         w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
     ) -> _HiddenState:
         if _cell_fused(self.backend, "lstm_cell", "LSTMCell", "hx, cx", (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh)):
-            return _ops.lstm_cell(
+            return fused_cell(
                 input.contiguous(), h_0.contiguous(), c_0.contiguous(), w_ih.contiguous(), w_hh.contiguous(),
                 None if b_ih is None else b_ih.contiguous(), None if b_hh is None else b_hh.contiguous(),
             )
@@ -211,14 +178,14 @@ class LSTMCell(_VariantChoice, _BackendChoice, RNNCellBase):
         variant_params = (peephole, *(layer_norm or ()), *(lesson or ()))
         tensors = (input, h_0, c_0, w_ih, w_hh, b_ih, b_hh, *variant_params)
         if _cell_fused(self.backend, "lstm_variant_layer", "LSTMCell", "hx, cx", tensors):
-            _, h, c = variant_ops.lstm_variant_layer(
+            _, h, c = fused_variant_layer(
                 input.unsqueeze(0), h_0, c_0, w_ih, w_hh, b_ih, b_hh, None, False, peephole=peephole,
                 zoneout_h=None if keep_h is None else keep_h.unsqueeze(0),
                 zoneout_c=None if keep_c is None else keep_c.unsqueeze(0), layer_norm=layer_norm,
                 lesson_use_gate=lesson,
             )
             return h, c
-        return reference.variant_lstm_cell(
+        return reference.lstm_cell(
             input, (h_0, c_0), w_ih, w_hh, b_ih, b_hh, peephole=peephole, zoneout_h=keep_h, zoneout_c=keep_c,
             layer_norm=layer_norm, lesson=lesson,
         )

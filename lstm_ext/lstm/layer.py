@@ -1,47 +1,46 @@
-"""``LSTM`` and ``LSTMCell``: drop-in replacements for ``torch.nn.LSTM`` / ``torch.nn.LSTMCell``.
+"""``LSTM``: a drop-in replacement for ``torch.nn.LSTM``.
 
 The contract every lstm_ext layer keeps (torch's constructor, parameters, ``state_dict``, ``repr``,
 forward signature, shapes and exceptions; the ``backend`` choice; autocast) is described in
 :mod:`lstm_ext._recurrent_base`. Every layer and direction is ONE call of
-``lstm_ext._ops.lstm_layer`` (the fused kernel), of ``lstm_ext.lstm_variants.ops.lstm_variant_layer``
-(with variant options) or of their twins in :mod:`lstm_ext.reference`.
+:func:`lstm_ext.lstm.ops.lstm_layer` (the fused kernel), of
+:func:`lstm_ext.lstm_variants.ops.lstm_variant_layer` (with variant options) or of their twins in
+:mod:`lstm_ext.reference`.
 
 LSTM specifics: hidden states must share the input's dtype (torch's CPU LSTM sometimes promotes
-instead); ``LSTMCell`` with backend "auto"/"reference" promotes a ``c_0`` of another dtype exactly
-as ``nn.LSTMCell`` does. The variant options (see :mod:`lstm_ext.lstm_variants.options`) run on the
-variant kernels. ``isinstance(lstm_ext.LSTM(...), nn.LSTM)`` is False (see the base module).
-
-``LSTMCell`` is defined in :mod:`lstm_ext.lstm.cell` and re-exported here, the LSTM family's module.
+instead). The variant options (see :mod:`lstm_ext.lstm_variants.options`) run on the variant
+kernels. ``isinstance(lstm_ext.LSTM(...), nn.LSTM)`` is False (see the base module).
 """
 
 from __future__ import annotations
 
-from typing import Optional, Union, overload
+from typing import TYPE_CHECKING, Any, Optional, Union, overload
 
 import torch
 from torch import Tensor
-from torch.nn.modules.rnn import RNNBase
 from torch.nn.utils.rnn import PackedSequence
 
-from .. import _ops, reference
-from .._layouts import _Layouts
+from .. import reference
+from .._library import ops
 from .._recurrent_base import (
-    BACKENDS, _autocast_dtype, _BackendChoice, _cast, _check_backend, _check_dtypes, _check_on_input_device,
-    _current_weights, _run_layer_stack, _two_states, _use_fused,
+    _autocast_dtype, _cast, _check_dtypes, _current_weights, _RecurrentLayer, _run_layer_stack, _two_states, _use_fused,
 )
-from ..lstm_variants import ops as variant_ops
-from ..lstm_variants.options import (
-    VariantOptions, Zoneout, _init_variant_parameters, _layer_norm, _lesson, _peephole, _VariantChoice,
-    register_parameters,
-)
-from .cell import LSTMCell, _plain_lstm_inference
+from ..lstm_variants.ops import lstm_variant_layer as fused_variant_layer
+from ..lstm_variants.options import VARIANT_NAMES, VariantOptions, _layer_norm, _lesson, _peephole, _VariantChoice
+from .cell import _plain_lstm_inference
+from .ops import lstm_layer as fused_layer
 
-__all__ = ["LSTM", "LSTMCell", "BACKENDS"]
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
+
+    from ..lstm_variants.options import VariantKwargs
+
+__all__ = ["LSTM"]
 
 _HiddenState = tuple[Tensor, Tensor]
 
 
-class LSTM(_VariantChoice, _BackendChoice, _Layouts, RNNBase):
+class LSTM(_VariantChoice, _RecurrentLayer):
     r"""Multi-layer LSTM, a drop-in replacement for :class:`torch.nn.LSTM` on lstm_ext's kernels.
 
     Arguments are those of :class:`torch.nn.LSTM` plus the keyword-only ``backend``
@@ -71,7 +70,6 @@ class LSTM(_VariantChoice, _BackendChoice, _Layouts, RNNBase):
         (torch.Size([5, 3, 20]), torch.Size([2, 3, 20]))
     """
 
-    backend: str
     _NAME = "LSTM"
 
     @overload
@@ -89,42 +87,24 @@ class LSTM(_VariantChoice, _BackendChoice, _Layouts, RNNBase):
         dtype: Optional[torch.dtype] = None,
         *,
         backend: str = "auto",
-        recurrent_dropout: float = 0.0,
-        peephole: bool = False,
-        zoneout: Zoneout = 0.0,
-        layer_norm: bool = False,
-        use_gate: str = "standard",
+        **variants: Unpack[VariantKwargs],
     ) -> None: ...
 
     @overload
-    def __init__(
-        self, *args, backend: str = "auto", recurrent_dropout: float = 0.0, peephole: bool = False,
-        zoneout: Zoneout = 0.0, layer_norm: bool = False, use_gate: str = "standard", **kwargs,
-    ) -> None: ...
+    def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None: ...
 
-    def __init__(
-        self, *args, backend: str = "auto", recurrent_dropout: float = 0.0, peephole: bool = False,
-        zoneout: Zoneout = 0.0, layer_norm: bool = False, use_gate: str = "standard", **kwargs,
-    ) -> None:
-        # The arguments go to RNNBase untouched, as nn.LSTM passes them, so that a wrong one
-        # fails with nn.LSTM's exact words.
-        _check_backend(backend)
-        options = VariantOptions.parse(
-            recurrent_dropout=recurrent_dropout, peephole=peephole, zoneout=zoneout, layer_norm=layer_norm,
-            use_gate=use_gate,
-        )
-        super().__init__("LSTM", *args, **kwargs)
+    def __init__(self, *args: Any, backend: str = "auto", **kwargs: Any) -> None:
+        # The variant options are ours; the rest goes to RNNBase untouched (_RecurrentLayer).
+        variants = {name: kwargs.pop(name) for name in VARIANT_NAMES if name in kwargs}
+        options = VariantOptions.parse(variants, "LSTM")
+        super().__init__(*args, backend=backend, **kwargs)
         options.check_combinations(self.proj_size)
-        self.backend = backend
-        self.variant_options = options
         num_directions = 2 if self.bidirectional else 1
         suffixes = [
             f"_l{layer}{'_reverse' if direction else ''}"
             for layer in range(self.num_layers) for direction in range(num_directions)
         ]
-        factory = {"device": self.weight_ih_l0.device, "dtype": self.weight_ih_l0.dtype}
-        self._variant_names = register_parameters(self, options, self.hidden_size, self.bias, suffixes, factory)
-        _init_variant_parameters(self, self._variant_names)
+        self._add_variants(options, suffixes)
 
     # ---- the checks nn.LSTM makes, with nn.LSTM's wording --------------------------------
 
@@ -178,15 +158,6 @@ class LSTM(_VariantChoice, _BackendChoice, _Layouts, RNNBase):
             hx[1], self.get_expected_cell_size(input, batch_sizes), "Expected hidden[1] size {}, got {}"
         )
 
-    def _layer_weights(self, index: int) -> list[Optional[Tensor]]:
-        """``[w_ih, w_hh, b_ih, b_hh, w_hr]`` of layer-direction ``index`` (None where absent)."""
-        names = self._all_weights[index]
-        weights = [getattr(self, name) for name in names]
-        w_ih, w_hh = weights[0], weights[1]
-        b_ih, b_hh = (weights[2], weights[3]) if self.bias else (None, None)
-        w_hr = weights[-1] if self.proj_size > 0 else None
-        return [w_ih, w_hh, b_ih, b_hh, w_hr]
-
     # ---- forward ------------------------------------------------------------------------
 
     def _zero_state(self, input: Tensor, batch: int) -> _HiddenState:
@@ -235,7 +206,7 @@ class LSTM(_VariantChoice, _BackendChoice, _Layouts, RNNBase):
         """
         if not torch.is_grad_enabled() and self._inference_op_applies(input, hx):
             try:
-                output, h_n, c_n = _ops.ops.lstm_inference.default(
+                output, h_n, c_n = ops.lstm_inference.default(
                     input, () if hx is None else hx, _current_weights(self), self.bias, self.num_layers,
                     self.bidirectional, self.batch_first,
                 )
@@ -253,16 +224,13 @@ class LSTM(_VariantChoice, _BackendChoice, _Layouts, RNNBase):
             self.check_forward_args(input, hx, batch_sizes)
             self._check_hidden_count(hx)
 
-        # What ATen's lstm checks before it computes: devices, then a non-empty sequence.
         h_0, c_0 = hx[0], hx[1]
-        weights = [w for index in range(len(self._all_weights)) for w in self._layer_weights(index)]
+        weights = self._weights()
         peepholes = [_peephole(self, names) for names in self._variant_names]
         layer_norms = [_layer_norm(self, names) for names in self._variant_names]
         lessons = [_lesson(self, names) for names in self._variant_names]
         variant_params = peepholes + sum(layer_norms, []) + sum(lessons, [])
-        _check_on_input_device(input, weights + variant_params, [h_0, c_0])
-        if batch_sizes is None and input.size(1 if self.batch_first else 0) == 0:
-            raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
+        self._check_before_compute(input, batch_sizes, weights + variant_params, [h_0, c_0])
         autocast_dtype = _autocast_dtype(input.device)
         if autocast_dtype is not None:  # nn.LSTM runs in autocast's dtype, so do we
             input, h_0, c_0 = _cast(input, autocast_dtype), _cast(h_0, autocast_dtype), _cast(c_0, autocast_dtype)
@@ -329,12 +297,12 @@ class LSTM(_VariantChoice, _BackendChoice, _Layouts, RNNBase):
                     layer_norm=tuple(layer_norms[index]) or None,
                     lesson_use_gate=tuple(lessons[index]) or None,
                 )
-                variant_layer = variant_ops.lstm_variant_layer if fused else reference.variant_lstm_layer
+                variant_layer = fused_variant_layer if fused else reference.variant_lstm_layer
                 return variant_layer(
                     layer_input, h_0[index], c_0[index], w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, **variant
                 )
             if fused:
-                return _ops.lstm_layer(
+                return fused_layer(
                     layer_input.contiguous(), h_0[index].contiguous(), c_0[index].contiguous(),
                     w_ih.contiguous(), w_hh.contiguous(),
                     None if b_ih is None else b_ih.contiguous(),

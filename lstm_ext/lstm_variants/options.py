@@ -31,12 +31,26 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Mapping, Optional, TypedDict, Union
 
 import torch
 from torch import Tensor
 
 Zoneout = Union[float, tuple[float, float]]
+
+
+class VariantKwargs(TypedDict, total=False):
+    """The variant options, the keyword arguments ``LSTM`` and ``LSTMCell`` add to ``nn``'s; all
+    off by default (see the module docstring)."""
+
+    recurrent_dropout: float
+    peephole: bool
+    zoneout: Zoneout
+    layer_norm: bool
+    use_gate: str
+
+
+VARIANT_NAMES = tuple(VariantKwargs.__annotations__)
 
 _PEEPHOLES = ("i", "f", "o")
 USE_GATES = ("standard", "lesson")
@@ -70,11 +84,16 @@ class VariantOptions:
     use_gate: str = "standard"
 
     @staticmethod
-    def parse(
-        *, recurrent_dropout: object = 0.0, peephole: object = False, zoneout: object = 0.0,
-        layer_norm: object = False, use_gate: object = "standard",
-    ) -> "VariantOptions":
-        """Checks each option's type and range; raises TypeError / ValueError naming the option."""
+    def parse(options: Mapping[str, object], owner: str) -> "VariantOptions":
+        """The options of ``VariantKwargs`` (absent: off), each checked for type and range; raises
+        TypeError / ValueError naming the option, and Python's TypeError for an unknown keyword
+        argument of ``owner`` ("LSTMCell")."""
+        for name in options:
+            if name not in VARIANT_NAMES:
+                raise TypeError(f"{owner}.__init__() got an unexpected keyword argument {name!r}")
+        recurrent_dropout = options.get("recurrent_dropout", 0.0)
+        peephole, zoneout = options.get("peephole", False), options.get("zoneout", 0.0)
+        layer_norm, use_gate = options.get("layer_norm", False), options.get("use_gate", "standard")
         if not isinstance(use_gate, str):
             raise TypeError(f"lstm_ext: use_gate must be a str ('standard' or 'lesson'), got {type(use_gate).__name__}")
         if use_gate not in USE_GATES:
@@ -214,6 +233,18 @@ class _VariantChoice:
     off for modules pickled before they existed. Mixed in before ``_BackendChoice``."""
 
     variant_options: VariantOptions
+    _variant_names: list[list[str]]
+
+    def _add_variants(self, options: VariantOptions, suffixes: list[str]) -> None:
+        """Sets ``variant_options`` and registers and initialises the variant parameters of every
+        layer-direction, named with ``suffixes`` (``_l0``, ``_l0_reverse``, ...; ``[""]`` for a cell),
+        on the device and in the dtype of the module's first weight."""
+        module: torch.nn.Module = self  # type: ignore[assignment]
+        self.variant_options = options
+        first = next(module.parameters())
+        factory = {"device": first.device, "dtype": first.dtype}
+        self._variant_names = register_parameters(module, options, module.hidden_size, module.bias, suffixes, factory)
+        _init_variant_parameters(module, self._variant_names)
 
     def extra_repr(self) -> str:
         s = super().extra_repr()  # type: ignore[misc]

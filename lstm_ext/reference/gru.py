@@ -16,7 +16,7 @@ torch's equations (gate order r, z, n in ``w_ih``, ``w_hh`` and the biases)::
     n  = tanh(x W_in + b_in + r * (h W_hn + b_hn))      # b_hn inside the reset product
     h' = (1 - z) * n + z * h
 
-This is the slow, obviously-correct twin of ``lstm_ext.gru.ops`` (same arguments, same results,
+This is the slow, obviously-correct twin of :mod:`lstm_ext.gru.ops` (same arguments, same results,
 differentiable by autograd), and ``backend="reference"`` of :class:`lstm_ext.GRU` /
 :class:`lstm_ext.GRUCell` runs it. Shapes: ``B`` batch, ``I`` input size, ``H`` hidden size,
 ``T`` steps, ``N`` rows of packed data.
@@ -56,7 +56,7 @@ def gru_layer(
     batch_sizes: Optional[Tensor],
     reverse: bool,
 ) -> tuple[Tensor, Tensor]:
-    """One layer, one direction, a whole sequence: the contract of ``lstm_ext.gru.ops.gru_layer``.
+    """One layer, one direction, a whole sequence (its fused twin: ``lstm_ext.gru.ops.gru_layer``).
 
     Dense: ``input`` ``[T, B, I]``, ``batch_sizes`` None -> ``output`` ``[T, B, H]``. Packed:
     ``input`` ``[N, I]`` and ``batch_sizes`` ``[T]`` -> ``output`` ``[N, H]``; step ``t`` works on the

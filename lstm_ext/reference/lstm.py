@@ -1,8 +1,10 @@
 r"""The LSTM of the lesson, in plain PyTorch: four gates, one step, one layer.
 
-This module is for reading. It is the slow, obviously-correct twin of the fused kernels in
-``lstm_ext._ops`` (same arguments, same results, differentiable by autograd), and
-``backend="reference"`` of :class:`lstm_ext.LSTM` / :class:`lstm_ext.LSTMCell` runs it.
+This module is for reading. It is the slow, obviously-correct twin of the fused kernels of
+:mod:`lstm_ext.lstm.ops` and :mod:`lstm_ext.lstm_variants.ops` (same arguments, same results,
+differentiable by autograd), and ``backend="reference"`` of :class:`lstm_ext.LSTM` /
+:class:`lstm_ext.LSTMCell` runs it. The variants' changes to the gates are in
+:mod:`lstm_ext.reference.lstm_variants`; :func:`lstm_cell` takes them as options.
 
 The lesson's vocabulary against torch's
 ---------------------------------------
@@ -50,14 +52,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._masks import bernoulli_mask
+from .lstm_variants import LAYER_NORM_EPS, layer_norm_gates, lesson_use_gate, peephole_gates, zoneout
 from .walk import walk
 
 __all__ = [
-    "learn_gate", "forget_gate", "remember_gate", "use_gate", "lstm_cell", "lstm_layer",
-    # the variants
-    "drop_connect", "peephole_gates", "zoneout", "zoneout_weights", "layer_norm_gates", "lesson_use_gate",
-    "variant_lstm_cell", "variant_lstm_layer",
+    "learn_gate", "forget_gate", "remember_gate", "use_gate", "lstm_cell", "lstm_layer", "variant_lstm_cell",
+    "variant_lstm_layer",
 ]
 
 
@@ -107,8 +107,15 @@ def lstm_cell(
     w_hh: Tensor,
     b_ih: Optional[Tensor] = None,
     b_hh: Optional[Tensor] = None,
+    *,
+    peephole: Optional[Tensor] = None,
+    zoneout_h: Optional[Tensor] = None,
+    zoneout_c: Optional[Tensor] = None,
+    layer_norm: Optional[tuple[Tensor, ...]] = None,
+    lesson: Optional[tuple[Tensor, Optional[Tensor]]] = None,
 ) -> tuple[Tensor, Tensor]:
-    """One LSTM step, gate by gate.
+    """One LSTM step, gate by gate; with the variants of :mod:`lstm_ext.reference.lstm_variants`
+    (peepholes, zoneout, layer norm, the lesson's use gate) when their arguments are given.
 
     Args:
         input: the event ``x_t``, ``[B, I]``.
@@ -116,21 +123,47 @@ def lstm_cell(
             (``K`` is ``H``, or ``P`` inside a projected layer).
         w_ih: ``[4H, I]``; w_hh: ``[4H, K]``; b_ih, b_hh: ``[4H]`` or None. Rows in torch's gate
             order i, f, g, o.
+        peephole: ``[3H]`` = ``(p_i, p_f, p_o)``: :func:`~lstm_ext.reference.lstm_variants.peephole_gates`,
+            and ``p_o`` looks at the new long-term memory in the use gate.
+        zoneout_h, zoneout_c: ``[B, H]`` keep weights (see :func:`~lstm_ext.reference.lstm_variants.zoneout`).
+        layer_norm: ``(ih_weight [4H], ih_bias [4H], hh_weight [4H], hh_bias [4H], c_weight [H],
+            c_bias [H])``: see :func:`~lstm_ext.reference.lstm_variants.layer_norm_gates`; the use
+            gate then squashes ``LN(LTM_t)`` while the un-normalized ``LTM_t`` is carried to the next step.
+        lesson: ``(W_u [H, H], b_u [H] or None)``: the use gate is
+            :func:`~lstm_ext.reference.lstm_variants.lesson_use_gate`.
 
     Returns:
-        ``(h_t, c_t)``, both ``[B, H]``: ``h_t`` is the use gate's output, not projected.
+        ``(h_t, c_t)``, both ``[B, H]``, after zoneout: the state the next step starts from.
+        ``h_t`` is the use gate's output, not projected.
     """
     h, c = hx
-    # input @ w_ih.T + b_ih + h @ w_hh.T + b_hh, as two F.linear calls like ATen's cell (so that
-    # autocast casts the biases together with the products, as it does for nn.LSTMCell)
-    gates = F.linear(input, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
+    if layer_norm is None:
+        # input @ w_ih.T + b_ih + h @ w_hh.T + b_hh, as two F.linear calls like ATen's cell (so that
+        # autocast casts the biases together with the products, as it does for nn.LSTMCell)
+        gates = F.linear(input, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
+    else:
+        gates = layer_norm_gates(input, h, w_ih, w_hh, b_ih, b_hh, layer_norm)
     i, f, g, o = gates.chunk(4, dim=1)  # torch's gate order
+    if peephole is not None:
+        i, f = peephole_gates(i, f, c, peephole)
 
     learned = learn_gate(g, i)  # N_t * i_t
     kept = forget_gate(c, f)  # LTM_{t-1} * f_t
     c_new = remember_gate(learned, kept)  # LTM_t
-    h_new = use_gate(c_new, o)  # STM_t
-    return h_new, c_new
+    if peephole is not None:
+        o = o + peephole.chunk(3)[2] * c_new  # the use gate looks at the new long-term memory
+    long_term = c_new
+    if layer_norm is not None:
+        long_term = F.layer_norm(c_new, (c_new.shape[-1],), layer_norm[4], layer_norm[5], eps=LAYER_NORM_EPS)
+    if lesson is not None:
+        h_new = lesson_use_gate(kept, o, *lesson)  # STM_t = U_t * V_t
+    else:
+        h_new = use_gate(long_term, o)  # STM_t
+    return zoneout(h, h_new, zoneout_h), zoneout(c, c_new, zoneout_c)
+
+
+# The cell with variants has no other name: it is lstm_cell with their arguments.
+variant_lstm_cell = lstm_cell
 
 
 def lstm_layer(
@@ -145,7 +178,7 @@ def lstm_layer(
     batch_sizes: Optional[Tensor],
     reverse: bool,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """One layer, one direction, a whole sequence: the same contract as ``lstm_ext._ops.lstm_layer``.
+    """One layer, one direction, a whole sequence (its fused twin: ``lstm_ext.lstm.ops.lstm_layer``).
 
     Shapes (``H`` hidden size, ``P`` = proj_size or ``H``):
 
@@ -173,162 +206,6 @@ def lstm_layer(
     return walk(input, (h0, c0), batch_sizes, reverse, step)
 
 
-# ---- the variants: recurrent dropout, peephole, zoneout, layer norm -------------------------
-#
-# Each is a small change to one gate of the cell above, named after the gate it touches.
-
-
-def drop_connect(weight: Tensor, p: float, training: bool = True) -> Tensor:
-    """Recurrent dropout as DropConnect on ``W_hh`` (AWD-LSTM's weight drop).
-
-    Each weight is zeroed with probability ``p`` and the others scaled by ``1 / (1 - p)``, like
-    ``F.dropout``; the mask is drawn like zoneout's (:func:`zoneout_weights`: from torch's
-    generator, so ``torch.manual_seed`` reproduces it). One mask per call: the caller drops
-    ``W_hh`` once per forward, and every step of the sequence uses the same dropped weight.
-    Identity when ``p == 0`` or outside training.
-    """
-    if not training or p == 0:
-        return weight
-    if p == 1:
-        return weight * 0  # every weight dropped, as F.dropout(p=1)
-    return weight * (bernoulli_mask(1 - p, tuple(weight.shape), weight) / (1 - p))
-
-
-def peephole_gates(ignore: Tensor, forget: Tensor, long_term: Tensor, peephole: Tensor) -> tuple[Tensor, Tensor]:
-    """Peephole connections (Gers & Schmidhuber) into the learn gate's ignore factor and the forget factor.
-
-    The gates also look at the long-term memory through diagonal weights:
-    ``i_pre + p_i * LTM_{t-1}`` and ``f_pre + p_f * LTM_{t-1}``. ``peephole`` is ``[3H]`` =
-    ``(p_i, p_f, p_o)``; ``p_o`` looks at the *new* long-term memory in the use gate (see
-    :func:`variant_lstm_cell`). Returns the two pre-activations, ``[B, H]`` each.
-    """
-    p_i, p_f, _ = peephole.chunk(3)
-    return ignore + p_i * long_term, forget + p_f * long_term
-
-
-def zoneout(previous: Tensor, new: Tensor, keep: Optional[Tensor]) -> Tensor:
-    """Zoneout (Krueger et al. 2016): each unit keeps its previous value with weight ``keep``.
-
-    ``keep * previous + (1 - keep) * new``; ``keep`` is a 0/1 mask in training and the zoneout
-    probability in eval mode (the expectation). None: no zoneout, ``new`` itself.
-    """
-    if keep is None:
-        return new
-    return keep * previous + (1 - keep) * new
-
-
-def zoneout_weights(z: float, shape: tuple[int, ...], training: bool, like: Tensor) -> Optional[Tensor]:
-    """The ``keep`` weights of :func:`zoneout` for one layer: Bernoulli(z) masks drawn from torch's
-    generator in training (so ``torch.manual_seed`` reproduces them), the constant ``z`` in eval
-    mode, None when ``z == 0``.
-
-    The masks are the layer's random input, not its math: on the CPU they come from a seed drawn
-    from torch's generator and hashed per entry (:func:`lstm_ext._masks.bernoulli_mask`, parallel
-    where ``bernoulli_`` is sequential), so the reference and the fused kernels see the same masks."""
-    if z == 0:
-        return None
-    if training:
-        return bernoulli_mask(z, shape, like)
-    return torch.full(shape, z, dtype=like.dtype, device=like.device)
-
-
-LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default; the fused kernels use the same (kLayerNormEps)
-
-
-def _normalized_projection(x: Tensor, w: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """``LN(x @ w^T)`` with gain ``weight`` and bias ``bias``, normalized over its ``w.shape[0]``
-    features: one projection of the layer-normalized LSTM. The fused path computes the input's
-    the same way, with the GEMM on ``lstm_ext::linear`` (``lstm_ext.lstm_variants.ops.input_gates``)."""
-    return F.layer_norm(F.linear(x, w), (w.shape[0],), weight, bias, eps=LAYER_NORM_EPS)
-
-
-def layer_norm_gates(
-    input: Tensor, h: Tensor, w_ih: Tensor, w_hh: Tensor, b_ih: Optional[Tensor], b_hh: Optional[Tensor],
-    layer_norm: tuple[Tensor, ...],
-) -> Tensor:
-    """The four pre-activations of the layer-normalized LSTM (Ba, Kiros & Hinton 2016):
-    ``LN(E_t @ W_ih^T) + LN(STM_{t-1} @ W_hh^T) + b_ih + b_hh``, each projection normalized on
-    its own over its ``4H`` features, before the bias. ``layer_norm`` holds the gains and biases
-    ``(ih_weight, ih_bias, hh_weight, hh_bias, c_weight, c_bias)``; the last two are for
-    :func:`variant_lstm_cell`'s use gate. Returns ``[B, 4H]``.
-    """
-    ih_weight, ih_bias, hh_weight, hh_bias = layer_norm[:4]
-    gates = _normalized_projection(input, w_ih, ih_weight, ih_bias)
-    gates = gates + _normalized_projection(h, w_hh, hh_weight, hh_bias)
-    for bias in (b_ih, b_hh):
-        if bias is not None:
-            gates = gates + bias
-    return gates
-
-
-def lesson_use_gate(forgotten: Tensor, use: Tensor, w_u: Tensor, b_u: Optional[Tensor]) -> Tensor:
-    """The use gate exactly as the lesson teaches it: the new short-term memory ``U_t * V_t`` with
-
-    - ``U_t = tanh(W_u (LTM_{t-1} * f_t) + b_u)``: ``forgotten`` is the forget gate's output
-      ``LTM_{t-1} * f_t`` ``[B, H]``, ``w_u`` ``[H, H]`` and ``b_u`` ``[H]`` (or None) are new parameters;
-    - ``V_t = sigmoid(W_v [STM_{t-1}, E_t] + b_v)``: the standard output gate, ``use`` its pre-activation.
-
-    How it differs from the standard cell (:func:`use_gate`): the standard use gate squashes the
-    *new* long-term memory, ``tanh(LTM_t)``, with no weights of its own; the lesson's squashes a
-    learned linear map of the *forgotten old* memory, before the learn gate's part is added. The
-    long-term memory itself (remember gate) is the same in both. Returns ``[B, H]``.
-    """
-    return torch.tanh(F.linear(forgotten, w_u, b_u)) * torch.sigmoid(use)
-
-
-def variant_lstm_cell(
-    input: Tensor,
-    hx: tuple[Tensor, Tensor],
-    w_ih: Tensor,
-    w_hh: Tensor,
-    b_ih: Optional[Tensor] = None,
-    b_hh: Optional[Tensor] = None,
-    *,
-    peephole: Optional[Tensor] = None,
-    zoneout_h: Optional[Tensor] = None,
-    zoneout_c: Optional[Tensor] = None,
-    layer_norm: Optional[tuple[Tensor, ...]] = None,
-    lesson: Optional[tuple[Tensor, Optional[Tensor]]] = None,
-) -> tuple[Tensor, Tensor]:
-    """One step of the LSTM with peepholes, zoneout, layer norm and/or the lesson's use gate;
-    :func:`lstm_cell` when all are off.
-
-    Args:
-        input ``[B, I]``; hx ``(h, c)`` ``[B, H]`` each; weights as in :func:`lstm_cell`.
-        peephole: ``[3H]`` = ``(p_i, p_f, p_o)`` or None.
-        zoneout_h, zoneout_c: ``[B, H]`` keep weights (see :func:`zoneout`) or None.
-        layer_norm: ``(ih_weight [4H], ih_bias [4H], hh_weight [4H], hh_bias [4H], c_weight [H],
-            c_bias [H])`` or None: see :func:`layer_norm_gates`; the use gate then squashes
-            ``LN(LTM_t)`` while the un-normalized ``LTM_t`` is carried to the next step.
-        lesson: ``(W_u [H, H], b_u [H] or None)``: the use gate is :func:`lesson_use_gate`.
-
-    Returns:
-        ``(h_t, c_t)``, ``[B, H]`` each, after zoneout: the state the next step starts from.
-    """
-    h, c = hx
-    if layer_norm is None:
-        gates = F.linear(input, w_ih, b_ih) + F.linear(h, w_hh, b_hh)
-    else:
-        gates = layer_norm_gates(input, h, w_ih, w_hh, b_ih, b_hh, layer_norm)
-    i, f, g, o = gates.chunk(4, dim=1)
-    if peephole is not None:
-        i, f = peephole_gates(i, f, c, peephole)
-
-    learned = learn_gate(g, i)  # N_t * i_t
-    kept = forget_gate(c, f)  # LTM_{t-1} * f_t
-    c_new = remember_gate(learned, kept)  # LTM_t
-    if peephole is not None:
-        o = o + peephole.chunk(3)[2] * c_new  # the use gate looks at the new long-term memory
-    long_term = c_new
-    if layer_norm is not None:
-        long_term = F.layer_norm(c_new, (c_new.shape[-1],), layer_norm[4], layer_norm[5], eps=LAYER_NORM_EPS)
-    if lesson is not None:
-        h_new = lesson_use_gate(kept, o, *lesson)  # STM_t = U_t * V_t
-    else:
-        h_new = use_gate(long_term, o)  # STM_t
-    return zoneout(h, h_new, zoneout_h), zoneout(c, c_new, zoneout_c)
-
-
 def variant_lstm_layer(
     input: Tensor,
     h0: Tensor,
@@ -349,7 +226,7 @@ def variant_lstm_layer(
     """One variant layer-direction: :func:`lstm_layer`'s contract without a projection, plus
     ``peephole`` ``[3H]``, the zoneout keep weights ``zoneout_h`` / ``zoneout_c``, shaped like the
     output (``[T, B, H]`` dense, ``[N, H]`` packed), ``layer_norm``'s six gains and biases and the
-    lesson's ``(W_u, b_u)`` (see :func:`variant_lstm_cell`). The output is the zoned-out ``h`` of every step.
+    lesson's ``(W_u, b_u)`` (see :func:`lstm_cell`). The output is the zoned-out ``h`` of every step.
     """
     def rows_of(weights: Optional[Tensor]) -> list[Optional[Tensor]]:
         if weights is None:
@@ -359,11 +236,10 @@ def variant_lstm_layer(
     keep_h, keep_c = rows_of(zoneout_h), rows_of(zoneout_c)
 
     def step(t: int, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        h_t, c_t = variant_lstm_cell(
+        h_t, c_t = lstm_cell(
             x, (h, c), w_ih, w_hh, b_ih, b_hh, peephole=peephole, zoneout_h=keep_h[t], zoneout_c=keep_c[t],
             layer_norm=layer_norm, lesson=lesson_use_gate,
         )
         return h_t, h_t, c_t
 
     return walk(input, (h0, c0), batch_sizes, reverse, step)
-
