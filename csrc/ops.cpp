@@ -1,5 +1,5 @@
-// The op schemas of lstm_ext, and nothing else. Kernels live in cpu/ and cuda/;
-// fake kernels and autograd formulas live in lstm_ext/_ops.py.
+// The op schemas of lstm_ext, and nothing else. Kernels live in each family's cpu/ and cuda/
+// folders; fake kernels and autograd formulas in each family's lstm_ext/<family>/ops.py.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -78,7 +78,7 @@ TORCH_LIBRARY_FRAGMENT(lstm_ext, m) {
       "Tensor grad_ln_hh_weight, Tensor grad_ln_c_weight, Tensor grad_ln_c_bias, Tensor grad_w_u, "
       "Tensor grad_b_u)");
   // The variants' input projection: input [rows, in] @ weight [out, in]^T + bias, on the layer
-  // kernels' projection GEMM (CPU; differentiable through lstm_ext/_variant_ops.py).
+  // kernels' projection GEMM (CPU; differentiable through lstm_ext/lstm_variants/ops.py).
   m.def("linear(Tensor input, Tensor weight, Tensor? bias) -> Tensor");
   // The variants' zoneout masks: entries 1 with probability p, else 0, a function of the 0-dim
   // int64 seed (drawn from torch's generator by the caller) alone; on seed's device.

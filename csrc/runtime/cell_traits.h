@@ -33,8 +33,15 @@ struct CellTraits {
   const char* cell_backward;
 };
 
-template <size_t>
-using TensorAt = at::Tensor;
+// T, once per index I, to expand a pack of indices into as many Ts. Through a class template,
+// not a plain alias of T, which nvcc's front end resolves before the pack is expanded.
+template <size_t I, typename T>
+struct Indexed {
+  using type = T;
+};
+
+template <size_t I>
+using TensorAt = typename Indexed<I, at::Tensor>::type;
 
 template <typename Indices>
 struct TensorTuple;

@@ -149,10 +149,12 @@ LayerShape check_layer_args(const char* op, int64_t gates, const at::Tensor& inp
 LayerShape check_layer_backward_args(const CellTraits& cell, const at::Tensor& grad_output, const at::Tensor& grad_h_n,
                                      const at::Tensor* grad_c_n, const at::Tensor& input, const at::Tensor& h0,
                                      const at::Tensor* c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                     const std::optional<at::Tensor>& w_hr, const std::optional<at::Tensor>& batch_sizes,
-                                     const at::Tensor& output, const at::Tensor& gates, const at::Tensor* cells) {
+                                     const std::optional<at::Tensor>& w_hr,
+                                     const std::optional<at::Tensor>& batch_sizes, const at::Tensor& output,
+                                     const at::Tensor& gates, const at::Tensor* cells) {
   const char* op = cell.layer_backward;
-  LayerShape s = check_layer_args(op, cell.gates, input, h0, c0, w_ih, w_hh, std::nullopt, std::nullopt, w_hr, batch_sizes);
+  LayerShape s =
+      check_layer_args(op, cell.gates, input, h0, c0, w_ih, w_hh, std::nullopt, std::nullopt, w_hr, batch_sizes);
   const c10::DimVector out_sizes = output_sizes(s);
   check_shape(output, out_sizes, "output", op);
   check_shape(grad_output, out_sizes, "grad_output", op);

@@ -69,8 +69,9 @@ LayerShape check_layer_args(const char* op, int64_t gates, const at::Tensor& inp
 LayerShape check_layer_backward_args(const CellTraits& cell, const at::Tensor& grad_output, const at::Tensor& grad_h_n,
                                      const at::Tensor* grad_c_n, const at::Tensor& input, const at::Tensor& h0,
                                      const at::Tensor* c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                     const std::optional<at::Tensor>& w_hr, const std::optional<at::Tensor>& batch_sizes,
-                                     const at::Tensor& output, const at::Tensor& gates, const at::Tensor* cells);
+                                     const std::optional<at::Tensor>& w_hr,
+                                     const std::optional<at::Tensor>& batch_sizes, const at::Tensor& output,
+                                     const at::Tensor& gates, const at::Tensor* cells);
 
 // One step of the cell op (`op`: the cell op or its backward): input [B, I], hx and cx [B, H].
 void check_cell_args(const CellTraits& cell, const char* op, const at::Tensor& input, const at::Tensor& hx,

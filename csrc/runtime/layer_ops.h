@@ -3,8 +3,8 @@
 // or nn.GRUCell) and its backward. Each op takes the NoAutocast guard (runtime/no_autocast.h says
 // why), checks its arguments (layer_checks.h) and calls the backend's layer kernel; a cell op is
 // a layer of one dense step. A family describes its ops in a CellTraits (cell_traits.h), and
-// each backend registers its two kernels with one call:
-//   TORCH_LIBRARY_IMPL(lstm_ext, CPU, m) { register_layer_ops<kLstmCell, &cpu::layer_forward, &cpu::layer_backward>(m); }
+// each backend registers its two kernels with one call (gru/cpu/register.cpp):
+//   TORCH_LIBRARY_IMPL(lstm_ext, CPU, m) { register_layer_ops<kGruCell, &gru_forward, &gru_backward>(m); }
 //
 // The kernels take the layer op's arguments in schema order, after the checked LayerShape, and
 // return the layer op's results in schema order, as Tensors<N> ([..]: with CellTraits::cell_state
@@ -34,10 +34,10 @@ namespace lstm_ext {
 
 // One tensor per index. The optional parts of a schema (c, w_hr) are packs of zero or one index,
 // so one function spells every family's signature, as the dispatcher needs it.
-template <size_t>
-using TensorArg = const at::Tensor&;
-template <size_t>
-using OptionalTensorArg = const std::optional<at::Tensor>&;
+template <size_t I>
+using TensorArg = typename Indexed<I, const at::Tensor&>::type;
+template <size_t I>
+using OptionalTensorArg = typename Indexed<I, const std::optional<at::Tensor>&>::type;
 
 namespace layer_ops_detail {
 

@@ -38,7 +38,8 @@ inline void forward_units(const GruForwardStep<scalar_t>& s, int64_t r, const La
 // Backward of the same units: the gradient of h' in, both projections' gradients and the direct
 // part of dh_prev out.
 template <typename scalar_t>
-inline void backward_units(const GruBackwardStep<scalar_t>& s, int64_t r, const Lanes<at::opmath_type<scalar_t>>& lane) {
+inline void backward_units(const GruBackwardStep<scalar_t>& s, int64_t r,
+                           const Lanes<at::opmath_type<scalar_t>>& lane) {
   using V = at::vec::Vectorized<at::opmath_type<scalar_t>>;
   const int64_t H = s.H;
   const auto* g = s.gates + r * 4 * H;

@@ -186,7 +186,8 @@ void LstmBackend::forward(const LayerShape& s, bool reverse, ForwardBuffers& b) 
 }
 
 void LstmBackend::backward(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad) {
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, b.dgates.scalar_type(), "lstm_ext_cuda_layer_backward", [&] {
+  const at::ScalarType dtype = b.dgates.scalar_type();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "lstm_ext_cuda_layer_backward", [&] {
     backward_loop<scalar_t>(s, reverse, b, need_state_grad);
   });
 }

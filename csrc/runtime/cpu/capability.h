@@ -6,7 +6,8 @@
 // capability_avx512.h first) includes the family's *_impl.h, whose code lives in namespace
 // lstm_ext::cpu::CPU_CAPABILITY, so each capability's copy has a name of its own. The impl
 // defines there a function template returning the family's table of kernel pointers, and
-// explicitly instantiates it for the dtypes the family serves. In the family's header,
+// explicitly instantiates it for the dtypes the family serves (runtime/cpu/simd.h's
+// LSTM_EXT_LANE_ROW_KERNELS writes both for the LSTM and the GRU). In the family's header,
 // LSTM_EXT_KERNELS_BY_CAPABILITY declares the three copies and defines the one callers use,
 // which returns this CPU's table.
 #pragma once

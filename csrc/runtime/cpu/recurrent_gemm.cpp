@@ -123,8 +123,8 @@ bool RecurrentGemm::small_step(const scalar_t* rows, int64_t ld_rows, int64_t n,
         n > kSmallGemmRows) {
       return false;
     }
-    const SmallGemm<scalar_t> g{rows, ld_rows, n, kmajor_.size(0), kmajor_.const_data_ptr<scalar_t>(), kmajor_.stride(0),
-                                /*bias1=*/nullptr, /*bias2=*/nullptr, out, ld_out, accumulate};
+    const SmallGemm<scalar_t> g{rows, ld_rows, n, kmajor_.size(0), kmajor_.const_data_ptr<scalar_t>(),
+                                kmajor_.stride(0), /*bias1=*/nullptr, /*bias2=*/nullptr, out, ld_out, accumulate};
     run_small_gemm_kmajor(g, kmajor_.size(1));
     return true;
   }
