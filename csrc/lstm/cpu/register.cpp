@@ -1,11 +1,13 @@
-// Registers the LSTM's CPU kernels: the four ops of runtime/layer_ops.h.
+// Registers the LSTM's CPU kernels: the four ops of runtime/layer_ops.h; the forward picks the
+// fused step or the plain loop (fused_forward.h).
 #include <torch/library.h>
 
+#include "lstm/cpu/fused_forward.h"
 #include "lstm/cpu/lstm_layer.h"
 #include "lstm/lstm_cell.h"
 #include "runtime/layer_ops.h"
 
 TORCH_LIBRARY_IMPL(lstm_ext, CPU, m) {
   using namespace lstm_ext;
-  register_layer_ops<kLstmCell, &layer_forward<cpu::LstmBackend>, &layer_backward<cpu::LstmBackend>>(m);
+  register_layer_ops<kLstmCell, &cpu::lstm_layer_forward, &layer_backward<cpu::LstmBackend>>(m);
 }

@@ -1,0 +1,82 @@
+// The LSTM's CPU lstm_layer kernel (fused_forward.h): the fused step where it applies, with its
+// buffers and results laid out as layer_forward lays out the plain loop's.
+#include "lstm/cpu/fused_forward.h"
+
+#include <ATen/ATen.h>
+
+#include "lstm/cpu/lstm_layer.h"
+#include "runtime/cpu/capability.h"
+#include "runtime/cpu/small_gemm.h"
+#include "runtime/forward_only.h"
+#include "runtime/input_projection.h"
+
+namespace lstm_ext {
+namespace cpu {
+namespace {
+
+// This CPU's fused kernel, or none. There is no DEFAULT copy: the tile is sized for the
+// registers of AVX2 and AVX-512, and the plain loop serves other CPUs.
+std::optional<FusedLstmForwardKernel> fused_kernel_here() {
+#if defined(__x86_64__)
+  switch (cpu_capability()) {
+    case Capability::AVX512: return AVX512::fused_lstm_forward_kernel();
+    case Capability::AVX2: return AVX2::fused_lstm_forward_kernel();
+    default: break;
+  }
+#endif
+  return std::nullopt;
+}
+
+// float32 without a projection (the projection's GEMM would need a second product per step);
+// bfloat16 and float64 keep the plain loop. So does one dense step of a few rows: it is what
+// lstm_inference's streaming step runs on the plain loop's kernels, and the two must agree
+// bitwise (tests/test_inference.py); packing the weights would cost as much as the step anyway.
+bool fused_applies(const LayerShape& s, const at::Tensor& input) {
+  const bool streaming_step = !s.packed && s.T == 1 && s.B <= kSmallGemmRows;
+  return input.scalar_type() == at::kFloat && !s.has_proj && !streaming_step && s.N > 0 && s.H > 0 &&
+         fused_step_enabled();
+}
+
+}  // namespace
+
+LstmLayerResult lstm_layer_forward(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
+                                   const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                   const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                                   const std::optional<at::Tensor>& w_hr, bool reverse) {
+  const std::optional<FusedLstmForwardKernel> kernel = fused_kernel_here();
+  if (!kernel || !fused_applies(s, input)) {
+    return layer_forward<LstmBackend>(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse);
+  }
+  // The input projection runs inside the step's tile (a second K segment against the packed
+  // W_ih), so there is no [N, 4H] pre-activation buffer and no GEMM before the loop.
+  const at::Tensor x = as_rows(input.contiguous(), s.I);
+  const at::Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
+  at::Tensor bias = summed_bias(b_ih, b_hh);
+  if (bias.defined()) bias = bias.contiguous();
+  const at::Tensor output = at::empty(output_sizes(s), input.options());
+  const at::Tensor h_state = h0.clone(at::MemoryFormat::Contiguous);
+  const at::Tensor c_state = c0.clone(at::MemoryFormat::Contiguous);
+  // Returned whatever happens, as the op's schema has them; written only when a backward may
+  // read them (runtime/forward_only.h).
+  const at::Tensor gates = at::empty({s.N, 4 * s.H}, input.options());
+  const at::Tensor cells = at::empty({s.N, s.H}, input.options());
+  const bool save = !ForwardOnlyGuard::active();
+  const at::Tensor packed = at::empty({kernel->packed_floats(s.I, s.H)}, input.options());
+
+  float* const out = output.data_ptr<float>();
+  const FusedLstmForward call{
+      FusedWalk{&s, reverse, x.const_data_ptr<float>(), w_ih_c.const_data_ptr<float>(),
+                w_hh_c.const_data_ptr<float>(), bias.defined() ? bias.const_data_ptr<float>() : nullptr,
+                h_state.const_data_ptr<float>(),  // h0 until the walk is over
+                out, packed.data_ptr<float>()},
+      c_state.data_ptr<float>(),
+      save ? gates.data_ptr<float>() : nullptr,
+      save ? cells.data_ptr<float>() : nullptr,
+  };
+  kernel->run(call);
+  copy_final_hidden(s, reverse, out, h_state.data_ptr<float>());
+  return {output, h_state, c_state, gates, cells};
+}
+
+}  // namespace cpu
+}  // namespace lstm_ext

@@ -1,0 +1,68 @@
+// The fused recurrent step, the parts every family shares that do not depend on the CPU
+// capability: whether it is switched on, how a call's work is split across threads, and the
+// final hidden state of every row. The register tile, the weight packing and the time walk are
+// compiled per capability in fused_step_impl.h; a family adds the epilogue that turns a tile of
+// pre-activations into its states (lstm/cpu/fused_forward_impl.h).
+//
+// Why fused: the plain loop writes each step's pre-activations to memory with a library GEMM,
+// then reads them back in a separate pointwise pass, with a fork/join or a meeting around both.
+// Here one register tile of rows x (every gate block of one block of hidden units) multiplies
+// [x_t | h_{t-1}] by the packed [W_ih ; W_hh] and the family's gate math runs on the tile while
+// it is still in registers, so a step touches memory only for its inputs and its states.
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/cpu/step_team.h"
+#include "runtime/layer_checks.h"
+
+namespace lstm_ext {
+namespace cpu {
+
+// LSTM_EXT_FUSED_STEP=0 keeps the plain loop, to compare the two. Read on every call (it is
+// cheap), so that a benchmark can alternate the two in one process and a test can compare them.
+bool fused_step_enabled();
+
+// How a call's (rows x unit blocks) of every step are split across threads.
+struct FusedPartition {
+  int64_t threads;  // 1: the calling thread alone
+  // Each thread owns whole rows (sequences are independent: no meeting at all inside the walk),
+  // or, when there are too few rows to share, a slice of the unit blocks for every row (one
+  // meeting per step, since every unit of h_t feeds every unit of h_{t+1}).
+  bool split_rows;
+};
+
+// One layer-direction's fused forward walk, on raw pointers. Every step reads only its input
+// rows and the previous step's rows of out, so nothing is copied between steps.
+struct FusedWalk {
+  const LayerShape* shape;
+  bool reverse;
+  const float* x;     // [N, I] every step's input rows
+  const float* w_ih;  // [gates * H, I]
+  const float* w_hh;  // [gates * H, H]
+  const float* bias;  // [gates * H] (b_ih + b_hh) or null
+  const float* h0;    // [B, H]: h_{t-1} of the rows that start at step t
+  float* out;         // [N, H]: h of every step; h_{t-1} of the rows that go on
+  float* packed;      // scratch for the packed weights (fused_step_impl.h's fused_packed_floats)
+};
+
+// The partition of a call with `flops_per_step` multiply-adds x 2 per step over B rows.
+FusedPartition plan_fused_partition(int64_t B, int64_t flops_per_step);
+
+// Runs member(begin, end, owned_slices, barrier) over [0, extent) split as step_team.h's
+// run_team splits units (slices of whole multiples of `align`), on `threads` threads; one
+// thread runs it on the caller with a barrier of its own. Rethrows a member's exception.
+template <typename Member>
+void run_fused_team(int64_t threads, int64_t extent, int64_t align, Member&& member) {
+  if (threads > 1) return run_team(extent, align, member);
+  StepBarrier barrier(1);
+  member(int64_t{0}, extent, int64_t{1}, barrier);
+  barrier.rethrow_if_failed();
+}
+
+// After a walk that wrote every step's h into out [N, H] only: h_n of every row into h_state
+// [B, H], each row's h at the last step that row was active. Rows never active keep h_state.
+void copy_final_hidden(const LayerShape& s, bool reverse, const float* out, float* h_state);
+
+}  // namespace cpu
+}  // namespace lstm_ext

@@ -1,0 +1,199 @@
+// The fused recurrent step's register tile, weight packing and time walk (fused_step.h), for
+// every family: included once per CPU capability by a family's fused kernels, after
+// capability_avx2.h or capability_avx512.h (runtime/cpu/capability.h), so the code lives in
+// namespace lstm_ext::cpu::CPU_CAPABILITY and runs on that capability's at::vec::Vectorized.
+//
+// A family with N gate blocks per unit (LSTM 4, GRU 3) packs W_ih and W_hh as
+// [unit block][k][N][L]: for each k, the N gate columns of one block of L hidden units side by
+// side, so one tile of R rows x N vectors holds every gate of L whole units, and the epilogue
+// can finish those units without another pass.
+#pragma once
+
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "runtime/cpu/fused_step.h"
+#include "runtime/layer_steps.h"
+
+namespace lstm_ext {
+namespace cpu {
+namespace CPU_CAPABILITY {
+
+using FusedVec = at::vec::Vectorized<float>;
+// Hidden units per block: one vector.
+inline constexpr int64_t kFusedLanes = FusedVec::size();
+// Rows per register tile: R x N accumulators, N weight vectors and one broadcast must fit the
+// register file (32 AVX-512 registers: 6 x 4 + 4 + 1; 16 AVX2 registers: 2 x 4 + 4 + 1).
+inline constexpr int kFusedTileRows = kFusedLanes == 16 ? 6 : 2;
+
+// One part of a tile's K dimension: rows of A (row stride lda) against a packed panel [K][N][L].
+struct KSegment {
+  const float* a;
+  int64_t lda;
+  const float* panel;
+  int64_t K;
+};
+
+// acc[R][N] += A[R, 0:K] @ panel[0:K, N * L]: every entry of A broadcast against the N vectors
+// of its k; no horizontal sums, and the R x N accumulators stay in registers for all of K.
+template <int R, int N>
+inline void accumulate_tile(const KSegment& seg, FusedVec (&acc)[R][N]) {
+  constexpr int64_t ldp = int64_t{N} * kFusedLanes;
+  for (int64_t k = 0; k < seg.K; ++k) {
+    FusedVec w[N];
+    for (int c = 0; c < N; ++c) w[c] = FusedVec::loadu(seg.panel + k * ldp + c * kFusedLanes);
+    for (int r = 0; r < R; ++r) {
+      const FusedVec a(seg.a[r * seg.lda + k]);
+      for (int c = 0; c < N; ++c) acc[r][c] = at::vec::fmadd(a, w[c], acc[r][c]);
+    }
+  }
+}
+
+// One tile of exactly R rows over K = [input | hidden], then epilogue(r, acc[r]) per row.
+template <int R, int N, typename Epilogue>
+inline void fused_tile(const KSegment& input, const KSegment& hidden, const Epilogue& epilogue) {
+  FusedVec acc[R][N];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < N; ++c) acc[r][c] = FusedVec(0.f);
+  }
+  accumulate_tile<R, N>(input, acc);
+  accumulate_tile<R, N>(hidden, acc);
+  for (int r = 0; r < R; ++r) epilogue(r, acc[r]);
+}
+
+// A tile of 1 <= rows <= R rows: one instantiation per row count, so a short tile keeps its
+// accumulators in registers too.
+template <int R, int N, typename Epilogue>
+inline void fused_tile_rows(int64_t rows, const KSegment& input, const KSegment& hidden, const Epilogue& epilogue) {
+  if constexpr (R > 1) {
+    if (rows < R) return fused_tile_rows<R - 1, N>(rows, input, hidden, epilogue);
+  }
+  fused_tile<R, N>(input, hidden, epilogue);
+}
+
+// Calls f(first_row, rows) over [begin, end) in tiles of at most R rows, as equal as they come
+// (13 rows: 5 + 4 + 4, not 6 + 6 + 1).
+template <int R, typename F>
+inline void for_row_tiles(int64_t begin, int64_t end, const F& f) {
+  const int64_t n = end - begin;
+  if (n <= 0) return;
+  const int64_t tiles = (n + R - 1) / R, base = n / tiles, extra = n % tiles;
+  for (int64_t i = 0, row = begin; i < tiles; ++i) {
+    const int64_t rows = base + (i < extra);
+    f(row, rows);
+    row += rows;
+  }
+}
+
+// Block `block` of w [N * H, K] into panel [K][N][L] (its own block's place in a packed
+// [blocks][K][N][L]); units past H are zero, so the last block's spare lanes compute zeros.
+template <int N>
+inline void pack_gate_block(const float* w, int64_t H, int64_t K, int64_t block, float* packed) {
+  float* panel = packed + block * K * N * kFusedLanes;
+  for (int64_t k = 0; k < K; ++k) {
+    for (int g = 0; g < N; ++g) {
+      for (int64_t l = 0; l < kFusedLanes; ++l) {
+        const int64_t u = block * kFusedLanes + l;
+        panel[(k * N + g) * kFusedLanes + l] = u < H ? w[(g * H + u) * K + k] : 0.f;
+      }
+    }
+  }
+}
+
+// The bias [N * H] (or none: zeros) of block `block` into [N][L], in a packed [blocks][N][L].
+template <int N>
+inline void pack_bias_block(const float* bias, int64_t H, int64_t block, float* packed) {
+  float* dst = packed + block * N * kFusedLanes;
+  for (int g = 0; g < N; ++g) {
+    for (int64_t l = 0; l < kFusedLanes; ++l) {
+      const int64_t u = block * kFusedLanes + l;
+      dst[g * kFusedLanes + l] = bias != nullptr && u < H ? bias[g * H + u] : 0.f;
+    }
+  }
+}
+
+// Floats of packed weights and bias one call needs (the `packed` scratch of FusedWalk).
+inline int64_t fused_packed_floats(int64_t gates, int64_t I, int64_t H) {
+  const int64_t blocks = (H + kFusedLanes - 1) / kFusedLanes;
+  return blocks * gates * kFusedLanes * (I + H + 1);
+}
+
+// The walk: per step, per unit block of its own, tiles of rows; epilogue_at(off, row, u0, bias)
+// makes the epilogue of the tile whose first row is `row` of the step at `off`, whose units start
+// at u0, and whose packed bias is bias [N][L]. N gate blocks per unit.
+template <int N, typename EpilogueAt>
+void fused_forward_walk(const FusedWalk& w, const EpilogueAt& epilogue_at) {
+  constexpr int R = kFusedTileRows;
+  constexpr int64_t L = kFusedLanes;
+  const LayerShape& s = *w.shape;
+  const int64_t H = s.H, I = s.I, blocks = (H + L - 1) / L;
+  float* const packed_ih = w.packed;
+  float* const packed_hh = packed_ih + blocks * I * N * L;
+  float* const packed_bias = packed_hh + blocks * H * N * L;
+  const FusedPartition part = plan_fused_partition(s.B, 2 * s.B * N * H * (I + H));
+
+  const auto pack = [&](int64_t b0, int64_t b1) {
+    for (int64_t j = b0; j < b1; ++j) {
+      pack_gate_block<N>(w.w_ih, H, I, j, packed_ih);
+      pack_gate_block<N>(w.w_hh, H, H, j, packed_hh);
+      pack_bias_block<N>(w.bias, H, j, packed_bias);
+    }
+  };
+  // Rows [r0, r1) and unit blocks [b0, b1) of step t: rows below n_prev go on from the previous
+  // step's output, the others (a reverse packed walk's new sequences) start from h0.
+  const auto step = [&](int64_t t, int64_t r0, int64_t r1, int64_t b0, int64_t b1) {
+    const int64_t n = s.rows[t], off = s.offset[t];
+    const int64_t prev = previous_step(t, s.T, w.reverse);
+    const int64_t n_prev = rows_with_previous(s, t, prev);
+    const float* const h_prev = prev < 0 ? w.h0 : w.out + s.offset[prev] * H;
+    for (int64_t j = b0; j < b1; ++j) {
+      const float* const panel_ih = packed_ih + j * I * N * L;
+      const float* const panel_hh = packed_hh + j * H * N * L;
+      const auto tiles = [&](int64_t begin, int64_t end, const float* h_rows) {
+        for_row_tiles<R>(begin, end, [&](int64_t row, int64_t rows) {
+          const KSegment input{w.x + (off + row) * I, I, panel_ih, I};
+          const KSegment hidden{h_rows + row * H, H, panel_hh, H};
+          fused_tile_rows<R, N>(rows, input, hidden, epilogue_at(off, row, j * L, packed_bias + j * N * L));
+        });
+      };
+      tiles(r0, std::min({r1, n, n_prev}), h_prev);
+      tiles(std::max(r0, n_prev), std::min(r1, n), w.h0);
+    }
+  };
+
+  if (part.split_rows) {
+    // Each member owns rows [r0, r1) of every step and packs its share of the blocks; one
+    // meeting once everything is packed, none in the walk.
+    run_fused_team(part.threads, s.B, 1, [&](int64_t r0, int64_t r1, int64_t owned, StepBarrier& barrier) {
+      int64_t generation = 0;
+      const bool packed_ok = barrier.step(owned, generation, [&] { pack(blocks * r0 / s.B, blocks * r1 / s.B); });
+      if (!packed_ok) return;
+      barrier.guard([&] {
+        for (int64_t k = 0; k < s.T; ++k) {
+          const int64_t t = w.reverse ? s.T - 1 - k : k;
+          step(t, r0, r1, 0, blocks);
+        }
+      });
+    });
+    return;
+  }
+  // Each member owns whole blocks of units for every row; it packs only its own blocks, and the
+  // members meet once per step, before anyone reads the h_t the others wrote.
+  run_fused_team(part.threads, H, L, [&](int64_t u0, int64_t u1, int64_t owned, StepBarrier& barrier) {
+    const int64_t b0 = u0 / L, b1 = (u1 + L - 1) / L;
+    barrier.guard([&] { pack(b0, b1); });
+    int64_t generation = 0;
+    for (int64_t k = 0; k < s.T; ++k) {
+      const int64_t t = w.reverse ? s.T - 1 - k : k;
+      if (s.rows[t] == 0) continue;
+      if (!barrier.step(owned, generation, [&] { step(t, 0, s.rows[t], b0, b1); })) break;
+    }
+  });
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace cpu
+}  // namespace lstm_ext
