@@ -14,7 +14,7 @@ namespace CPU_CAPABILITY {
 // Forward of units [lane.j, lane.j + lane.count) of row r: both projections in, the gates (with
 // hn) and the new memory out.
 template <typename scalar_t>
-inline void forward_units(const GruForwardStep<scalar_t>& s, int64_t r, const Lanes<at::opmath_type<scalar_t>>& lane) {
+inline void forward_units(const GruForwardStep<scalar_t>& s, int64_t r, Lanes<at::opmath_type<scalar_t>> lane) {
   using V = at::vec::Vectorized<at::opmath_type<scalar_t>>;
   const int64_t H = s.H;
   const scalar_t* x = s.x_pre + r * 3 * H;
@@ -39,7 +39,7 @@ inline void forward_units(const GruForwardStep<scalar_t>& s, int64_t r, const La
 // part of dh_prev out.
 template <typename scalar_t>
 inline void backward_units(const GruBackwardStep<scalar_t>& s, int64_t r,
-                           const Lanes<at::opmath_type<scalar_t>>& lane) {
+                           Lanes<at::opmath_type<scalar_t>> lane) {
   using V = at::vec::Vectorized<at::opmath_type<scalar_t>>;
   const int64_t H = s.H;
   const auto* g = s.gates + r * 4 * H;

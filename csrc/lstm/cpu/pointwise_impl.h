@@ -15,7 +15,7 @@ namespace CPU_CAPABILITY {
 // Units [lane.j, lane.j + lane.count) of row r, forward: pre-activations in, the activated gates,
 // c and h out.
 template <typename scalar_t>
-inline void forward_units(const ForwardStep<scalar_t>& s, int64_t r, const Lanes<at::opmath_type<scalar_t>>& lane) {
+inline void forward_units(const ForwardStep<scalar_t>& s, int64_t r, Lanes<at::opmath_type<scalar_t>> lane) {
   using V = at::vec::Vectorized<at::opmath_type<scalar_t>>;
   const int64_t H = s.H;
   const scalar_t* pre_row = s.pre + r * 4 * H;
@@ -44,7 +44,7 @@ inline void forward_units(const ForwardStep<scalar_t>& s, int64_t r, const Lanes
 
 // The same units, backward: the gradients of h and c in, those of the pre-activations and c_prev out.
 template <typename scalar_t>
-inline void backward_units(const BackwardStep<scalar_t>& s, int64_t r, const Lanes<at::opmath_type<scalar_t>>& lane) {
+inline void backward_units(const BackwardStep<scalar_t>& s, int64_t r, Lanes<at::opmath_type<scalar_t>> lane) {
   using V = at::vec::Vectorized<at::opmath_type<scalar_t>>;
   const int64_t H = s.H;
   const auto* g_row = s.gates + r * 4 * H;

@@ -83,7 +83,7 @@ struct Lanes {
 
 // Calls f(lanes) over units [0, n) of a row.
 template <typename M, typename F>
-inline void for_lanes(int64_t n, const F& f) {
+inline void for_lanes(int64_t n, F f) {
   constexpr int64_t width = at::vec::Vectorized<M>::size();
   for (int64_t j = 0; j < n; j += width) f(Lanes<M>{j, std::min(width, n - j)});
 }
@@ -107,9 +107,9 @@ inline void for_each_lane(const Step& s, int64_t begin, int64_t end, const F& f)
 // A row kernel (capability.h's RowKernel) of a function of one vector of a row's units,
 // units(s, r, lanes), walked as for_each_lane walks them.
 template <typename scalar_t, typename Step,
-          void (*Units)(const Step&, int64_t r, const Lanes<at::opmath_type<scalar_t>>&)>
+          void (*Units)(const Step&, int64_t r, Lanes<at::opmath_type<scalar_t>>)>
 void lane_rows(const Step& s, int64_t begin, int64_t end) {
-  for_each_lane<scalar_t>(s, begin, end, [&](int64_t r, const Lanes<at::opmath_type<scalar_t>>& lane) {
+  for_each_lane<scalar_t>(s, begin, end, [&](int64_t r, Lanes<at::opmath_type<scalar_t>> lane) {
     Units(s, r, lane);
   });
 }
