@@ -1,6 +1,6 @@
 // The input projection before a layer's time loop, and its parts: rows @ w_ih^T + b_ih + b_hh
 // for every step at once, as one GEMM with the bias folded in. Plain ATen, for every backend;
-// the CPU's faster path over it is runtime/cpu/recurrent_gemm.h's input_projection.
+// the CPU's faster path over it is runtime/cpu/gemm/recurrent_gemm.h's input_projection.
 #pragma once
 
 #include <ATen/ATen.h>

@@ -21,7 +21,7 @@
 
 #include "gru/cpu/gru_pointwise.h"
 #include "runtime/cpu/grain.h"
-#include "runtime/cpu/recurrent_gemm.h"
+#include "runtime/cpu/gemm/recurrent_gemm.h"
 #include "runtime/cpu/team_walks.h"
 #include "runtime/input_projection.h"
 #include "runtime/layer_steps.h"

@@ -6,7 +6,7 @@
 
 #include "lstm/cpu/lstm_layer.h"
 #include "runtime/cpu/capability.h"
-#include "runtime/cpu/small_gemm.h"
+#include "runtime/cpu/gemm/small_gemm.h"
 #include "runtime/forward_only.h"
 #include "runtime/input_projection.h"
 

@@ -19,7 +19,7 @@
 
 #include "lstm/cpu/pointwise.h"
 #include "lstm/layer_host.h"
-#include "runtime/cpu/recurrent_gemm.h"
+#include "runtime/cpu/gemm/recurrent_gemm.h"
 #include "runtime/cpu/step_team.h"
 #include "runtime/cpu/team_walks.h"
 #include "runtime/forward_only.h"

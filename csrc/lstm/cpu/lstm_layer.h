@@ -3,7 +3,7 @@
 #pragma once
 
 #include "lstm/layer_host.h"
-#include "runtime/cpu/recurrent_gemm.h"
+#include "runtime/cpu/gemm/recurrent_gemm.h"
 
 namespace lstm_ext {
 namespace cpu {

@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "lstm/cpu/pointwise.h"
-#include "runtime/cpu/recurrent_gemm.h"
-#include "runtime/cpu/small_gemm.h"
+#include "runtime/cpu/gemm/recurrent_gemm.h"
+#include "runtime/cpu/gemm/small_gemm.h"
 #include "lstm/streaming_step.h"
 
 namespace lstm_ext {

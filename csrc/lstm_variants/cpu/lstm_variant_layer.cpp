@@ -16,9 +16,9 @@
 #include <string>
 
 #include "lstm_variants/cpu/lstm_variant_pointwise.h"
-#include "runtime/cpu/column_dot.h"
+#include "runtime/cpu/gemm/column_dot.h"
 #include "runtime/cpu/grain.h"
-#include "runtime/cpu/recurrent_gemm.h"
+#include "runtime/cpu/gemm/recurrent_gemm.h"
 #include "runtime/layer_checks.h"
 #include "runtime/layer_steps.h"
 

@@ -3,7 +3,7 @@
 #include <torch/library.h>
 
 #include "runtime/cpu/bernoulli_mask.h"
-#include "runtime/cpu/linear.h"
+#include "runtime/cpu/gemm/linear.h"
 #include "lstm_variants/cpu/lstm_variant_layer.h"
 #include "runtime/no_autocast.h"
 

@@ -7,7 +7,7 @@
 
 #include <optional>
 
-#include "runtime/cpu/recurrent_gemm.h"
+#include "runtime/cpu/gemm/recurrent_gemm.h"
 #include "runtime/cpu/step_team.h"
 #include "runtime/layer_steps.h"
 

@@ -1,5 +1,5 @@
 // The small-rows GEMM kernels for AVX-512 CPUs: small_gemm_impl.h, built as capability.h says.
 #if defined(__x86_64__)
 #include "runtime/cpu/capability_avx512.h"
-#include "runtime/cpu/small_gemm_impl.h"
+#include "runtime/cpu/gemm/small_gemm_impl.h"
 #endif

@@ -1,4 +1,4 @@
-#include "runtime/cpu/recurrent_gemm.h"
+#include "runtime/cpu/gemm/recurrent_gemm.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "runtime/cpu/small_gemm.h"
+#include "runtime/cpu/gemm/small_gemm.h"
 #include "runtime/input_projection.h"
 
 namespace lstm_ext {

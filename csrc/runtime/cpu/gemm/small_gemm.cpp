@@ -1,5 +1,5 @@
 // The small-rows GEMM on tensors; the kernels are in small_gemm_impl.h.
-#include "runtime/cpu/small_gemm.h"
+#include "runtime/cpu/gemm/small_gemm.h"
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>

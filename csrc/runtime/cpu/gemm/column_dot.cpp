@@ -1,4 +1,4 @@
-#include "runtime/cpu/column_dot.h"
+#include "runtime/cpu/gemm/column_dot.h"
 
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>

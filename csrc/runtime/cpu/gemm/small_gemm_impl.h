@@ -5,7 +5,7 @@
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
-#include "runtime/cpu/small_gemm.h"
+#include "runtime/cpu/gemm/small_gemm.h"
 
 namespace lstm_ext {
 namespace cpu {

@@ -1,11 +1,11 @@
 // The variants' input projection (and its input gradient) is one big GEMM outside the layer
 // kernel. F.linear runs it on MKL's sgemm, slower at these sizes than the layer kernels'
 // input_projection (oneDNN on a packed weight). This op gives the variants that GEMM.
-#include "runtime/cpu/linear.h"
+#include "runtime/cpu/gemm/linear.h"
 
 #include <ATen/ATen.h>
 
-#include "runtime/cpu/recurrent_gemm.h"
+#include "runtime/cpu/gemm/recurrent_gemm.h"
 
 namespace lstm_ext {
 namespace cpu {
