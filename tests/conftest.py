@@ -35,6 +35,16 @@ def requires_fused():
 
 
 @pytest.fixture
+def two_threads():
+    """torch's intra-op threads set to 2 for the test, so the kernels that split work across
+    threads do, whatever the machine's default."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def gen(request) -> torch.Generator:
     """A CPU generator seeded from the test id: reproducible, different per test case."""
     g = torch.Generator()

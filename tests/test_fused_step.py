@@ -1,13 +1,15 @@
-"""The fused recurrent step (csrc/runtime/cpu/fused_step*, csrc/lstm/cpu/fused_forward*): float32
-LSTM forwards without a projection run one register tile per (rows x unit block) that multiplies
-[x_t | h_{t-1}] by the packed [W_ih ; W_hh] and applies gates.h on the tile; LSTM_EXT_FUSED_STEP=0
-keeps the plain loop. Both must agree, saved gates and cells included, since the backward reads
-either.
+"""The fused recurrent step (csrc/runtime/cpu/fused_step*, fused_backward_impl.h,
+csrc/lstm/cpu/fused_layer*): float32 LSTM layers without a projection run one register tile per
+(rows x unit block). Forward, it multiplies [x_t | h_{t-1}] by the packed [W_ih ; W_hh] and applies
+gates.h on the tile; backward, it multiplies the next step's gate gradients by W_hh and finishes
+this step's gate gradients on the tile. LSTM_EXT_FUSED_STEP=0 keeps the plain loop. Both must
+agree, saved gates and cells included, and either backward must serve either forward.
 
 The shapes hit every tail: hidden sizes that leave a partial vector (5, 9, 17, 37, 100 against 8-
 and 16-lane vectors), batches that leave a short row tile (1, 5, 13, 30 against 2- and 6-row
 tiles), and with 2 threads each partition: B=30 with H >= 37 splits rows, B=13 with H=100 splits
-unit blocks (one meeting per step), and the small ones walk on one thread. One dense step of at
+unit blocks (one meeting per step), and the small ones walk on one thread. The backward's tile
+covers groups of 1 to 4 unit blocks: H = 5 (one), 17 (two), 37 (three), 100 (4 + 3). One dense step of at
 most 4 rows keeps the plain loop (what lstm_inference's streaming step runs), so T=1 B=1 dense
 compares the plain loop with itself.
 """
@@ -25,7 +27,7 @@ import lstm_ext
 from conftest import requires_fused
 from op_calls import run_under_capability
 
-pytestmark = requires_fused()
+pytestmark = [requires_fused(), pytest.mark.usefixtures("two_threads")]
 
 HIDDEN = (5, 9, 17, 37, 100)
 BATCH = (1, 5, 13, 30)
@@ -43,14 +45,6 @@ def fused_step(on: bool):
             del os.environ["LSTM_EXT_FUSED_STEP"]
         else:
             os.environ["LSTM_EXT_FUSED_STEP"] = before
-
-
-@pytest.fixture(autouse=True)
-def two_threads():
-    before = torch.get_num_threads()
-    torch.set_num_threads(2)
-    yield
-    torch.set_num_threads(before)
 
 
 def _layer_args(H, B, T, packed, reverse, gen):
@@ -81,6 +75,62 @@ def test_layer_op_matches_plain_loop(H, B, T, packed, reverse, gen):
         plain = torch.ops.lstm_ext.lstm_layer(*args)
     for name, a, b in zip(("output", "h_n", "c_n", "gates", "cells"), fused, plain):
         torch.testing.assert_close(a, b, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def _backward(args, saved, fused, mask):
+    x, h0, c0, w_ih, w_hh, _, _, w_hr, batch_sizes, reverse = args
+    output, _, _, gates, cells = saved
+    g = torch.Generator().manual_seed(1)
+    grads = [torch.randn(output.shape, generator=g), torch.randn(h0.shape, generator=g),
+             torch.randn(c0.shape, generator=g)]
+    with fused_step(fused):
+        return torch.ops.lstm_ext.lstm_layer_backward(*grads, x, h0, c0, w_ih, w_hh, w_hr, batch_sizes, reverse,
+                                                      output, gates, cells, list(mask))
+
+
+GRAD_NAMES = ("input", "h0", "c0", "w_ih", "w_hh", "bias", "w_hr")
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+@pytest.mark.parametrize("B", BATCH)
+@pytest.mark.parametrize("H", HIDDEN)
+def test_layer_backward_matches_plain_loop(H, B, packed, reverse, gen):
+    """Every gradient of one lstm_layer_backward call, both paths, on the same saved forward; the
+    forward saved by the fused step and by the plain loop, so either backward reads either."""
+    args = _layer_args(H, B, 7, packed, reverse, gen)
+    for forward_fused in (True, False):
+        with fused_step(forward_fused):
+            saved = torch.ops.lstm_ext.lstm_layer(*args)
+        fused = _backward(args, saved, True, (True, True, True))
+        plain = _backward(args, saved, False, (True, True, True))
+        for name, a, b in zip(GRAD_NAMES, fused, plain):
+            torch.testing.assert_close(a, b, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("mask", [(True, False, False), (False, True, False), (False, False, True)],
+                         ids=["input", "state", "weights"])
+@pytest.mark.parametrize("H,B", [(37, 30), (100, 13)], ids=["rows", "units"])
+def test_layer_backward_masks(H, B, mask, gen):
+    """One gradient asked for at a time, in each partition: without the state's gradient the walk
+    skips the product after its last step, and the others still match."""
+    args = _layer_args(H, B, 7, True, False, gen)
+    saved = torch.ops.lstm_ext.lstm_layer(*args)
+    fused = _backward(args, saved, True, mask)
+    plain = _backward(args, saved, False, mask)
+    for name, a, b in zip(GRAD_NAMES, fused, plain):
+        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"{name}: {m}")
+    assert fused[0].numel() > 0 if mask[0] else fused[0].numel() == 0
+
+
+def test_backward_knob_switches_path(gen):
+    """The backward's LSTM_EXT_FUSED_STEP=0 really takes the other path: the recurrent product
+    sums in another order, so some bits of the input gradient differ."""
+    args = _layer_args(100, 13, 7, False, False, gen)
+    saved = torch.ops.lstm_ext.lstm_layer(*args)
+    fused = _backward(args, saved, True, (True, True, True))
+    plain = _backward(args, saved, False, (True, True, True))
+    assert not torch.equal(fused[0], plain[0])
 
 
 def test_without_bias_and_one_thread(gen):
@@ -148,7 +198,8 @@ def test_module_matches_nn(H, B, packed, grad, gen):
 
 
 def test_avx2_build():
-    """The AVX2 copy of the kernel (8-lane vectors, 2-row tiles) against the plain loop."""
+    """The AVX2 copy of the kernels (8-lane vectors, 2-row tiles) against the plain loop, forward
+    and backward."""
     script = (
         "import os, torch, lstm_ext\n"
         "from test_fused_step import _layer_args\n"
@@ -163,6 +214,15 @@ def test_avx2_build():
         "    os.environ['LSTM_EXT_FUSED_STEP'] = '0'\n"
         "    plain = torch.ops.lstm_ext.lstm_layer(*args)\n"
         "    for a, b in zip(fused, plain):\n"
+        "        torch.testing.assert_close(a, b)\n"
+        "    grads = [torch.randn(t.shape, generator=g) for t in fused[:3]]\n"
+        "    x, h0, c0, w_ih, w_hh, _, _, w_hr, bs, rev = args\n"
+        "    back = []\n"
+        "    for knob in ('1', '0'):\n"
+        "        os.environ['LSTM_EXT_FUSED_STEP'] = knob\n"
+        "        back.append(torch.ops.lstm_ext.lstm_layer_backward(*grads, x, h0, c0, w_ih, w_hh, w_hr, bs, rev,\n"
+        "                                                           fused[0], fused[3], fused[4], [True] * 3))\n"
+        "    for a, b in zip(*back):\n"
         "        torch.testing.assert_close(a, b)\n"
         "print('ok')\n"
     )

@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <optional>
 
+#include "lstm/cpu/fused_layer.h"
 #include "lstm/cpu/pointwise.h"
 #include "lstm/layer_host.h"
 #include "runtime/cpu/gemm/recurrent_gemm.h"
@@ -185,6 +186,7 @@ void LstmBackend::forward(const LayerShape& s, bool reverse, ForwardBuffers& b) 
 }
 
 void LstmBackend::backward(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad) {
+  if (fused_lstm_backward(s, reverse, b, need_state_grad)) return;
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, b.dgates.scalar_type(), "lstm_ext_layer_backward", [&] {
     if (team_applies(s, 4)) {
       backward_team<scalar_t>(s, reverse, b, need_state_grad);

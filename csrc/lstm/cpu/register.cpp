@@ -1,8 +1,8 @@
-// Registers the LSTM's CPU kernels: the four ops of runtime/layer_ops.h; the forward picks the
-// fused step or the plain loop (fused_forward.h).
+// Registers the LSTM's CPU kernels: the four ops of runtime/layer_ops.h; each kernel picks the
+// fused step or the plain loop (fused_layer.h).
 #include <torch/library.h>
 
-#include "lstm/cpu/fused_forward.h"
+#include "lstm/cpu/fused_layer.h"
 #include "lstm/cpu/lstm_layer.h"
 #include "lstm/lstm_cell.h"
 #include "runtime/layer_ops.h"

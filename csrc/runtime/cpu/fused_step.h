@@ -46,6 +46,20 @@ struct FusedWalk {
   float* packed;      // scratch for the packed weights (fused_step_impl.h's fused_packed_floats)
 };
 
+// One layer-direction's fused backward walk. Per walked step t (the forward walk's last first),
+// one tile computes the gradient of h_t for a block of rows and units as
+// dgates_{t'} @ W_hh (t' the step walked before, whose gate gradients every unit needs), and the
+// family's epilogue turns it at once into step t's gate gradients, which the next tile reads.
+struct FusedBackwardWalk {
+  const LayerShape* shape;
+  bool reverse;
+  const float* w_hh;     // [gates * H, H]
+  float* dgates;         // [N, gates * H] written by the epilogue, read by the next step's tiles
+  float* dh_state;       // [B, H]: the gradient of h_n in; of h0 out where need_state_grad
+  bool need_state_grad;  // false: the product after the last step is skipped
+  float* packed;         // scratch for the packed W_hh (fused_backward_packed_floats)
+};
+
 // The partition of a call with `flops_per_step` multiply-adds x 2 per step over B rows.
 FusedPartition plan_fused_partition(int64_t B, int64_t flops_per_step);
 

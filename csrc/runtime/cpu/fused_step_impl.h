@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "runtime/cpu/fused_step.h"
+#include "runtime/cpu/grain.h"
 #include "runtime/layer_steps.h"
 
 namespace lstm_ext {
@@ -72,20 +73,6 @@ inline void fused_tile_rows(int64_t rows, const KSegment& input, const KSegment&
     if (rows < R) return fused_tile_rows<R - 1, N>(rows, input, hidden, epilogue);
   }
   fused_tile<R, N>(input, hidden, epilogue);
-}
-
-// Calls f(first_row, rows) over [begin, end) in tiles of at most R rows, as equal as they come
-// (13 rows: 5 + 4 + 4, not 6 + 6 + 1).
-template <int R, typename F>
-inline void for_row_tiles(int64_t begin, int64_t end, const F& f) {
-  const int64_t n = end - begin;
-  if (n <= 0) return;
-  const int64_t tiles = (n + R - 1) / R, base = n / tiles, extra = n % tiles;
-  for (int64_t i = 0, row = begin; i < tiles; ++i) {
-    const int64_t rows = base + (i < extra);
-    f(row, rows);
-    row += rows;
-  }
 }
 
 // Block `block` of w [N * H, K] into panel [K][N][L] (its own block's place in a packed
@@ -153,7 +140,7 @@ void fused_forward_walk(const FusedWalk& w, const EpilogueAt& epilogue_at) {
       const float* const panel_ih = packed_ih + j * I * N * L;
       const float* const panel_hh = packed_hh + j * H * N * L;
       const auto tiles = [&](int64_t begin, int64_t end, const float* h_rows) {
-        for_row_tiles<R>(begin, end, [&](int64_t row, int64_t rows) {
+        for_equal_parts(begin, end, R, [&](int64_t row, int64_t rows) {
           const KSegment input{w.x + (off + row) * I, I, panel_ih, I};
           const KSegment hidden{h_rows + row * H, H, panel_hh, H};
           fused_tile_rows<R, N>(rows, input, hidden, epilogue_at(off, row, j * L, packed_bias + j * N * L));

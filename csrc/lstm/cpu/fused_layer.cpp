@@ -1,6 +1,6 @@
-// The LSTM's CPU lstm_layer kernel (fused_forward.h): the fused step where it applies, with its
-// buffers and results laid out as layer_forward lays out the plain loop's.
-#include "lstm/cpu/fused_forward.h"
+// The LSTM's CPU fused step (fused_layer.h) where it applies, with its buffers and results laid
+// out as the plain loop lays out its own.
+#include "lstm/cpu/fused_layer.h"
 
 #include <ATen/ATen.h>
 
@@ -14,13 +14,13 @@ namespace lstm_ext {
 namespace cpu {
 namespace {
 
-// This CPU's fused kernel, or none. There is no DEFAULT copy: the tile is sized for the
+// This CPU's fused kernels, or none. There is no DEFAULT copy: the tile is sized for the
 // registers of AVX2 and AVX-512, and the plain loop serves other CPUs.
-std::optional<FusedLstmForwardKernel> fused_kernel_here() {
+std::optional<FusedLstmKernels> fused_kernels_here() {
 #if defined(__x86_64__)
   switch (cpu_capability()) {
-    case Capability::AVX512: return AVX512::fused_lstm_forward_kernel();
-    case Capability::AVX2: return AVX2::fused_lstm_forward_kernel();
+    case Capability::AVX512: return AVX512::fused_lstm_kernels();
+    case Capability::AVX2: return AVX2::fused_lstm_kernels();
     default: break;
   }
 #endif
@@ -39,11 +39,32 @@ bool fused_applies(const LayerShape& s, const at::Tensor& input) {
 
 }  // namespace
 
+bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad) {
+  const std::optional<FusedLstmKernels> kernel = fused_kernels_here();
+  // The streaming step's bitwise agreement is a forward matter: any float32 backward without a
+  // projection runs fused.
+  if (!kernel || b.dgates.scalar_type() != at::kFloat || s.has_proj || s.N == 0 || s.H == 0 ||
+      !fused_step_enabled()) {
+    return false;
+  }
+  const at::Tensor packed = at::empty({kernel->backward_packed_floats(s.H)}, b.dgates.options());
+  kernel->backward(FusedLstmBackward{
+      FusedBackwardWalk{&s, reverse, b.w_hh.const_data_ptr<float>(), b.dgates.data_ptr<float>(),
+                        b.dh_state.data_ptr<float>(), need_state_grad, packed.data_ptr<float>()},
+      b.gates.const_data_ptr<float>(),
+      b.cells.const_data_ptr<float>(),
+      b.c0.const_data_ptr<float>(),
+      b.grad_out2d.const_data_ptr<float>(),
+      b.dc_state.data_ptr<float>(),
+  });
+  return true;
+}
+
 LstmLayerResult lstm_layer_forward(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
                                    const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
                                    const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
                                    const std::optional<at::Tensor>& w_hr, bool reverse) {
-  const std::optional<FusedLstmForwardKernel> kernel = fused_kernel_here();
+  const std::optional<FusedLstmKernels> kernel = fused_kernels_here();
   if (!kernel || !fused_applies(s, input)) {
     return layer_forward<LstmBackend>(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse);
   }
@@ -61,7 +82,7 @@ LstmLayerResult lstm_layer_forward(const LayerShape& s, const at::Tensor& input,
   const at::Tensor gates = at::empty({s.N, 4 * s.H}, input.options());
   const at::Tensor cells = at::empty({s.N, s.H}, input.options());
   const bool save = !ForwardOnlyGuard::active();
-  const at::Tensor packed = at::empty({kernel->packed_floats(s.I, s.H)}, input.options());
+  const at::Tensor packed = at::empty({kernel->forward_packed_floats(s.I, s.H)}, input.options());
 
   float* const out = output.data_ptr<float>();
   const FusedLstmForward call{
@@ -73,7 +94,7 @@ LstmLayerResult lstm_layer_forward(const LayerShape& s, const at::Tensor& input,
       save ? gates.data_ptr<float>() : nullptr,
       save ? cells.data_ptr<float>() : nullptr,
   };
-  kernel->run(call);
+  kernel->forward(call);
   copy_final_hidden(s, reverse, out, h_state.data_ptr<float>());
   return {output, h_state, c_state, gates, cells};
 }

@@ -1,0 +1,62 @@
+// The LSTM's CPU lstm_layer kernels: float32 layers without a projection run the fused step
+// (runtime/cpu/fused_step.h) on AVX2 and AVX-512 CPUs, forward and backward; everything else,
+// and every call while LSTM_EXT_FUSED_STEP=0, runs the plain loop (lstm_layer.cpp). Both write
+// and read the same saved gates and cells, so either backward serves either forward.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <optional>
+
+#include "lstm/layer_host.h"
+#include "runtime/cpu/fused_step.h"
+
+namespace lstm_ext {
+namespace cpu {
+
+// layer_forward's contract (lstm/layer_host.h), for register_layer_ops.
+LstmLayerResult lstm_layer_forward(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
+                                   const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                   const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                                   const std::optional<at::Tensor>& w_hr, bool reverse);
+
+// The backward time loop on the fused step, where it applies (LstmBackend::backward's
+// contract); false: it does not, and the plain loop runs.
+bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad);
+
+// One call of the fused forward kernel: the walk, and the LSTM's states.
+struct FusedLstmForward {
+  FusedWalk walk;
+  float* c_state;  // [B, H]: c0 in, c_n out; each step reads and writes its rows in place
+  float* saved_gates;  // [N, 4H] the activated i, f, g, o of every step, or null: not saved
+  float* saved_cells;  // [N, H] c of every step, or null: not saved
+};
+
+// One call of the fused backward kernel: the walk, and what the LSTM's gate math reads.
+struct FusedLstmBackward {
+  FusedBackwardWalk walk;  // walk.dgates: [N, 4H] the pre-activation gradients, written here
+  const float* gates;      // [N, 4H] the saved activated gates
+  const float* cells;      // [N, H] the saved c of every step
+  const float* c0;         // [B, H]
+  const float* grad_out;   // [N, H] the gradient of the output
+  float* dc_state;         // [B, H]: the gradient of c_n in, of c0 out
+};
+
+// One capability's kernels, and the sizes of the packed-weight scratch they need.
+struct FusedLstmKernels {
+  int64_t (*forward_packed_floats)(int64_t I, int64_t H);
+  void (*forward)(const FusedLstmForward&);
+  int64_t (*backward_packed_floats)(int64_t H);
+  void (*backward)(const FusedLstmBackward&);
+};
+
+// Each capability's copy (fused_layer_impl.h, by fused_layer_{avx2,avx512}.cpp).
+namespace AVX2 {
+FusedLstmKernels fused_lstm_kernels();
+}
+namespace AVX512 {
+FusedLstmKernels fused_lstm_kernels();
+}
+
+}  // namespace cpu
+}  // namespace lstm_ext

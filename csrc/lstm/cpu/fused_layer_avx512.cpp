@@ -1,0 +1,5 @@
+// The LSTM's fused kernels for AVX-512 CPUs: fused_layer_impl.h, built as capability.h says.
+#if defined(__x86_64__)
+#include "runtime/cpu/capability_avx512.h"
+#include "lstm/cpu/fused_layer_impl.h"
+#endif

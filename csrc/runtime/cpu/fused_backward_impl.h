@@ -1,0 +1,161 @@
+// The fused recurrent step's backward walk (fused_step.h's FusedBackwardWalk), for every family:
+// included once per CPU capability after fused_step_impl.h's tile.
+//
+// The gradient of h_{t-1} is dgates_t @ W_hh, where every unit needs all of step t's gate
+// gradients, so step t's gate math cannot run on the tile that makes them. It runs one step
+// later instead: the tile that makes the gradient of h_t for a block of units finishes those
+// units' gate gradients of step t in its epilogue, while the product is still in registers.
+// So one step is one tile pass and one meeting, and the gate gradients touch memory once.
+//
+// W_hh [gates * H, H] is packed as groups of at most 4 unit blocks, [K = gates * H][C][L] per
+// group: the gradient of C vectors of units for R rows stays in registers for all of K.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#include "runtime/cpu/fused_step_impl.h"
+
+namespace lstm_ext {
+namespace cpu {
+namespace CPU_CAPABILITY {
+
+// Unit blocks per tile of the backward: R x C accumulators, as the forward's R x 4 gates.
+inline constexpr int kFusedMaxGroupBlocks = 4;
+
+// Calls f(first_block, blocks) over unit blocks [b0, b1) in groups of at most 4, as equal as
+// they come (5 blocks: 3 + 2).
+template <typename F>
+inline void for_unit_groups(int64_t b0, int64_t b1, const F& f) {
+  for_equal_parts(b0, b1, kFusedMaxGroupBlocks, [&](int64_t b, int64_t count) { f(b, static_cast<int>(count)); });
+}
+
+// Floats of the packed W_hh one backward call needs.
+inline int64_t fused_backward_packed_floats(int64_t gates, int64_t H) {
+  const int64_t blocks = (H + kFusedLanes - 1) / kFusedLanes;
+  return blocks * kFusedLanes * gates * H;
+}
+
+// Unit blocks [b, b + C) of w [K, H] into their group's panel [K][C][L], which starts at
+// packed + b * K * L whatever the grouping; units past H are zero.
+inline void pack_unit_group(const float* w, int64_t H, int64_t K, int64_t b, int C, float* packed) {
+  constexpr int64_t L = kFusedLanes;
+  float* const panel = packed + b * K * L;
+  for (int64_t k = 0; k < K; ++k) {
+    for (int c = 0; c < C; ++c) {
+      for (int64_t l = 0; l < L; ++l) {
+        const int64_t u = (b + c) * L + l;
+        panel[(k * C + c) * L + l] = u < H ? w[k * H + u] : 0.f;
+      }
+    }
+  }
+}
+
+// One tile of `rows` rows x C unit blocks: acc = A @ panel, then finish(r, acc[r], C) per row.
+template <int R, typename Finish>
+inline void backward_tile(int64_t rows, int C, const KSegment& a, const Finish& finish) {
+  const KSegment none{nullptr, 0, nullptr, 0};
+  const auto each_row = [&](int r, const auto& acc) { finish(r, &acc[0], C); };
+  switch (C) {
+    case 1: return fused_tile_rows<R, 1>(rows, a, none, each_row);
+    case 2: return fused_tile_rows<R, 2>(rows, a, none, each_row);
+    case 3: return fused_tile_rows<R, 3>(rows, a, none, each_row);
+    default: return fused_tile_rows<R, 4>(rows, a, none, each_row);
+  }
+}
+
+// The walk. epilogue_at(t, row, u0) makes step t's epilogue for the rows from `row` and the
+// units from u0; it is called as e(r, dh, C): dh[c] is the gradient reaching h_t (without the
+// output's) of row row + r, units u0 + c * L on, and the epilogue writes dgates_t for them.
+template <int G, typename EpilogueAt>
+void fused_backward_walk(const FusedBackwardWalk& w, const EpilogueAt& epilogue_at) {
+  constexpr int R = kFusedTileRows;
+  constexpr int64_t L = kFusedLanes;
+  const LayerShape& s = *w.shape;
+  const int64_t H = s.H, K = G * H, blocks = (H + L - 1) / L;
+  const FusedPartition part = plan_fused_partition(s.B, 2 * s.B * K * H);
+
+  // Rows [begin, end) x unit group (b, C): the product with step tw's gate gradients.
+  const auto product = [&](int64_t tw, int64_t begin, int64_t end, int64_t b, int C, const auto& finish_at) {
+    for_equal_parts(begin, end, R, [&](int64_t row, int64_t rows) {
+      const KSegment a{w.dgates + (s.offset[tw] + row) * K, K, w.packed + b * K * L, K};
+      backward_tile<R>(rows, C, a, finish_at(row));
+    });
+  };
+  // Walked step t (or -1: after the last), tw the step walked before it (or -1: none), rows
+  // [r0, r1) and unit blocks [b0, b1).
+  const auto step = [&](int64_t t, int64_t tw, int64_t r0, int64_t r1, int64_t b0, int64_t b1) {
+    const int64_t n = t < 0 ? 0 : s.rows[t], m = tw < 0 ? 0 : s.rows[tw];
+    for_unit_groups(b0, b1, [&](int64_t b, int C) {
+      const int64_t u0 = b * L;
+      // Rows of both steps: dh_t = dgates_tw @ W_hh, finished at once.
+      product(tw, r0, std::min({r1, n, m}), b, C, [&](int64_t row) { return epilogue_at(t, row, u0); });
+      // Rows that end at t (a forward walk over packed input): dh_t is the gradient of h_n.
+      for (int64_t row = std::max(r0, m); row < std::min(r1, n); ++row) {
+        FusedVec dh[kFusedMaxGroupBlocks];
+        for (int c = 0; c < C; ++c) {
+          dh[c] = FusedVec::loadu(w.dh_state + row * H + u0 + c * L, std::min(L, H - u0 - c * L));
+        }
+        epilogue_at(t, row, u0)(0, dh, C);
+      }
+      // Rows of tw without a row at t (they started from h0, or t is past the end): the
+      // product is the gradient of h0.
+      product(tw, std::max(r0, n), std::min(r1, m), b, C, [&](int64_t row) {
+        return [&, row](int r, const FusedVec* dh, int groups) {
+          for (int c = 0; c < groups; ++c) {
+            dh[c].store(w.dh_state + (row + r) * H + u0 + c * L, std::min(L, H - u0 - c * L));
+          }
+        };
+      });
+    });
+  };
+  // Every step with rows, the forward walk's last first, then the gradient of h0.
+  const auto walk = [&](int64_t r0, int64_t r1, int64_t b0, int64_t b1, const auto& between) {
+    int64_t tw = -1;
+    for (int64_t k = s.T - 1; k >= 0; --k) {
+      const int64_t t = w.reverse ? s.T - 1 - k : k;
+      if (s.rows[t] == 0) continue;
+      if (!between([&] { step(t, tw, r0, r1, b0, b1); })) return;
+      tw = t;
+    }
+    if (w.need_state_grad && tw >= 0) between([&] { step(-1, tw, r0, r1, b0, b1); });
+  };
+  // The groups of unit blocks the walk uses when it has every block: its packing.
+  const auto pack_groups_from = [&](int64_t first, int64_t last) {
+    for_unit_groups(0, blocks, [&](int64_t b, int C) {
+      if (b >= first && b < last) pack_unit_group(w.w_hh, H, K, b, C, w.packed);
+    });
+  };
+
+  if (part.split_rows) {
+    // Each member owns rows [r0, r1) of every step and packs its share of the groups; one
+    // meeting once everything is packed, none in the walk.
+    run_fused_team(part.threads, s.B, 1, [&](int64_t r0, int64_t r1, int64_t owned, StepBarrier& barrier) {
+      int64_t generation = 0;
+      const bool packed_ok =
+          barrier.step(owned, generation, [&] { pack_groups_from(blocks * r0 / s.B, blocks * r1 / s.B); });
+      if (!packed_ok) return;
+      barrier.guard([&] {
+        walk(r0, r1, 0, blocks, [](const auto& work) {
+          work();
+          return true;
+        });
+      });
+    });
+    return;
+  }
+  // Each member owns whole blocks of units for every row and packs its own groups; the members
+  // meet after every step, before anyone reads the gate gradients the others wrote.
+  run_fused_team(part.threads, H, L, [&](int64_t u0, int64_t u1, int64_t owned, StepBarrier& barrier) {
+    const int64_t b0 = u0 / L, b1 = (u1 + L - 1) / L;
+    barrier.guard([&] {
+      for_unit_groups(b0, b1, [&](int64_t b, int C) { pack_unit_group(w.w_hh, H, K, b, C, w.packed); });
+    });
+    int64_t generation = 0;
+    walk(0, s.B, b0, b1, [&](const auto& work) { return barrier.step(owned, generation, work); });
+  });
+}
+
+}  // namespace CPU_CAPABILITY
+}  // namespace cpu
+}  // namespace lstm_ext
