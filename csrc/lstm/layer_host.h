@@ -16,6 +16,7 @@
 #include "runtime/input_projection.h"
 #include "runtime/layer_checks.h"
 #include "runtime/layer_steps.h"
+#include "runtime/transposed_product.h"
 
 namespace lstm_ext {
 
@@ -109,7 +110,7 @@ inline LstmLayerGrads layer_gradients(const LayerShape& s, bool reverse, std::ar
   } grads{empty(), empty(), empty(), empty(), empty(), empty(), empty()};
   if (s.has_proj) {
     // First, so the projection's buffers are freed before dx is allocated: off the peak.
-    if (need_weights) grads.w_hr = at::mm(b.dh_all.t(), b.m_all);
+    if (need_weights) grads.w_hr = transposed_product({{b.dh_all, b.m_all}});
     b.dh_all.reset();
     b.m_all.reset();
   }
@@ -123,7 +124,7 @@ inline LstmLayerGrads layer_gradients(const LayerShape& s, bool reverse, std::ar
   }
   if (need_weights) {
     const at::Tensor x = as_rows(input.contiguous(), s.I);
-    grads.w_ih = at::mm(b.dgates.t(), x);
+    grads.w_ih = transposed_product({{b.dgates, x}});
     grads.w_hh = recurrent_weight_grad(s, reverse, b.dgates, as_rows(output.contiguous(), s.P), h0.contiguous());
     grads.bias = row_sum(b.dgates);
   }

@@ -7,6 +7,7 @@
 #include <algorithm>
 
 #include "runtime/layer_checks.h"
+#include "runtime/transposed_product.h"
 
 namespace lstm_ext {
 
@@ -79,17 +80,16 @@ inline at::Tensor row_sum(const at::Tensor& d) {
 
 // dW_hh = d^T h_prev, d [N, G] the gate gradients of every row. Dense input in the op-math dtype
 // needs no [N, P] copy of h_prev: apart from the first step walked (whose h_prev is h0), it is
-// the output shifted by one step, so two GEMMs on views do. Reduced precision keeps the copy
-// and one GEMM, so the result is rounded once.
+// the output shifted by one step, so one product of two terms on views does. Reduced precision
+// keeps the copy and one term, so the result is rounded once.
 inline at::Tensor recurrent_weight_grad(const LayerShape& s, bool reverse, const at::Tensor& d, const at::Tensor& out2d,
                                         const at::Tensor& h0) {
   if (s.packed || s.T == 0 || d.scalar_type() != opmath_dtype(d.scalar_type())) {
-    return at::mm(d.t(), previous_hidden(s, reverse, out2d, h0));
+    return transposed_product({{d, previous_hidden(s, reverse, out2d, h0)}});
   }
   const int64_t shifted = s.N - s.B;
-  at::Tensor grad = at::mm(d.narrow(0, reverse ? shifted : 0, s.B).t(), h0);
-  if (shifted > 0) grad.addmm_(d.narrow(0, reverse ? 0 : s.B, shifted).t(), out2d.narrow(0, reverse ? s.B : 0, shifted));
-  return grad;
+  return transposed_product({{d.narrow(0, reverse ? shifted : 0, s.B), h0},
+                             {d.narrow(0, reverse ? 0 : s.B, shifted), out2d.narrow(0, reverse ? s.B : 0, shifted)}});
 }
 
 }  // namespace lstm_ext

@@ -25,6 +25,7 @@
 #include "runtime/cpu/team_walks.h"
 #include "runtime/input_projection.h"
 #include "runtime/layer_steps.h"
+#include "runtime/transposed_product.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -210,7 +211,7 @@ GruLayerGrads gru_backward(const LayerShape& s, const Tensor& grad_output, const
   if (need_input) grads.input = input_projection(g.d_x, w_ih_c.t(), std::nullopt, std::nullopt).view(input.sizes());
   if (need_state) grads.h0 = g.dh_state;
   if (need_weights) {
-    grads.w_ih = at::mm(g.d_x.t(), as_rows(input.contiguous(), s.I));
+    grads.w_ih = transposed_product({{g.d_x, as_rows(input.contiguous(), s.I)}});
     // dW_hh's r and z rows take d_x's r and z blocks, its n rows d_hn.
     grads.w_hh = at::cat({recurrent_weight_grad(s, reverse, g.d_x.narrow(1, 0, 2 * H), out2d, h0_c),
                           recurrent_weight_grad(s, reverse, g.d_hn, out2d, h0_c)});

@@ -21,6 +21,7 @@
 #include "runtime/cpu/gemm/recurrent_gemm.h"
 #include "runtime/layer_checks.h"
 #include "runtime/layer_steps.h"
+#include "runtime/transposed_product.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -381,7 +382,7 @@ VariantLayerGrads lstm_variant_layer_backward(const Tensor& grad_output, const T
       std::get<7>(grads) = g.dln_c.sum(0);
     }
     if (w_u.has_value()) {
-      std::get<8>(grads) = at::mm(g.d_use.t(), f.lesson[0]);
+      std::get<8>(grads) = transposed_product({{g.d_use, f.lesson[0]}});
       if (b_u.has_value()) std::get<9>(grads) = g.d_use.sum(0);
     }
   }

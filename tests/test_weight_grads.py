@@ -1,0 +1,65 @@
+"""The weight gradients' products over every step at once (csrc/runtime/transposed_product.h):
+float32 on AVX2 and AVX-512 CPUs runs the project's own kernel (runtime/cpu/gemm/outer_product*),
+which reads the gate gradients and the inputs where they lie; float64 runs at::mm. So float32
+weight gradients are checked against the float64 layer on the same weights and inputs.
+
+The shapes hit the kernel's edges: T * B rows well past one 128-row chunk and past the 256 rows
+per thread from which two threads split them (with a partial chunk at the end), gate rows
+4H = 148 that leave a short row tile, and input widths 21 and 5 that leave a partial vector or
+have only one. H = 37 walks in 3-block groups, dense and packed, in both directions.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import lstm_ext
+from conftest import requires_fused
+from tolerances import assert_close
+
+pytestmark = [requires_fused(), pytest.mark.usefixtures("two_threads")]
+
+
+def _grads(module, x, lengths):
+    x = x.clone().requires_grad_(True)
+    feed = pack_padded_sequence(x, lengths) if lengths is not None else x
+    out, state = module(feed)
+    out = out.data if lengths is not None else out
+    h_n = state[0] if isinstance(state, tuple) else state
+    (out.square().sum() + h_n.sum()).backward()
+    return {name: p.grad for name, p in module.named_parameters()}
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+@pytest.mark.parametrize("I", [21, 5])
+@pytest.mark.parametrize("cls", [lstm_ext.LSTM, lstm_ext.GRU], ids=["LSTM", "GRU"])
+def test_float32_weight_grads_match_float64(cls, I, packed, gen):
+    T, B, H = 40, 16, 37
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    ours = cls(I, H, bidirectional=True)
+    truth = cls(I, H, bidirectional=True, dtype=torch.float64)
+    truth.load_state_dict(ours.state_dict())
+    x = torch.randn(T, B, I, generator=gen)
+    lengths = None
+    if packed:
+        lengths = torch.randint(1, T + 1, (B,), generator=gen).sort(descending=True).values
+        lengths[0] = T
+    got, want = _grads(ours, x, lengths), _grads(truth, x.double(), lengths)
+    for name in want:
+        assert_close(got[name], want[name].float(), msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_float32_weight_grads_one_thread_equal_to_two(gen):
+    """The rows are split across threads by a fixed rule and the parts added up: the result is
+    the float64 one to float32 rounding on one thread and on two."""
+    torch.manual_seed(0)
+    ours = lstm_ext.LSTM(21, 37)
+    x = torch.randn(40, 16, 21, generator=gen)
+    two = _grads(ours, x, None)
+    ours.zero_grad()
+    torch.set_num_threads(1)
+    one = _grads(ours, x, None)
+    for name in two:
+        assert_close(one[name], two[name], msg=lambda m, name=name: f"{name}: {m}")
