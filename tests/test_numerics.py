@@ -139,9 +139,10 @@ def test_special_values_in_a_deep_bidirectional_projected_lstm(where, kind, dtyp
 
 # Stated bounds, in ulps, for every capability and dtype: against torch.sigmoid / torch.tanh of the
 # same capability, and (float32) against the correctly rounded result wherever that is a normal
-# number. Measured (README, "Hardening"): 0 for sigmoid against torch everywhere, 1 for tanh
-# (AVX2/AVX-512: SLEEF's tanh against ATen's) and 2 (DEFAULT: the C library's tanhf); 2 against the
-# exact result. Subnormal results are not bounded: for x in (-103.97, -88.72) exp(-x) overflows
+# number. Measured (docs/testing.md, "Hardening"): float32 on AVX2/AVX-512, whose exp and tanh are
+# runtime/cpu/float_activations.h's, 2 for sigmoid and 1 for tanh against torch and against the
+# exact result; float64 (SLEEF, as torch) 0 for sigmoid and 1 for tanh; DEFAULT 2 for tanh (the C
+# library's tanhf). Subnormal results are not bounded: for x in (-103.97, -88.72) exp(-x) overflows
 # and sigmoid gives 0 where the exact value is subnormal, exactly as torch.sigmoid does.
 ULP_BOUNDS = {"sigmoid": 2, "tanh": 2}
 

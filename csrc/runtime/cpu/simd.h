@@ -1,5 +1,6 @@
 // What every family's per-capability pointwise kernels share: the gate math's activations on
-// whole SIMD vectors (at::vec::Vectorized, whose exp and tanh are SLEEF's, within 1 ulp), and the
+// whole SIMD vectors (at::vec::Vectorized: SLEEF's exp and tanh, within 1 ulp, except float on
+// AVX2 and AVX-512, which float_activations.h inlines), and the
 // walk over a row's units one vector at a time, loading and storing through storage of another
 // type. Include it only from a family's *_impl.h, which a translation unit per CPU capability
 // includes after defining CPU_CAPABILITY (runtime/cpu/capability.h).
@@ -26,7 +27,11 @@ struct Math<at::vec::Vectorized<T>> {
 };
 
 }  // namespace activations
+}  // namespace lstm_ext
 
+#include "runtime/cpu/float_activations.h"
+
+namespace lstm_ext {
 namespace cpu {
 namespace CPU_CAPABILITY {
 
