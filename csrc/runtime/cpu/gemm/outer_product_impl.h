@@ -46,11 +46,11 @@ inline void outer_tile(const OuterBlock& o, const OuterChunk& chunk, int64_t m0,
   float* const out = o.out + m0 * o.C + v0 * L;
   const float* a = chunk.a.data() + m0 * chunk.k;
   const float* b = chunk.b.data() + v0 * L * chunk.k;
+  // Each chunk sums into zeros and then into out: a two-level sum, whose rounding grows with the
+  // chunk's rows plus the number of chunks, not with all the rows.
   OuterVec acc[R][V];
   for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < V; ++v) {
-      acc[r][v] = overwrite ? OuterVec(0.f) : OuterVec::loadu(out + r * o.C + v * L, v == V - 1 ? tail : L);
-    }
+    for (int v = 0; v < V; ++v) acc[r][v] = OuterVec(0.f);
   }
   for (int64_t k = 0; k < chunk.k; ++k, a += R, b += V * L) {
     OuterVec w[V];
@@ -61,7 +61,11 @@ inline void outer_tile(const OuterBlock& o, const OuterChunk& chunk, int64_t m0,
     }
   }
   for (int r = 0; r < R; ++r) {
-    for (int v = 0; v < V; ++v) acc[r][v].store(out + r * o.C + v * L, v == V - 1 ? tail : L);
+    for (int v = 0; v < V; ++v) {
+      const int64_t count = v == V - 1 ? tail : L;
+      float* const dst = out + r * o.C + v * L;
+      (overwrite ? acc[r][v] : acc[r][v] + OuterVec::loadu(dst, count)).store(dst, count);
+    }
   }
 }
 
