@@ -77,12 +77,13 @@ def run_once(built: Built, wl: Workload, mode: str) -> Outputs:
     with torch.random.fork_rng(devices=[wl.device] if wl.device.type == "cuda" else []):
         torch.manual_seed(wl.seed)
         start = time.perf_counter()
-        if train:
-            out = output_data(built.forward(inp))
-            out.backward(wl.grad_output)
-        else:
-            with torch.no_grad():
+        with built.scope():
+            if train:
                 out = output_data(built.forward(inp))
+                out.backward(wl.grad_output)
+            else:
+                with torch.no_grad():
+                    out = output_data(built.forward(inp))
         sync(wl.device)
         elapsed = time.perf_counter() - start
     grads = {}

@@ -12,6 +12,8 @@ Presets:
 - ``full``: sweeps batch 1-256, hidden 64-1024, T 1-1000, layers, bidirectional, fp32/fp64/bf16,
   packed variable lengths and proj_size (long: an hour or more on a small CPU);
 - ``targets``: the CPU speed targets' shapes, fused against ``nn.LSTM`` / ``nn.GRU`` only (a few minutes);
+- ``fused_step``: the fused recurrent step's A/B: ``fused`` against ``fused_plain_loop`` (the same
+  build with ``LSTM_EXT_FUSED_STEP=0``) and ``nn.LSTM``, on the dense fp32 targets' shapes;
 - ``fastrnns``: pytorch's benchmarks/fastrnns shape, T=100, B=64, I=H=512, 1 layer;
 - ``flashrnn``: the flashrnn paper's shape, T=1024, B=16, I=H=768, bf16, on CUDA only;
 - ``gru``: ``lstm_ext.GRU`` (fused and reference) against ``nn.GRU``, a large and a small batch;
@@ -263,6 +265,21 @@ def _targets() -> Preset:
     )
 
 
+def _fused_step() -> Preset:
+    # The fused step's A/B: the same build with and without it (LSTM_EXT_FUSED_STEP), beside
+    # nn.LSTM, on the dense fp32 shapes of the targets.
+    chosen = ("fused", "fused_plain_loop", "nn")
+    return Preset(
+        name="fused_step",
+        description="the fused recurrent step against the plain loop (LSTM_EXT_FUSED_STEP=0) and nn.LSTM, "
+        "dense fp32",
+        configs=tuple(Config(T=t, B=b, I=i, H=h, impls=chosen)
+                      for t, b, i, h in ((100, 64, 64, 64), (10, 64, 64, 64), (100, 64, 256, 256),
+                                         (100, 16, 128, 512), (100, 4, 64, 64))),
+        timing=Timing(min_run_time=0.3, min_samples=7, warmup=1, max_run_time=6.0),
+    )
+
+
 def _fastrnns() -> Preset:
     return Preset(
         name="fastrnns",
@@ -313,6 +330,7 @@ PRESETS = {
     "default": _default,
     "full": _full,
     "targets": _targets,
+    "fused_step": _fused_step,
     "fastrnns": _fastrnns,
     "flashrnn": _flashrnn,
     "gru": _gru,

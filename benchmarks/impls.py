@@ -16,6 +16,8 @@ name                      what runs
                           ``lstm_ext.GRU`` for GRU shapes, with the options of a variant
 ``reference``             ``lstm_ext.LSTM(backend="reference")``: plain PyTorch, the oracle
                           (``lstm_ext.GRU``, and the variant's options, likewise)
+``fused_plain_loop``      ``fused`` with ``LSTM_EXT_FUSED_STEP=0``: the time loop without the fused
+                          step, forward and backward (the A/B of the ``fused_step`` preset)
 ``plain_fused``           a variant's shape run by the plain fused LSTM: the variant's cost
                           baseline (checked against ``plain_reference``, the plain reference)
 ``reference_compiled``    ``torch.compile`` of the reference module (inductor)
@@ -37,7 +39,7 @@ import dataclasses
 import importlib
 import warnings
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, ContextManager, Optional
 
 import torch
 from torch import nn
@@ -61,6 +63,8 @@ class Built:
     params: dict  # nn.LSTM parameter name -> Parameter (whose .grad the train step fills)
     module: Optional[nn.Module] = None  # for optimizers (charlm); None when params suffice
     note: str = ""
+    # what every timed or checked call runs inside, forward and backward alike
+    scope: Callable[[], ContextManager] = contextlib.nullcontext
 
 
 @dataclass
@@ -151,8 +155,16 @@ def _no_packed(cfg: Config, device: torch.device) -> Optional[str]:
 # ---- lstm_ext ---------------------------------------------------------------------------------
 
 
-def _build_lstm_ext(backend: str, plain: bool = False) -> Callable[[Workload], Built]:
-    """lstm_ext's layer for the workload's cell (with the variant's options unless ``plain``)."""
+def _plain_loop() -> ContextManager:
+    """LSTM_EXT_FUSED_STEP=0 for the duration: the kernels read it on every call."""
+    from lstm_ext._switches import fused_step
+
+    return fused_step(False)
+
+
+def _build_lstm_ext(backend: str, plain: bool = False, plain_loop: bool = False) -> Callable[[Workload], Built]:
+    """lstm_ext's layer for the workload's cell (with the variant's options unless ``plain``); with
+    ``plain_loop``, every call runs the time loop without the fused step."""
 
     def build(wl: Workload) -> Built:
         cfg = wl.config
@@ -164,7 +176,8 @@ def _build_lstm_ext(backend: str, plain: bool = False) -> Callable[[Workload], B
             module = lstm_ext.LSTM(**_lstm_kwargs(cfg, wl), backend=backend, **options)
         own = module.state_dict()
         module.load_state_dict({k: v for k, v in wl.state_dict.items() if k in own}, strict=not plain)
-        return Built(_sequence_output(module), _named(module), module)
+        scope = _plain_loop if plain_loop else contextlib.nullcontext
+        return Built(_sequence_output(module), _named(module), module, scope=scope)
 
     return build
 
@@ -386,6 +399,9 @@ ALL_KINDS = ("lstm", "gru", "variant")
 register(Impl("fused", "lstm_ext fused", _build_lstm_ext("fused"), _fused_unavailable, _fused_unsupported,
               kinds=ALL_KINDS))
 register(Impl("reference", "lstm_ext reference", _build_lstm_ext("reference"), _lstm_ext_unavailable,
+              kinds=ALL_KINDS))
+register(Impl("fused_plain_loop", "lstm_ext, plain loop (LSTM_EXT_FUSED_STEP=0)",
+              _build_lstm_ext("fused", plain_loop=True), _fused_unavailable, _fused_unsupported,
               kinds=ALL_KINDS))
 register(Impl("plain_fused", "plain fused LSTM", _build_lstm_ext("fused", plain=True), _fused_unavailable,
               lambda cfg, device: _fused_unsupported(dataclasses.replace(cfg, variant=""), device),

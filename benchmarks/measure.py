@@ -1,4 +1,4 @@
-"""Timing, peak memory, the LSTM's GEMM flop count and the torch.mm roofline.
+"""Timing, peak memory, the LSTM's GEMM flop count, the torch.mm roofline and the machine's peak.
 
 Timing
     The implementations of one shape and mode are timed round-robin (``time_round_robin``): one
@@ -29,6 +29,15 @@ Flops and roofline
     recurrent ones as T separate small GEMMs since they depend on each other), timed in the same
     run; ``roofline_fraction = gemm_s / median_s``: 1.0 means the implementation costs no more
     than its GEMMs alone.
+
+Peak
+    ``peak_gflops``: the machine's float32 multiply-add rate, as the best rate of one large square
+    GEMM (n = 2048 on the CPU, 8192 on CUDA with TF32 off), its fastest sample, through every
+    library torch offers for it: MKL (``torch.mm``) and oneDNN (``mkldnn::_linear_pointwise``) on
+    the CPU, cuBLAS on CUDA.
+    Measured once per run and device; ``peak_fraction = gflops / peak``. The torch.mm roofline
+    above is not a peak: on AMD CPUs MKL's sgemm takes its AVX2 path and reaches about half of
+    what oneDNN's AVX-512 kernels do (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -62,10 +71,11 @@ def _quantile(sorted_values: list, q: float) -> float:
 
 
 def summarize(times: list) -> dict:
-    """median, IQR and sample count of per-call times (seconds)."""
+    """median, IQR, best and sample count of per-call times (seconds)."""
     values = sorted(times)
     return dict(
         median_s=statistics.median(values),
+        min_s=values[0],
         iqr_s=_quantile(values, 0.75) - _quantile(values, 0.25),
         n_samples=len(values),
     )
@@ -295,6 +305,29 @@ def gemm_plan(cfg: Config, batch_sizes: list, mode: str) -> Counter:
 
 def plan_flops(plan: Counter) -> int:
     return sum(2 * m * k * n * count for (m, k, n), count in plan.items())
+
+
+def peak_gflops(device: torch.device, threads: int, timing: Timing) -> dict:
+    """The best float32 GEMM rate here (see the module docstring): {"gflops", "source", "n"}."""
+    n = 8192 if device.type == "cuda" else 2048
+    gen = torch.Generator().manual_seed(2)
+    a = torch.randn(n, n, generator=gen).to(device)
+    b = torch.randn(n, n, generator=gen).to(device)
+    out = torch.empty(n, n, device=device)
+    candidates = {"torch.mm": lambda: torch.mm(a, b, out=out)}
+    linear = getattr(torch.ops.mkldnn, "_linear_pointwise", None) if device.type == "cpu" else None
+    if linear is not None and torch.backends.mkldnn.is_available():
+        candidates["oneDNN"] = lambda: linear(a, b, None, "none", [], "")
+    tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        # a peak is the best the machine did: the fastest sample, not the median
+        rates = {name: 2 * n**3 / time_fn(fn, device, threads, timing)["min_s"] / 1e9
+                 for name, fn in candidates.items()}
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+    best = max(rates, key=rates.get)
+    return dict(gflops=rates[best], source=best, n=n, rates=rates)
 
 
 def gemm_time(plan: Counter, device: torch.device, dtype: torch.dtype, threads: int, timing: Timing) -> dict:

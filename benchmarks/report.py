@@ -89,7 +89,7 @@ def config_table(records: list, title: str):
     for col, justify in (("impl", "left"), ("fwd ms ±IQR", "right"), ("fwd ×nn", "right"),
                          ("fwd GFLOP/s", "right"), ("fwd roofline", "right"), ("train ms ±IQR", "right"),
                          ("train ×nn", "right"), ("train GFLOP/s", "right"), ("train roofline", "right"),
-                         ("peak MB", "right"), ("check", "left")):
+                         ("train of peak", "right"), ("peak MB", "right"), ("check", "left")):
         table.add_column(col, justify=justify)
     cost = has_cost(records)
     if cost:
@@ -105,6 +105,7 @@ def config_table(records: list, title: str):
             else:
                 cells += [fmt_ms_short(rec), fmt_x(rec["speedup_vs_nn"]), fmt_num(rec["gflops"]),
                           fmt_num(rec["roofline_fraction"], 2)]
+        cells += [fmt_num(train.get("peak_fraction"), 2) if train else "-"]
         cells += [fmt_mb(train.get("peak_mem_bytes")) if train else "-", check]
         table.add_row(*cells, *([fmt_cost(modes)] if cost else []))
     return table
@@ -177,13 +178,15 @@ def markdown(results: dict) -> str:
         f"({results['threads']} threads), torch {m['torch']}"
         + (f", GPU {m['gpu']}" if m.get("gpu") else "") + ".",
         "Times are median ± IQR in ms; ×nn is the speedup against `nn.LSTM` in the same run; roofline is "
-        "the time `torch.mm` takes for the same GEMMs divided by the implementation's time; peak MB is the "
-        "memory one training step allocates."
+        "the time `torch.mm` takes for the same GEMMs divided by the implementation's time; of peak is the "
+        "GEMM rate (GFLOP/s) over this machine's float32 peak, the best large square GEMM of the run "
+        + ", ".join(f"({dev}: {p['gflops']:.0f} GFLOP/s, {p['source']})" for dev, p in results.get("peak", {}).items())
+        + "; peak MB is the memory one training step allocates."
         + (f" Cost is the time over `{results.get('cost_baseline')}`'s in the same rounds." if cost else ""),
         "",
         "| shape | device | implementation | forward ms | ×nn | train ms | ×nn | train GFLOP/s | roofline (train) "
-        "| peak MB (train) | correct |" + (" cost fwd / train |" if cost else ""),
-        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|:-:|" + ("--:|" if cost else ""),
+        "| of peak (train) | peak MB (train) | correct |" + (" cost fwd / train |" if cost else ""),
+        "|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|:-:|" + ("--:|" if cost else ""),
     ]
     groups: dict = defaultdict(list)
     for rec in results["records"]:
@@ -206,6 +209,7 @@ def markdown(results: dict) -> str:
                 f"| {config} | {device} | {impl} | {cell(fwd, fmt_ms)} | {cell(fwd, lambda r: fmt_x(r['speedup_vs_nn']))} "
                 f"| {cell(train, fmt_ms)} | {cell(train, lambda r: fmt_x(r['speedup_vs_nn']))} "
                 f"| {cell(train, lambda r: fmt_num(r['gflops']))} | {cell(train, lambda r: fmt_num(r['roofline_fraction'], 2))} "
+                f"| {cell(train, lambda r: fmt_num(r.get('peak_fraction'), 2))} "
                 f"| {cell(train, lambda r: fmt_mb(r['peak_mem_bytes']))} | {'yes' if ok else '**no**'} |"
                 + (f" {fmt_cost(modes)} |" if cost else "")
             )

@@ -34,9 +34,10 @@ RECORD_FIELDS = {
     "impl": str, "label": str, "device": str, "dtype": str, "mode": str, "config": str,
     "T": int, "B": int, "I": int, "H": int, "layers": int, "bidirectional": bool, "proj_size": int,
     "packed": bool, "tokens": int, "status": str, "correct": bool, "max_abs_err": (float, type(None)),
-    "median_s": (float, type(None)), "iqr_s": (float, type(None)), "n_samples": int,
+    "median_s": (float, type(None)), "iqr_s": (float, type(None)), "min_s": (float, type(None)), "n_samples": int,
     "speedup_vs_nn": (float, type(None)), "flops": int, "gflops": (float, type(None)),
     "gemm_s": (float, type(None)), "roofline_fraction": (float, type(None)),
+    "peak_fraction": (float, type(None)),
     "peak_mem_bytes": (int, type(None)), "first_call_s": (float, type(None)), "bench_s": (float, type(None)),
     "load1": (float, type(None)), "threads": int, "note": str,
     "cell": str, "variant": str, "cost": (float, type(None)),
@@ -122,8 +123,8 @@ def _record(impl_name: str, cfg: Config, wl: Workload, mode: str, threads: int, 
     return dict(
         impl=impl_name, label=impl.label, device=wl.device.type, **cfg.shape_fields(), mode=mode,
         config=cfg.label(), tokens=wl.tokens, status="ok", correct=False, max_abs_err=None,
-        median_s=None, iqr_s=None, n_samples=0, speedup_vs_nn=None, flops=flops, gflops=None,
-        gemm_s=None, roofline_fraction=None, peak_mem_bytes=None, first_call_s=None, bench_s=None, load1=None,
+        median_s=None, iqr_s=None, min_s=None, n_samples=0, speedup_vs_nn=None, flops=flops, gflops=None,
+        gemm_s=None, roofline_fraction=None, peak_fraction=None, peak_mem_bytes=None, first_call_s=None, bench_s=None, load1=None,
         threads=threads, note="", cost=None,
     )
 
@@ -140,12 +141,13 @@ def _step_fn(built, wl: Workload, mode: str):
 
     if not train:
         def step() -> None:
-            with torch.no_grad():
+            with built.scope(), torch.no_grad():
                 built.forward(inp)
     else:
         def step() -> None:
             reset()
-            output_data(built.forward(inp)).backward(wl.grad_output)
+            with built.scope():
+                output_data(built.forward(inp)).backward(wl.grad_output)
     return step, reset
 
 
@@ -226,7 +228,8 @@ def _check(rec: dict, notes: list, impl, built, wl: Workload, mode: str, expecte
     return True
 
 
-def _time_mode(pending: dict, wl: Workload, mode: str, gemm: dict, preset: Preset, threads: int) -> None:
+def _time_mode(pending: dict, wl: Workload, mode: str, gemm: dict, preset: Preset, threads: int,
+               peak: dict) -> None:
     """Time every checked implementation of one shape and mode together (round-robin), then fill
     their records; peak memory is measured after, one implementation at a time."""
     steps = {name: _step_fn(built, wl, mode) for name, (rec, built, notes) in pending.items()}
@@ -245,6 +248,7 @@ def _time_mode(pending: dict, wl: Workload, mode: str, gemm: dict, preset: Prese
         rec["gflops"] = rec["flops"] / rec["median_s"] / 1e9
         rec["gemm_s"] = gemm["median_s"]
         rec["roofline_fraction"] = gemm["median_s"] / rec["median_s"]
+        rec["peak_fraction"] = rec["gflops"] / peak["gflops"]
         rec["bench_s"] += share
         if mode == "train" and preset.measure_memory:
             step, reset = steps[name]
@@ -252,7 +256,7 @@ def _time_mode(pending: dict, wl: Workload, mode: str, gemm: dict, preset: Prese
 
 
 def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, threads: int,
-               oracle: str, reporter: Reporter, skipped: list) -> list:
+               oracle: str, reporter: Reporter, skipped: list, peak: dict) -> list:
     """Every record of one shape on one device (both modes)."""
     wl = make_workload(cfg, device)
     expected = _Expected(wl, preset.check)
@@ -297,7 +301,7 @@ def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, t
     for mode in MODES:
         if pending[mode]:
             reporter.describe(f"{cfg.label()} · timing {mode}, round-robin")
-            _time_mode(pending[mode], wl, mode, gemm[mode], preset, threads)
+            _time_mode(pending[mode], wl, mode, gemm[mode], preset, threads, peak)
     for rec, notes in all_notes:
         rec["note"] = "; ".join(n for n in notes if n)
         rec["load1"] = _load1()
@@ -405,10 +409,18 @@ def _run_suite(preset: Preset, device: str, impl_names: Optional[list], threads:
             plan.append((dev, cfg, chosen, oracle))
         results.setdefault("oracle", {})[dev.type] = oracle
 
+    # The float32 peak each record's peak_fraction is measured against, once per device.
+    peaks = results["peak"] = {}
+    for dev in devices:
+        reporter.describe(f"{dev.type} · float32 peak (large square GEMM)")
+        peaks[dev.type] = measure.peak_gflops(dev, threads, preset.timing)
+        reporter.note(f"{dev.type} float32 peak: {peaks[dev.type]['gflops']:.0f} GFLOP/s "
+                      f"({peaks[dev.type]['source']}, n={peaks[dev.type]['n']})")
+
     reporter.start(sum(len(chosen) for _, _, chosen, _ in plan))
     try:
         for dev, cfg, chosen, oracle in plan:
-            records = run_config(cfg, dev, chosen, preset, threads, oracle, reporter, skipped)
+            records = run_config(cfg, dev, chosen, preset, threads, oracle, reporter, skipped, peaks[dev.type])
             results["records"].extend(records)
             if console is not None:
                 from .report import config_table

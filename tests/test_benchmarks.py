@@ -32,13 +32,15 @@ SCHEMA = {
     "T": (int,), "B": (int,), "I": (int,), "H": (int,), "layers": (int,), "bidirectional": (bool,),
     "proj_size": (int,), "packed": (bool,), "tokens": (int,), "status": (str,), "correct": (bool,),
     "max_abs_err": (float, type(None)), "median_s": (float, type(None)), "iqr_s": (float, type(None)),
+    "min_s": (float, type(None)),
     "n_samples": (int,), "speedup_vs_nn": (float, type(None)), "flops": (int,), "gflops": (float, type(None)),
-    "gemm_s": (float, type(None)), "roofline_fraction": (float, type(None)), "peak_mem_bytes": (int, type(None)),
+    "gemm_s": (float, type(None)), "roofline_fraction": (float, type(None)), "peak_fraction": (float, type(None)),
+    "peak_mem_bytes": (int, type(None)),
     "first_call_s": (float, type(None)), "bench_s": (float, type(None)), "load1": (float, type(None)),
     "threads": (int,), "note": (str,), "cell": (str,), "variant": (str,), "cost": (float, type(None)),
 }
 TOP_LEVEL = {"schema_version", "preset", "command", "created", "machine", "threads", "baseline", "oracle",
-             "timing", "records", "skipped", "notes", "charlm", "wall_s"}
+             "timing", "records", "skipped", "notes", "charlm", "wall_s", "peak"}
 ALWAYS_AVAILABLE = ["reference", "reference_compiled", "torchscript", "nn", "nn_composite", "cell_loop"]
 PLOTS = ["speedup.png", "roofline.png", "time_vs_T.png", "time_vs_H.png", "charlm.png"]
 
@@ -100,6 +102,30 @@ def test_baseline_speedup_is_one_and_speedups_are_consistent(tiny):
             if rec["mode"] == mode and rec["median_s"]:
                 assert rec["speedup_vs_nn"] == pytest.approx(base["median_s"] / rec["median_s"])
                 assert rec["gflops"] == pytest.approx(rec["flops"] / rec["median_s"] / 1e9)
+                assert rec["peak_fraction"] == pytest.approx(rec["gflops"] / results["peak"]["cpu"]["gflops"])
+
+
+def test_peak_is_the_best_large_gemm_of_the_run(tiny):
+    """The float32 peak: the faster of MKL's and oneDNN's square GEMM, both measured."""
+    results, _ = tiny
+    peak = results["peak"]["cpu"]
+    assert peak["n"] == 2048 and peak["gflops"] == max(peak["rates"].values()) > 0
+    assert "torch.mm" in peak["rates"]
+    if torch.backends.mkldnn.is_available():
+        assert "oneDNN" in peak["rates"]
+
+
+@pytest.mark.skipif(not _fused_loaded(), reason="compiled kernels not loaded")
+def test_fused_plain_loop_runs_every_call_without_the_fused_step():
+    """The A/B implementation sets LSTM_EXT_FUSED_STEP=0 around whole calls, backward included,
+    and puts back what was there."""
+    wl = make_workload(Config(T=3, B=2, I=8, H=8), torch.device("cpu"))
+    built = IMPLS["fused_plain_loop"].build(wl)
+    before = os.environ.get("LSTM_EXT_FUSED_STEP")
+    with built.scope():
+        assert os.environ["LSTM_EXT_FUSED_STEP"] == "0"
+    assert os.environ.get("LSTM_EXT_FUSED_STEP") == before
+    assert IMPLS["fused"].build(wl).scope is not built.scope
 
 
 def test_json_schema_is_stable(tiny):
@@ -341,7 +367,7 @@ def test_round_robin_takes_turns():
 
 def test_summary_statistics():
     stats = measure.summarize([5.0, 1.0, 3.0, 2.0, 4.0])
-    assert stats == dict(median_s=3.0, iqr_s=2.0, n_samples=5)
+    assert stats == dict(median_s=3.0, iqr_s=2.0, min_s=1.0, n_samples=5)
 
 
 # ---- presets ----------------------------------------------------------------------------------
@@ -371,7 +397,11 @@ def test_presets_cover_what_the_issue_asks_for():
                ("float32", False, 0)}
     assert dense32 >= {(100, 64, 64, 64), (10, 64, 64, 64), (100, 64, 256, 256), (100, 16, 128, 512), (100, 4, 64, 64)}
     assert {(c.T, c.B, c.H) for c in targets if c.cell == "gru"} == {(100, 64, 256)}
-    assert set(PRESETS) == {"tiny", "default", "full", "targets", "fastrnns", "flashrnn", "gru", "variants"}
+    assert set(PRESETS) == {"tiny", "default", "full", "targets", "fused_step", "fastrnns", "flashrnn", "gru",
+                            "variants"}
+    fused_step = get_preset("fused_step").configs  # the fused step's A/B on the dense fp32 targets
+    assert {(c.T, c.B, c.I, c.H) for c in fused_step} == {shape for shape in dense32 if shape[0] > 1}
+    assert all(set(c.impls) == {"fused", "fused_plain_loop", "nn"} for c in fused_step)
     assert all(c.cell == "lstm" and not c.variant for c in default)
 
 

@@ -16,14 +16,12 @@ compares the plain loop with itself.
 
 from __future__ import annotations
 
-import os
-from contextlib import contextmanager
-
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence
 
 import lstm_ext
+from lstm_ext._switches import fused_step
 from conftest import requires_fused
 from op_calls import run_under_capability
 
@@ -32,19 +30,6 @@ pytestmark = [requires_fused(), pytest.mark.usefixtures("two_threads")]
 HIDDEN = (5, 9, 17, 37, 100)
 BATCH = (1, 5, 13, 30)
 INPUT = 11
-
-
-@contextmanager
-def fused_step(on: bool):
-    before = os.environ.get("LSTM_EXT_FUSED_STEP")
-    os.environ["LSTM_EXT_FUSED_STEP"] = "1" if on else "0"
-    try:
-        yield
-    finally:
-        if before is None:
-            del os.environ["LSTM_EXT_FUSED_STEP"]
-        else:
-            os.environ["LSTM_EXT_FUSED_STEP"] = before
 
 
 def _layer_args(H, B, T, packed, reverse, gen):
@@ -202,13 +187,14 @@ def test_avx2_build():
     and backward."""
     script = (
         "import os, torch, lstm_ext\n"
-        "from test_fused_step import _layer_args\n"
+        "from op_args import lstm_layer_args\n"
         "assert torch.backends.cpu.get_cpu_capability() == 'AVX2', torch.backends.cpu.get_cpu_capability()\n"
         "torch.set_num_threads(2)\n"
         "g = torch.Generator().manual_seed(0)\n"
         "for H, B, packed, reverse in [(5, 1, False, False), (9, 5, True, True), (17, 13, False, True),\n"
         "                              (37, 30, True, False), (100, 13, False, False), (100, 30, False, True)]:\n"
-        "    args = _layer_args(H, B, 7, packed, reverse, g)\n"
+        "    args = lstm_layer_args(T=7, B=B, I=11, H=H, packed=packed, reverse=reverse, dtype=torch.float32,\n"
+        "                           requires_grad=False, seed=H * B, scale=0.3)\n"
         "    os.environ['LSTM_EXT_FUSED_STEP'] = '1'\n"
         "    fused = torch.ops.lstm_ext.lstm_layer(*args)\n"
         "    os.environ['LSTM_EXT_FUSED_STEP'] = '0'\n"
