@@ -432,3 +432,13 @@ def test_flashrnn_preset_skips_cleanly_without_a_gpu():
     results = run_suite(get_preset("tiny"), device="cuda", threads=1)
     assert results["records"] == [] and results["charlm"] == []
     assert any(s["device"] == "cuda" and "not available" in s["reason"] for s in results["skipped"])
+
+
+@pytest.mark.skipif(not _fused_loaded(), reason="compiled kernels not loaded")
+def test_layer_parts_times_every_part_on_both_paths():
+    from benchmarks.layer_parts import PARTS, layer_parts
+
+    parts = layer_parts(3, 2, 8, 8, threads=1, timing=Timing(min_run_time=0.001, min_samples=3))
+    assert list(parts) == list(PARTS)
+    assert all(set(ms) == {"fused", "plain"} and min(ms.values()) > 0 for ms in parts.values())
+    assert os.environ.get("LSTM_EXT_FUSED_STEP") is None  # the switch is put back

@@ -23,6 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 import lstm_ext
 from lstm_ext._switches import fused_step
 from conftest import requires_fused
+from op_args import lstm_layer_args
 from op_calls import run_under_capability
 
 pytestmark = [requires_fused(), pytest.mark.usefixtures("two_threads")]
@@ -106,6 +107,18 @@ def test_layer_backward_masks(H, B, mask, gen):
     for name, a, b in zip(GRAD_NAMES, fused, plain):
         torch.testing.assert_close(a, b, msg=lambda m, name=name: f"{name}: {m}")
     assert fused[0].numel() > 0 if mask[0] else fused[0].numel() == 0
+
+
+@pytest.mark.parametrize("I", [1, 17, 37, 100])
+def test_input_gradient_every_width(I):
+    """The input's gradient, dgates @ W_ih on the fused tile after the walk: input widths of one
+    partial vector up to 4 + 3 blocks, rows split across threads (B = 30)."""
+    args = lstm_layer_args(T=7, B=30, I=I, H=17, packed=True, dtype=torch.float32, requires_grad=False, seed=I,
+                           scale=0.3)
+    saved = torch.ops.lstm_ext.lstm_layer(*args)
+    fused = _backward(args, saved, True, (True, False, False))
+    plain = _backward(args, saved, False, (True, False, False))
+    torch.testing.assert_close(fused[0], plain[0])
 
 
 def test_backward_knob_switches_path(gen):

@@ -69,6 +69,10 @@ struct BackwardBuffers {
   at::Tensor grad_out2d;        // [N, P]
   at::Tensor gates, cells, c0;  // contiguous saved tensors; c0 in opmath
   at::Tensor dh_state, dc_state, dgates, dh_all, m_all;
+  // Whether the input's gradient is asked for; a backend's time loop may then compute it itself
+  // into dx [N, I], and layer_gradients takes it from there.
+  bool need_input_grad = false;
+  at::Tensor dx;
 };
 
 inline BackwardBuffers backward_buffers(const LayerShape& s, const at::Tensor& grad_output, const at::Tensor& grad_h_n,
@@ -115,7 +119,9 @@ inline LstmLayerGrads layer_gradients(const LayerShape& s, bool reverse, std::ar
     b.m_all.reset();
   }
   if (need_input) {
-    const at::Tensor dx = project_input ? project_input(b.dgates, b.w_ih.t(), std::nullopt, std::nullopt) : at::mm(b.dgates, b.w_ih);
+    const at::Tensor dx = b.dx.defined() ? b.dx
+                          : project_input ? project_input(b.dgates, b.w_ih.t(), std::nullopt, std::nullopt)
+                                          : at::mm(b.dgates, b.w_ih);
     grads.input = dx.view(input.sizes());
   }
   if (need_state) {
@@ -162,6 +168,7 @@ LstmLayerGrads layer_backward(const LayerShape& s, const at::Tensor& grad_output
                               const at::Tensor& gates, const at::Tensor& cells, std::array<bool, 3> mask) {
   const typename Backend::DeviceGuard device_guard(input.device());
   BackwardBuffers b = backward_buffers(s, grad_output, grad_h_n, grad_c_n, input, c0, w_ih, w_hh, w_hr, gates, cells);
+  b.need_input_grad = mask[0];
   Backend::backward(s, reverse, b, /*need_state_grad=*/mask[1]);
   return layer_gradients(s, reverse, mask, input, h0, output, b, Backend::input_grad_projection);
 }

@@ -57,6 +57,12 @@ bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, 
       b.grad_out2d.const_data_ptr<float>(),
       b.dc_state.data_ptr<float>(),
   });
+  if (b.need_input_grad) {
+    b.dx = at::empty({s.N, s.I}, b.dgates.options());
+    const at::Tensor packed_ih = at::empty({kernel->input_grad_packed_floats(s.I, s.H)}, b.dgates.options());
+    kernel->input_grad(s, b.dgates.const_data_ptr<float>(), b.w_ih.const_data_ptr<float>(), packed_ih.data_ptr<float>(),
+                       b.dx.data_ptr<float>());
+  }
   return true;
 }
 

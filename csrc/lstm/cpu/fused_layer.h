@@ -48,6 +48,9 @@ struct FusedLstmKernels {
   void (*forward)(const FusedLstmForward&);
   int64_t (*backward_packed_floats)(int64_t H);
   void (*backward)(const FusedLstmBackward&);
+  // dx = dgates @ W_ih after the backward walk, and the size of its packed W_ih
+  int64_t (*input_grad_packed_floats)(int64_t I, int64_t H);
+  void (*input_grad)(const LayerShape& s, const float* dgates, const float* w_ih, float* packed, float* dx);
 };
 
 // Each capability's copy (fused_layer_impl.h, by fused_layer_{avx2,avx512}.cpp).

@@ -116,7 +116,8 @@ inline void run_fused_lstm_backward(const FusedLstmBackward& f) {
 // This capability's copy of the kernels (fused_layer.h).
 FusedLstmKernels fused_lstm_kernels() {
   return {[](int64_t I, int64_t H) { return fused_packed_floats(4, I, H); }, &run_fused_lstm_forward,
-          [](int64_t H) { return fused_backward_packed_floats(4, H); }, &run_fused_lstm_backward};
+          [](int64_t H) { return fused_backward_packed_floats(4, H); }, &run_fused_lstm_backward,
+          [](int64_t I, int64_t H) { return fused_input_grad_packed_floats(4, I, H); }, &fused_input_grad<4>};
 }
 
 }  // namespace CPU_CAPABILITY

@@ -11,6 +11,8 @@
 // group: the gradient of C vectors of units for R rows stays in registers for all of K.
 #pragma once
 
+#include <ATen/Parallel.h>
+
 #include <algorithm>
 #include <cstdint>
 
@@ -153,6 +155,38 @@ void fused_backward_walk(const FusedBackwardWalk& w, const EpilogueAt& epilogue_
     });
     int64_t generation = 0;
     walk(0, s.B, b0, b1, [&](const auto& work) { return barrier.step(owned, generation, work); });
+  });
+}
+
+// Floats of the packed W_ih fused_input_grad needs.
+inline int64_t fused_input_grad_packed_floats(int64_t gates, int64_t I, int64_t H) {
+  return (I + kFusedLanes - 1) / kFusedLanes * kFusedLanes * gates * H;
+}
+
+// dx [N, I] = dgates [N, G * H] @ W_ih [G * H, I] after the walk, on the walk's tile: W_ih packed
+// as the walk packs W_hh, rows split across threads. oneDNN's GEMM reached less than half this
+// machine's peak on these narrow products (docs/performance.md, the fused backward).
+template <int G>
+void fused_input_grad(const LayerShape& s, const float* dgates, const float* w_ih, float* packed, float* dx) {
+  constexpr int R = kFusedTileRows;
+  constexpr int64_t L = kFusedLanes;
+  const int64_t K = G * s.H, I = s.I, blocks = (I + L - 1) / L;
+  // Group g of for_unit_groups packs on its own: at::parallel_for over the groups' first blocks.
+  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+    for_unit_groups(0, blocks, [&](int64_t b, int C) {
+      if (b >= first && b < last) pack_unit_group(w_ih, I, K, b, C, packed);
+    });
+  });
+  at::parallel_for(0, s.N, 4 * R, [&](int64_t r0, int64_t r1) {
+    for_unit_groups(0, blocks, [&](int64_t b, int C) {
+      const int64_t u0 = b * L;
+      for_equal_parts(r0, r1, R, [&](int64_t row, int64_t rows) {
+        const KSegment a{dgates + row * K, K, packed + b * K * L, K};
+        backward_tile<R>(rows, C, a, [&](int r, const FusedVec* acc, int groups) {
+          for (int c = 0; c < groups; ++c) acc[c].store(dx + (row + r) * I + u0 + c * L, std::min(L, I - u0 - c * L));
+        });
+      });
+    });
   });
 }
 
