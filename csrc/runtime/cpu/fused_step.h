@@ -2,7 +2,7 @@
 // capability: whether it is switched on, how a call's work is split across threads, and the
 // final hidden state of every row. The register tile, the weight packing and the time walk are
 // compiled per capability in fused_step_impl.h; a family adds the epilogue that turns a tile of
-// pre-activations into its states (lstm/cpu/fused_forward_impl.h).
+// pre-activations into its states (lstm/cpu/fused_layer_impl.h).
 //
 // Why fused: the plain loop writes each step's pre-activations to memory with a library GEMM,
 // then reads them back in a separate pointwise pass, with a fork/join or a meeting around both.

@@ -1,11 +1,14 @@
-// outer_product.h's threading: the rows k of every term, split across threads.
+// outer_product.h's threading (the rows k of every term, split across threads), and the CPU's
+// transposed_product kernel on it (runtime/transposed_product.h).
 #include "runtime/cpu/gemm/outer_product.h"
 
+#include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 
 #include "runtime/cpu/capability.h"
+#include "runtime/transposed_product.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -66,6 +69,35 @@ void outer_product_sum(const std::vector<OuterTerm>& terms, int64_t M, int64_t C
     });
   }
 }
+
+namespace {
+
+// float32 on a CPU with the kernel; otherwise undefined, and transposed_product runs at::mm.
+at::Tensor cpu_transposed_product(const std::vector<TransposedTerm>& terms) {
+  const at::Tensor& a0 = terms.front().first;
+  if (a0.scalar_type() != at::kFloat || !outer_product_kernel().has_value()) return at::Tensor();
+  const int64_t M = a0.size(1), C = terms.front().second.size(1);
+  // The kernel reads rows with unit column stride; a term without one is copied first.
+  const auto rows_of = [](const at::Tensor& t) { return t.size(1) <= 1 || t.stride(1) == 1 ? t : t.contiguous(); };
+  std::vector<at::Tensor> kept;  // the copies, alive until the kernel has run
+  kept.reserve(2 * terms.size());  // no reallocation: the references below stay valid
+  std::vector<OuterTerm> rows;
+  for (const auto& [a_in, b_in] : terms) {
+    TORCH_INTERNAL_ASSERT(a_in.size(0) == b_in.size(0) && a_in.size(1) == M && b_in.size(1) == C);
+    TORCH_INTERNAL_ASSERT(a_in.scalar_type() == at::kFloat && b_in.scalar_type() == at::kFloat);
+    const at::Tensor& a = kept.emplace_back(rows_of(a_in));
+    const at::Tensor& b = kept.emplace_back(rows_of(b_in));
+    rows.push_back({a.const_data_ptr<float>(), a.stride(0), b.const_data_ptr<float>(), b.stride(0), a.size(0)});
+  }
+  at::Tensor out = at::empty({M, C}, a0.options());
+  outer_product_sum(rows, M, C, out.data_ptr<float>());
+  return out;
+}
+
+// Registered when the library loads, before any op can run.
+const bool kRegistered = (register_cpu_transposed_product(&cpu_transposed_product), true);
+
+}  // namespace
 
 }  // namespace cpu
 }  // namespace lstm_ext
