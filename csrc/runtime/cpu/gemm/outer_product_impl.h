@@ -89,9 +89,11 @@ inline void pack_outer_chunk(const OuterBlock& o, int64_t k0, int64_t vectors, O
   const int64_t K = chunk.k;
   for_equal_parts(0, o.M, kOuterRows, [&](int64_t m0, int64_t rows) {
     float* const dst = chunk.a.data() + m0 * K;
+    // One masked vector per row k (rows <= kOuterRows < L): copied a float at a time, the
+    // packing was a large share of a narrow product's time (docs/performance.md, the weight
+    // gradients).
     for (int64_t k = 0; k < K; ++k) {
-      const float* const src = t.a + (k0 + k) * t.lda + m0;
-      for (int64_t r = 0; r < rows; ++r) dst[k * rows + r] = src[r];
+      OuterVec::loadu(t.a + (k0 + k) * t.lda + m0, rows).store(dst + k * rows, rows);
     }
   });
   for_equal_parts(0, vectors, kOuterVectors, [&](int64_t v0, int64_t v) {
