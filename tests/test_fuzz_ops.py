@@ -29,6 +29,7 @@ import pytest
 import torch
 
 from lstm_ext import _library, reference
+from op_args import gru_layer_args, lstm_layer_args
 from op_calls import arg_names, assert_clear_error, good_calls
 
 pytestmark = pytest.mark.skipif(_library.LOAD_ERROR is not None, reason=f"extension not built: {_library.LOAD_ERROR}")
@@ -216,6 +217,25 @@ def test_empty_packed_sequence_and_empty_batch():
     cell_op, cell = GOOD["lstm_cell"]
     hy, cy, gates = cell_op(cell[0][:0], cell[1][:0], cell[2][:0], *cell[3:])
     assert hy.shape == (0, cell[1].size(1)) and gates.shape == (0, 4 * cell[1].size(1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=str)
+@pytest.mark.parametrize("T, B", [(5, 3), (0, 0), (5, 0), (0, 3)])
+@pytest.mark.parametrize("family", ["lstm", "gru"])
+def test_zero_input_features(family, T, B, dtype):
+    """input_size 0 at the op (nn's modules refuse it; the ops take it): the same results as one
+    input feature that is all zeros, with empty rows included (T * B * 0 elements, whose rows were
+    once inferred by reshape(-1, 0), which is ambiguous)."""
+    make, op = (lstm_layer_args, torch.ops.lstm_ext.lstm_layer) if family == "lstm" else (
+        gru_layer_args, torch.ops.lstm_ext.gru_layer)
+    one = list(make(T=T, B=B, I=1, H=6, dtype=dtype, requires_grad=False))
+    one[0] = torch.zeros_like(one[0])
+    none = list(one)
+    none[0] = one[0][..., :0]
+    w_ih = 3 if family == "lstm" else 2
+    none[w_ih] = one[w_ih][:, :0]
+    for got, want in zip(op(*none), op(*one)):
+        torch.testing.assert_close(got, want)
 
 
 # ---- backward with saved tensors from another call ------------------------------------------------

@@ -4,14 +4,17 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <c10/util/accumulate.h>
 
 #include <optional>
 
 namespace lstm_ext {
 
 // t viewed (or copied, when it must be) as rows of `cols` features: [T, B, cols] -> [T * B, cols].
+// The row count comes from t's leading sizes: -1 would be ambiguous for an empty t with cols = 0.
 inline at::Tensor as_rows(const at::Tensor& t, int64_t cols) {
-  return t.reshape({-1, cols});
+  TORCH_INTERNAL_ASSERT(t.dim() >= 1 && t.size(-1) == cols);
+  return t.reshape({c10::multiply_integers(t.sizes().begin(), t.sizes().end() - 1), cols});
 }
 
 // rows @ w_ih^T + b_ih + b_hh, a new contiguous [rows, G*H] tensor. A backend may pass its own,
