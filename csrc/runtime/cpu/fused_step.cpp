@@ -4,10 +4,9 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
-#include <string_view>
 
+#include "runtime/cpu/switches.h"
 #include "runtime/layer_steps.h"
 
 namespace lstm_ext {
@@ -23,8 +22,7 @@ constexpr int64_t kFusedRowsPerThread = 12;
 }  // namespace
 
 bool fused_step_enabled() {
-  const char* knob = std::getenv("LSTM_EXT_FUSED_STEP");
-  return knob == nullptr || std::string_view(knob) != "0";
+  return switch_on("LSTM_EXT_FUSED_STEP");
 }
 
 FusedPartition plan_fused_partition(int64_t B, int64_t flops_per_step) {

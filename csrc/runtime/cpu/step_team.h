@@ -14,12 +14,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
-#include <cstdlib>
 #include <exception>
 #include <mutex>
-#include <string_view>
 #include <thread>
 
+#include "runtime/cpu/switches.h"
 #include "runtime/layer_checks.h"
 
 namespace lstm_ext {
@@ -94,9 +93,7 @@ inline constexpr int64_t kTeamMinFlops = 2 << 20;
 // takes, big enough steps. LSTM_EXT_TEAM=0 keeps the plain loop, to compare the two.
 inline bool team_applies(const LayerShape& s, int64_t gates) {
   // Read on every call (it is cheap), so that a benchmark can alternate the two in one process.
-  const char* knob = std::getenv("LSTM_EXT_TEAM");
-  const bool enabled = knob == nullptr || std::string_view(knob) != "0";
-  if (!enabled || !kTeamAvailable || s.has_proj || at::get_num_threads() < 2 || at::in_parallel_region()) return false;
+  if (!switch_on("LSTM_EXT_TEAM") || !kTeamAvailable || s.has_proj || at::get_num_threads() < 2 || at::in_parallel_region()) return false;
   return s.B > 4 && s.H >= 2 * kTeamAlign && 2 * s.B * gates * s.H * s.H >= kTeamMinFlops;
 }
 

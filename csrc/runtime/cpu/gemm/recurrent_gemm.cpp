@@ -5,13 +5,12 @@
 #include <ATen/core/List.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
-#include <cstdlib>
 #include <optional>
-#include <string_view>
 #include <type_traits>
 #include <vector>
 
 #include "runtime/cpu/gemm/small_gemm.h"
+#include "runtime/cpu/switches.h"
 #include "runtime/input_projection.h"
 
 namespace lstm_ext {
@@ -41,8 +40,7 @@ struct OneDnn {
 const OneDnn* onednn() {
   static const std::optional<OneDnn> ops = []() -> std::optional<OneDnn> {
     // LSTM_EXT_ONEDNN_GEMM=0 keeps every step on at::addmm, to compare the two.
-    const char* knob = std::getenv("LSTM_EXT_ONEDNN_GEMM");
-    if (!at::hasMKLDNN() || (knob != nullptr && std::string_view(knob) == "0")) return std::nullopt;
+    if (!at::hasMKLDNN() || !switch_on("LSTM_EXT_ONEDNN_GEMM")) return std::nullopt;
     auto& dispatcher = c10::Dispatcher::singleton();
     auto reorder = dispatcher.findOp({"mkldnn::_reorder_linear_weight", ""});
     auto linear = dispatcher.findOp({"mkldnn::_linear_pointwise", ""});
