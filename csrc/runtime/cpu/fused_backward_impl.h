@@ -53,6 +53,16 @@ inline void pack_unit_group(const float* w, int64_t H, int64_t K, int64_t b, int
   }
 }
 
+// The groups for_unit_groups(0, blocks) makes whose first block is in [first, last): so that
+// members packing disjoint block ranges together pack every group once, in the walk's grouping.
+inline void pack_unit_groups_from(const float* w, int64_t cols, int64_t K, int64_t first, int64_t last,
+                                  float* packed) {
+  const int64_t blocks = (cols + kFusedLanes - 1) / kFusedLanes;
+  for_unit_groups(0, blocks, [&](int64_t b, int C) {
+    if (b >= first && b < last) pack_unit_group(w, cols, K, b, C, packed);
+  });
+}
+
 // One tile of `rows` rows x C unit blocks: acc = A @ panel, then finish(r, acc[r], C) per row.
 template <int R, typename Finish>
 inline void backward_tile(int64_t rows, int C, const KSegment& a, const Finish& finish) {
@@ -122,20 +132,15 @@ void fused_backward_walk(const FusedBackwardWalk& w, const EpilogueAt& epilogue_
     }
     if (w.need_state_grad && tw >= 0) between([&] { step(-1, tw, r0, r1, b0, b1); });
   };
-  // The groups of unit blocks the walk uses when it has every block: its packing.
-  const auto pack_groups_from = [&](int64_t first, int64_t last) {
-    for_unit_groups(0, blocks, [&](int64_t b, int C) {
-      if (b >= first && b < last) pack_unit_group(w.w_hh, H, K, b, C, w.packed);
-    });
-  };
-
   if (part.split_rows) {
     // Each member owns rows [r0, r1) of every step and packs its share of the groups; one
     // meeting once everything is packed, none in the walk.
     run_fused_team(part.threads, s.B, 1, [&](int64_t r0, int64_t r1, int64_t owned, StepBarrier& barrier) {
       int64_t generation = 0;
       const bool packed_ok =
-          barrier.step(owned, generation, [&] { pack_groups_from(blocks * r0 / s.B, blocks * r1 / s.B); });
+          barrier.step(owned, generation, [&] {
+            pack_unit_groups_from(w.w_hh, H, K, blocks * r0 / s.B, blocks * r1 / s.B, w.packed);
+          });
       if (!packed_ok) return;
       barrier.guard([&] {
         walk(r0, r1, 0, blocks, [](const auto& work) {
@@ -171,11 +176,8 @@ void fused_input_grad(const LayerShape& s, const float* dgates, const float* w_i
   constexpr int R = kFusedTileRows;
   constexpr int64_t L = kFusedLanes;
   const int64_t K = G * s.H, I = s.I, blocks = (I + L - 1) / L;
-  // Group g of for_unit_groups packs on its own: at::parallel_for over the groups' first blocks.
   at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
-    for_unit_groups(0, blocks, [&](int64_t b, int C) {
-      if (b >= first && b < last) pack_unit_group(w_ih, I, K, b, C, packed);
-    });
+    pack_unit_groups_from(w_ih, I, K, first, last, packed);
   });
   at::parallel_for(0, s.N, 4 * R, [&](int64_t r0, int64_t r1) {
     for_unit_groups(0, blocks, [&](int64_t b, int C) {

@@ -24,7 +24,8 @@ struct OuterTerm {
   int64_t K;
 };
 
-// Rows [k0, k1) of one term into out [M, C] (row stride C): out = (overwrite ? 0 : out) + a^T b.
+// Rows [k0, k1) of one term, k0 < k1, into out [M, C] (row stride C):
+// out = (overwrite ? 0 : out) + a^T b.
 struct OuterBlock {
   OuterTerm term;
   int64_t k0, k1;

@@ -127,9 +127,6 @@ inline void run_outer_block(const OuterBlock& o) {
     });
     overwrite = false;
   }
-  if (overwrite) {  // no rows: the sum of nothing
-    std::fill(o.out, o.out + o.M * o.C, 0.f);
-  }
 }
 
 // This capability's kernel (outer_product.h).
