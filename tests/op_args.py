@@ -104,10 +104,11 @@ def gru_cell_args(B=3, I=4, H=5, bias=True, dtype=torch.float64, seed=0):
 
 def variant_layer_case(T=5, B=3, I=4, H=6, bias=True, packed=False, reverse=False, peephole=False,
                        zoneout_h=0.0, zoneout_c=0.0, training=True, layer_norm=False, lesson=False,
-                       dtype=torch.float64, seed=0):
-    """(args, kwargs) of lstm_variant_layer; differentiable leaves require grad."""
+                       dtype=torch.float64, seed=0, scale=0.5):
+    """(args, kwargs) of lstm_variant_layer; differentiable leaves require grad. Every tensor but
+    the zoneout weights and the layer-norm gains is normal with standard deviation ``scale``."""
     g = torch.Generator().manual_seed(seed)
-    rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * 0.5).requires_grad_()  # noqa: E731
+    rand = lambda *shape: (torch.randn(*shape, generator=g, dtype=dtype) * scale).requires_grad_()  # noqa: E731
     input, batch_sizes = _sequence_input(g, rand, T, B, I, dtype, packed, requires_grad=True)
     state_shape = (*input.shape[:-1], H)
 

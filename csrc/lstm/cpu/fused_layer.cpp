@@ -5,8 +5,6 @@
 #include <ATen/ATen.h>
 
 #include "lstm/cpu/lstm_layer.h"
-#include "runtime/cpu/capability.h"
-#include "runtime/cpu/gemm/small_gemm.h"
 #include "runtime/forward_only.h"
 #include "runtime/input_projection.h"
 
@@ -14,27 +12,14 @@ namespace lstm_ext {
 namespace cpu {
 namespace {
 
-// This CPU's fused kernels, or none. There is no DEFAULT copy: the tile is sized for the
-// registers of AVX2 and AVX-512, and the plain loop serves other CPUs.
 std::optional<FusedLstmKernels> fused_kernels_here() {
-#if defined(__x86_64__)
-  switch (cpu_capability()) {
-    case Capability::AVX512: return AVX512::fused_lstm_kernels();
-    case Capability::AVX2: return AVX2::fused_lstm_kernels();
-    default: break;
-  }
-#endif
-  return std::nullopt;
+  return LSTM_EXT_FUSED_KERNELS_HERE(fused_lstm_kernels);
 }
 
 // float32 without a projection (the projection's GEMM would need a second product per step);
-// bfloat16 and float64 keep the plain loop. So does one dense step of a few rows: it is what
-// lstm_inference's streaming step runs on the plain loop's kernels, and the two must agree
-// bitwise (tests/test_inference.py); packing the weights would cost as much as the step anyway.
+// bfloat16 and float64 keep the plain loop.
 bool fused_applies(const LayerShape& s, const at::Tensor& input) {
-  const bool streaming_step = !s.packed && s.T == 1 && s.B <= kSmallGemmRows;
-  return input.scalar_type() == at::kFloat && !s.has_proj && !streaming_step && s.N > 0 && s.H > 0 &&
-         fused_step_enabled();
+  return input.scalar_type() == at::kFloat && !s.has_proj && fused_step_applies(s);
 }
 
 }  // namespace
@@ -50,7 +35,8 @@ bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, 
   const at::Tensor packed = at::empty({kernel->backward_packed_floats(s.H)}, b.dgates.options());
   kernel->backward(FusedLstmBackward{
       FusedBackwardWalk{&s, reverse, b.w_hh.const_data_ptr<float>(), b.dgates.data_ptr<float>(),
-                        b.dh_state.data_ptr<float>(), need_state_grad, packed.data_ptr<float>()},
+                        b.dh_state.data_ptr<float>(), need_state_grad, packed.data_ptr<float>(),
+                        /*dh_direct=*/nullptr},
       b.gates.const_data_ptr<float>(),
       b.cells.const_data_ptr<float>(),
       b.c0.const_data_ptr<float>(),

@@ -84,7 +84,7 @@ struct LstmFusedBackwardEpilogue {
 
 inline void run_fused_lstm_forward(const FusedLstmForward& f) {
   const int64_t H = f.walk.shape->H;
-  fused_forward_walk<4>(f.walk, [&](int64_t off, int64_t row, int64_t u0, const float* bias) {
+  fused_forward_walk<4>(f.walk, [&](int64_t off, int64_t row, int64_t u0, const float* bias, const float*) {
     return LstmFusedEpilogue{bias,
                              f.c_state + row * H + u0,
                              f.walk.out + (off + row) * H + u0,

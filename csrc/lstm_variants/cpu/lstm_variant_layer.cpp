@@ -15,7 +15,9 @@
 #include <cstring>
 #include <string>
 
+#include "lstm_variants/cpu/fused_variant_layer.h"
 #include "lstm_variants/cpu/lstm_variant_pointwise.h"
+#include "lstm_variants/cpu/variant_buffers.h"
 #include "runtime/cpu/gemm/column_dot.h"
 #include "runtime/cpu/grain.h"
 #include "runtime/cpu/gemm/recurrent_gemm.h"
@@ -72,16 +74,12 @@ LayerShape check_forward(const Tensor& xgates, const Tensor& h0, const Tensor& c
   return s;
 }
 
-// The optional tensors of the variants, contiguous.
-struct Options {
-  std::optional<Tensor> peephole, keep_h, keep_c, ln_hh, ln_c_weight, ln_c_bias, w_u, b_u;
-};
 
 std::optional<Tensor> contiguous(const std::optional<Tensor>& t) {
   return t.has_value() ? std::optional<Tensor>(t->contiguous()) : std::nullopt;
 }
 
-Options options(const std::optional<Tensor>& peephole, const std::optional<Tensor>& keep_h,
+VariantTensors options(const std::optional<Tensor>& peephole, const std::optional<Tensor>& keep_h,
                 const std::optional<Tensor>& keep_c, const std::optional<Tensor>& ln_hh,
                 const std::optional<Tensor>& ln_c_weight, const std::optional<Tensor>& ln_c_bias,
                 const std::optional<Tensor>& w_u, const std::optional<Tensor>& b_u) {
@@ -101,25 +99,15 @@ const scalar_t* rows_or_null(const std::optional<Tensor>& t, int64_t offset, int
 
 // The options' pointers for the step whose rows start at `offset`.
 template <typename scalar_t>
-VariantOptions<scalar_t> step_options(const Options& o, int64_t offset, int64_t H) {
+VariantOptions<scalar_t> step_options(const VariantTensors& o, int64_t offset, int64_t H) {
   return {data_or_null<scalar_t>(o.peephole), rows_or_null<scalar_t>(o.keep_h, offset, H),
           rows_or_null<scalar_t>(o.keep_c, offset, H), data_or_null<scalar_t>(o.ln_hh),
           data_or_null<scalar_t>(o.ln_c_weight), data_or_null<scalar_t>(o.ln_c_bias)};
 }
 
-// What forward saves: (output, h_n, c_n, gates, cells, states, rec, stats, lesson).
-struct Saved {
-  Tensor output, h_n, c_n;
-  Tensor gates;   // [N, 4H] activated gates
-  Tensor cells;   // [N, H] c before zoneout
-  Tensor states;  // [N, H] c after zoneout, or empty without zoneout on c
-  Tensor rec;     // [N, 4H] normalized h_prev @ W_hh^T, or empty without ln_hh
-  Tensor stats;   // [N, kStats], or empty without layer norm
-  Tensor lesson;  // [2, N, H]: kept = c_prev * f and u_pre = kept @ W_u^T + b_u, or empty
-};
 
 template <typename scalar_t>
-void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Tensor& xgates, Saved& f,
+void forward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, const Tensor& xgates, VariantSaved& f,
                   const Tensor& w_hh) {
   const int64_t H = s.H;
   const RecurrentGemm recurrent(w_hh, s.B, s.T);
@@ -191,19 +179,10 @@ void forward_loop(const LayerShape& s, bool reverse, const Options& o, const Ten
   }
 }
 
-// Gradient buffers of backward.
-struct Grads {
-  Tensor dh, dc;  // [B, H] running gradients of the carried h and c
-  Tensor dgates;  // [N, 4H] of the pre-activations (= of xgates)
-  Tensor drec;    // [N, 4H] of h_prev @ W_hh^T: dgates itself without ln_hh
-  Tensor dln_c;   // [N, H] reaching LN(c), with ln_c
-  Tensor d_use;   // [N, H] of u_pre, with the lesson's use gate
-  Tensor d_kept;  // [B, H] of kept through W_u, one step at a time
-};
 
 template <typename scalar_t>
-void backward_loop(const LayerShape& s, bool reverse, const Options& o, const Saved& f, const Tensor& carried,
-                   const Tensor& c0, const Tensor& grad_out2d, Grads& g, const Tensor& w_hh, bool need_state_grad) {
+void backward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, const VariantSaved& f, const Tensor& carried,
+                   const Tensor& c0, const Tensor& grad_out2d, VariantGrads& g, const Tensor& w_hh, bool need_state_grad) {
   const int64_t H = s.H;
   const auto rows = variant_row_kernels<scalar_t>().backward;
   const RecurrentGemm recurrent(w_hh.t(), s.B, s.T);  // dh_{t-1} = drec_t @ w_hh (+ zoneout's direct part)
@@ -278,9 +257,9 @@ VariantLayerResult lstm_variant_layer(const Tensor& xgates, const Tensor& h0, co
                                       bool reverse) {
   const LayerShape s = check_forward(xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight,
                                      ln_c_bias, w_u, b_u, batch_sizes, "lstm_ext::lstm_variant_layer");
-  const Options o = options(peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u);
+  const VariantTensors o = options(peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u);
   const auto opts = xgates.options();
-  Saved f;
+  VariantSaved f;
   f.output = at::empty(output_sizes(s), opts);
   f.h_n = h0.clone(at::MemoryFormat::Contiguous);  // the carried states, updated step by step
   f.c_n = c0.clone(at::MemoryFormat::Contiguous);
@@ -291,9 +270,11 @@ VariantLayerResult lstm_variant_layer(const Tensor& xgates, const Tensor& h0, co
   f.rec = o.ln_hh.has_value() ? at::empty({s.N, 4 * s.H}, opts) : nothing(xgates);
   f.stats = o.ln_hh.has_value() || o.ln_c_weight.has_value() ? at::zeros({s.N, kStats}, opts) : nothing(xgates);
   f.lesson = o.w_u.has_value() ? at::empty({2, s.N, s.H}, opts) : nothing(xgates);
-  AT_DISPATCH_FLOATING_TYPES(xgates.scalar_type(), "lstm_ext_variant_forward", [&] {
-    forward_loop<scalar_t>(s, reverse, o, xgates.reshape({s.N, 4 * s.H}).contiguous(), f, w_hh.contiguous());
-  });
+  const Tensor xgates_rows = xgates.reshape({s.N, 4 * s.H}).contiguous(), w_hh_c = w_hh.contiguous();
+  if (!fused_variant_forward(s, reverse, o, xgates_rows, w_hh_c, f)) {
+    AT_DISPATCH_FLOATING_TYPES(xgates.scalar_type(), "lstm_ext_variant_forward",
+                               [&] { forward_loop<scalar_t>(s, reverse, o, xgates_rows, f, w_hh_c); });
+  }
   return {f.output, f.h_n, f.c_n, f.gates, f.cells, f.states, f.rec, f.stats, f.lesson};
 }
 
@@ -333,8 +314,8 @@ VariantLayerGrads lstm_variant_layer_backward(const Tensor& grad_output, const T
   saved(w_u.has_value(), lesson, {2, s.N, s.H}, "lesson");
   const auto [need_xgates, need_state, need_weights] = output_mask;
 
-  const Options o = options(peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u);
-  Saved f;
+  const VariantTensors o = options(peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u);
+  VariantSaved f;
   f.lesson = lesson.contiguous();
   f.gates = gates.contiguous();
   f.cells = cells.contiguous();
@@ -343,7 +324,7 @@ VariantLayerGrads lstm_variant_layer_backward(const Tensor& grad_output, const T
   // The carried cell state of every row: after zoneout when there is one.
   const Tensor carried = zoneout_c.has_value() ? states.contiguous() : f.cells;
   const Tensor c0_c = c0.contiguous();
-  Grads g;
+  VariantGrads g;
   g.dh = grad_h_n.clone(at::MemoryFormat::Contiguous);
   g.dc = grad_c_n.clone(at::MemoryFormat::Contiguous);
   g.dgates = at::empty({s.N, 4 * s.H}, gates.options());
@@ -353,10 +334,12 @@ VariantLayerGrads lstm_variant_layer_backward(const Tensor& grad_output, const T
     g.d_use = at::empty({s.N, s.H}, gates.options());
     g.d_kept = at::empty({s.B, s.H}, gates.options());
   }
-  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_ext_variant_backward", [&] {
-    backward_loop<scalar_t>(s, reverse, o, f, carried, c0_c, grad_output.contiguous().view({s.N, s.H}), g,
-                            w_hh.contiguous(), need_state);
-  });
+  const Tensor grad_out2d = grad_output.contiguous().view({s.N, s.H}), w_hh_c = w_hh.contiguous();
+  if (!fused_variant_backward(s, reverse, o, f, carried, c0_c, grad_out2d, g, w_hh_c, need_state)) {
+    AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_ext_variant_backward", [&] {
+      backward_loop<scalar_t>(s, reverse, o, f, carried, c0_c, grad_out2d, g, w_hh_c, need_state);
+    });
+  }
 
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
   VariantLayerGrads grads{nothing(gates), nothing(gates), nothing(gates), nothing(gates), nothing(gates),

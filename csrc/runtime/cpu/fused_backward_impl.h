@@ -111,11 +111,13 @@ void fused_backward_walk(const FusedBackwardWalk& w, const EpilogueAt& epilogue_
         epilogue_at(t, row, u0)(0, dh, C);
       }
       // Rows of tw without a row at t (they started from h0, or t is past the end): the
-      // product is the gradient of h0.
+      // product, and the direct part, are the gradient of h0.
       product(tw, std::max(r0, n), std::min(r1, m), b, C, [&](int64_t row) {
         return [&, row](int r, const FusedVec* dh, int groups) {
           for (int c = 0; c < groups; ++c) {
-            dh[c].store(w.dh_state + (row + r) * H + u0 + c * L, std::min(L, H - u0 - c * L));
+            const int64_t at = (row + r) * H + u0 + c * L, count = std::min(L, H - u0 - c * L);
+            const FusedVec direct = w.dh_direct ? FusedVec::loadu(w.dh_direct + at, count) : FusedVec(0.f);
+            (dh[c] + direct).store(w.dh_state + at, count);
           }
         };
       });

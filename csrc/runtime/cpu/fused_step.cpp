@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "runtime/cpu/gemm/small_gemm.h"
 #include "runtime/cpu/switches.h"
 #include "runtime/layer_steps.h"
 
@@ -23,6 +24,11 @@ constexpr int64_t kFusedRowsPerThread = 12;
 
 bool fused_step_enabled() {
   return switch_on("LSTM_EXT_FUSED_STEP");
+}
+
+bool fused_step_applies(const LayerShape& s) {
+  const bool streaming_step = !s.packed && s.T == 1 && s.B <= kSmallGemmRows;
+  return !streaming_step && s.N > 0 && s.H > 0 && fused_step_enabled();
 }
 
 FusedPartition plan_fused_partition(int64_t B, int64_t flops_per_step) {

@@ -12,7 +12,9 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 
+#include "runtime/cpu/capability.h"
 #include "runtime/cpu/step_team.h"
 #include "runtime/layer_checks.h"
 
@@ -22,6 +24,30 @@ namespace cpu {
 // LSTM_EXT_FUSED_STEP=0 keeps the plain loop, to compare the two. Read on every call (it is
 // cheap), so that a benchmark can alternate the two in one process and a test can compare them.
 bool fused_step_enabled();
+
+// Whether a float32 call of this shape runs the fused step (switched on, and some rows and units).
+// Not one dense step of a few rows: that is what lstm_inference's streaming step runs on the
+// plain loop's kernels, and the two must agree bitwise (tests/test_inference.py); packing the
+// weights would cost as much as the step anyway.
+bool fused_step_applies(const LayerShape& s);
+
+// This CPU's copy of a family's fused kernels, or none. There is no DEFAULT copy: the tile is
+// sized for the registers of AVX2 and AVX-512, and the plain loop serves other CPUs. Called
+// through LSTM_EXT_FUSED_KERNELS_HERE, as only x86 builds compile the AVX copies.
+template <typename Kernels>
+std::optional<Kernels> this_cpu_fused_kernels(Kernels (*avx512)(), Kernels (*avx2)()) {
+  switch (cpu_capability()) {
+    case Capability::AVX512: return avx512();
+    case Capability::AVX2: return avx2();
+    default: return std::nullopt;
+  }
+}
+
+#if defined(__x86_64__)
+#define LSTM_EXT_FUSED_KERNELS_HERE(NAME) ::lstm_ext::cpu::this_cpu_fused_kernels(&AVX512::NAME, &AVX2::NAME)
+#else
+#define LSTM_EXT_FUSED_KERNELS_HERE(NAME) std::nullopt
+#endif
 
 // How a call's (rows x unit blocks) of every step are split across threads.
 struct FusedPartition {
@@ -58,6 +84,10 @@ struct FusedBackwardWalk {
   float* dh_state;       // [B, H]: the gradient of h_n in; of h0 out where need_state_grad
   bool need_state_grad;  // false: the product after the last step is skipped
   float* packed;         // scratch for the packed W_hh (fused_backward_packed_floats)
+  // [B, H] zeros in, or null: the part of the gradient of h_t that reaches h_{t-1} directly,
+  // not through the gates (zoneout on h keeps some of h_{t-1}). The family's epilogue writes it
+  // for the rows of its step and adds it to what the tile gives; the walk adds it to h0's.
+  float* dh_direct;
 };
 
 // The partition of a call with `flops_per_step` multiply-adds x 2 per step over B rows.

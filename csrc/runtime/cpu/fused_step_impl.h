@@ -108,9 +108,10 @@ inline int64_t fused_packed_floats(int64_t gates, int64_t I, int64_t H) {
   return blocks * gates * kFusedLanes * (I + H + 1);
 }
 
-// The walk: per step, per unit block of its own, tiles of rows; epilogue_at(off, row, u0, bias)
-// makes the epilogue of the tile whose first row is `row` of the step at `off`, whose units start
-// at u0, and whose packed bias is bias [N][L]. N gate blocks per unit.
+// The walk: per step, per unit block of its own, tiles of rows; epilogue_at(off, row, u0, bias,
+// h_prev) makes the epilogue of the tile whose first row is `row` of the step at `off`, whose
+// units start at u0, whose packed bias is bias [N][L], and whose rows' h_{t-1} start at h_prev
+// (row stride H, unit 0). N gate blocks per unit.
 template <int N, typename EpilogueAt>
 void fused_forward_walk(const FusedWalk& w, const EpilogueAt& epilogue_at) {
   constexpr int R = kFusedTileRows;
@@ -143,7 +144,8 @@ void fused_forward_walk(const FusedWalk& w, const EpilogueAt& epilogue_at) {
         for_equal_parts(begin, end, R, [&](int64_t row, int64_t rows) {
           const KSegment input{w.x + (off + row) * I, I, panel_ih, I};
           const KSegment hidden{h_rows + row * H, H, panel_hh, H};
-          fused_tile_rows<R, N>(rows, input, hidden, epilogue_at(off, row, j * L, packed_bias + j * N * L));
+          fused_tile_rows<R, N>(rows, input, hidden,
+                                epilogue_at(off, row, j * L, packed_bias + j * N * L, h_rows + row * H));
         });
       };
       tiles(r0, std::min({r1, n, n_prev}), h_prev);

@@ -1,0 +1,180 @@
+"""The LSTM variants on the fused step (csrc/lstm_variants/cpu/fused_variant_layer*): float32
+peephole and zoneout layers run the register tile over h_{t-1} @ W_hh with variant_gates.h as its
+epilogue, forward and backward. LSTM_EXT_FUSED_STEP=0 keeps the plain loop. Both must agree, every
+saved tensor included, and either backward must serve either forward.
+
+The shapes hit every tail and partition as tests/test_fused_step.py's do: hidden sizes that leave a
+partial vector, batches that leave a short row tile, and with 2 threads B=30 at H >= 37 splits rows
+while B=13 at H=100 splits unit blocks. Zoneout's masks differ per step and row, so a row or step
+mixed up shows; zoneout on h also carries a part of h's gradient straight to the previous step,
+which a packed walk hands to h0's gradient for the rows that start late (reverse).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from lstm_ext._switches import fused_step
+from conftest import requires_fused
+from op_args import variant_layer_case, variant_op_args
+from op_calls import run_under_capability
+
+pytestmark = [requires_fused(), pytest.mark.usefixtures("two_threads")]
+
+ops = torch.ops.lstm_ext
+
+HIDDEN = (5, 17, 37, 100)
+BATCH = (1, 5, 13, 30)
+# Each option alone, every per-unit option together, and zoneout's eval-mode probabilities.
+OPTIONS = {
+    "peephole": dict(peephole=True),
+    "zoneout": dict(zoneout_h=0.3, zoneout_c=0.6),
+    "zoneout-h": dict(zoneout_h=0.5),
+    "zoneout-eval": dict(zoneout_h=0.3, zoneout_c=0.6, training=False),
+    "all": dict(peephole=True, zoneout_h=0.3, zoneout_c=0.6),
+}
+SAVED = ("output", "h_n", "c_n", "gates", "cells", "states", "rec", "stats", "lesson")
+GRADS = ("xgates", "h0", "c0", "w_hh", "peephole", "ln_hh_weight", "ln_c_weight", "ln_c_bias", "w_u", "b_u")
+
+
+def _op_args(H, B, packed, reverse, options, seed, T=7):
+    # Weights of nn.LSTM's initial spread (about 1 / sqrt(H)): larger ones saturate the gates and
+    # grow the gradients step by step, until the two summation orders differ by more than float32's
+    # default tolerance although both are as far from the float64 truth.
+    case = variant_layer_case(T=T, B=B, I=11, H=H, packed=packed, reverse=reverse, dtype=torch.float32, seed=seed,
+                              scale=H ** -0.5, **options)
+    return variant_op_args(*case)
+
+
+def _forward(args, fused):
+    with fused_step(fused):
+        return ops.lstm_variant_layer(*args)
+
+
+def _backward(args, saved, fused, mask=(True, True, True)):
+    output, h_n, c_n, *rest = saved
+    g = torch.Generator().manual_seed(1)
+    grads = [torch.randn(t.shape, generator=g) for t in (output, h_n, c_n)]
+    with fused_step(fused):
+        return ops.lstm_variant_layer_backward(*grads, *args[1:], output, *rest, list(mask))
+
+
+def _assert_all_close(got, expected, names):
+    assert len(got) == len(expected) == len(names)
+    for name, a, b in zip(names, got, expected):
+        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"{name}: {m}")
+
+
+@pytest.mark.parametrize("option", OPTIONS)
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+@pytest.mark.parametrize("B", BATCH)
+@pytest.mark.parametrize("H", HIDDEN)
+def test_matches_plain_loop(H, B, packed, reverse, option):
+    """Every saved tensor of the forward, then every gradient of the backward from both saved
+    forwards, both paths."""
+    args = _op_args(H, B, packed, reverse, OPTIONS[option], seed=H * 100 + B)
+    fused = _forward(args, True)
+    plain = _forward(args, False)
+    _assert_all_close(fused, plain, SAVED)
+    for saved in (fused, plain):
+        _assert_all_close(_backward(args, saved, True), _backward(args, saved, False), GRADS)
+
+
+@pytest.mark.parametrize("mask", [(True, False, False), (False, True, False), (False, False, True)],
+                         ids=["input", "state", "weights"])
+@pytest.mark.parametrize("H,B", [(37, 30), (100, 13)], ids=["rows", "units"])
+def test_backward_masks(H, B, mask):
+    """One gradient asked for at a time, in each partition, zoneout on h included: without the
+    state's gradient the walk skips h0's product and its direct part."""
+    args = _op_args(H, B, True, True, OPTIONS["all"], seed=3)
+    saved = _forward(args, True)
+    fused = _backward(args, saved, True, mask)
+    _assert_all_close(fused, _backward(args, saved, False, mask), GRADS)
+    assert (fused[0].numel() > 0) == mask[0] and (fused[1].numel() > 0) == mask[1]
+
+
+def _aten_products(call):
+    """The names of the ATen matrix products `call` dispatched."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        call()
+    return {e.name for e in prof.events()} & {"aten::addmm_", "aten::addmm", "aten::mm", "aten::matmul"}
+
+
+@pytest.mark.parametrize("H,B", [(37, 30), (100, 13)], ids=["rows", "units"])
+def test_knob_switches_path(H, B):
+    """LSTM_EXT_FUSED_STEP=0 really takes the other path, forward and backward. The forward's
+    results can be bitwise equal (the plain loop's GEMM may sum each step in the tile's order), so
+    the paths are told apart by what they dispatch: the plain loop runs an ATen product per step,
+    the fused step none."""
+    args = _op_args(H, B, False, False, OPTIONS["all"], seed=4)
+    saved = _forward(args, True)
+    state_only = (False, True, False)  # no weight gradients, whose products are the same on both paths
+    assert _aten_products(lambda: _forward(args, True)) == set()
+    assert _aten_products(lambda: _backward(args, saved, True, state_only)) == set()
+    assert _aten_products(lambda: _forward(args, False))
+    assert _aten_products(lambda: _backward(args, saved, False, state_only))
+
+
+def test_layer_norm_and_lesson_keep_the_plain_loop():
+    """The options that need a whole row before any unit is finished run the plain loop whatever
+    the switch says: bitwise the same results."""
+    for options in (dict(layer_norm=True), dict(lesson=True, peephole=True)):
+        args = _op_args(37, 13, False, False, options, seed=5)
+        _assert_all_close(_forward(args, True), _forward(args, False), SAVED)
+        for a, b in zip(_forward(args, True), _forward(args, False)):
+            assert torch.equal(a, b)
+
+
+def test_module_trains_like_plain_loop(gen):
+    """Through lstm_ext.LSTM with peephole and zoneout, bidirectional and two layers, one training
+    step's outputs and every parameter's gradient, both paths (the same zoneout masks: seeded)."""
+    import lstm_ext
+
+    torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=gen)))
+    model = lstm_ext.LSTM(11, 37, num_layers=2, bidirectional=True, peephole=True, zoneout=(0.2, 0.4))
+    x = torch.randn(9, 13, 11, generator=gen)
+
+    def run(fused):
+        model.zero_grad()
+        torch.manual_seed(0)
+        with fused_step(fused):
+            out, (h_n, c_n) = model(x)
+            (out.square().sum() + h_n.sum() + c_n.sum()).backward()
+        return [out, h_n, c_n] + [p.grad.clone() for p in model.parameters()]
+
+    _assert_all_close(run(True), run(False), ["output", "h_n", "c_n"] + [n for n, _ in model.named_parameters()])
+
+
+def test_avx2_build():
+    """The AVX2 copy of the kernels (8-lane vectors, 2-row tiles) against the plain loop, forward
+    and backward."""
+    script = (
+        "import os, torch, lstm_ext\n"
+        "from op_args import variant_layer_case, variant_op_args\n"
+        "assert torch.backends.cpu.get_cpu_capability() == 'AVX2', torch.backends.cpu.get_cpu_capability()\n"
+        "torch.set_num_threads(2)\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "for H, B, packed, reverse in [(5, 1, False, False), (9, 5, True, True), (37, 30, True, False),\n"
+        "                              (100, 13, False, True)]:\n"
+        "    args = variant_op_args(*variant_layer_case(T=7, B=B, I=11, H=H, packed=packed, reverse=reverse,\n"
+        "        dtype=torch.float32, seed=H * B, peephole=True, zoneout_h=0.3, zoneout_c=0.6))\n"
+        "    out = {}\n"
+        "    for knob in ('1', '0'):\n"
+        "        os.environ['LSTM_EXT_FUSED_STEP'] = knob\n"
+        "        out[knob] = torch.ops.lstm_ext.lstm_variant_layer(*args)\n"
+        "    for a, b in zip(out['1'], out['0']):\n"
+        "        torch.testing.assert_close(a, b)\n"
+        "    output, h_n, c_n, *rest = out['1']\n"
+        "    grads = [torch.randn(t.shape, generator=g) for t in (output, h_n, c_n)]\n"
+        "    back = []\n"
+        "    for knob in ('1', '0'):\n"
+        "        os.environ['LSTM_EXT_FUSED_STEP'] = knob\n"
+        "        back.append(torch.ops.lstm_ext.lstm_variant_layer_backward(*grads, *args[1:], output, *rest,\n"
+        "                                                                   [True] * 3))\n"
+        "    for a, b in zip(*back):\n"
+        "        torch.testing.assert_close(a, b)\n"
+        "print('ok')\n"
+    )
+    assert run_under_capability(script, "avx2").strip().endswith("ok")
