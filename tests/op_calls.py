@@ -123,3 +123,11 @@ def run_under_capability(script: str, capability: str, timeout: int = 600) -> st
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def aten_products(call) -> list[str]:
+    """The ATen matrix products ``call`` dispatched, one name per call: how a test tells a path that
+    runs a library GEMM per step from the fused step, whose results can be bitwise the same."""
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        call()
+    return [e.name for e in prof.events() if e.name in ("aten::addmm_", "aten::addmm", "aten::mm", "aten::matmul")]

@@ -18,7 +18,8 @@ import torch
 from lstm_ext._switches import fused_step
 from conftest import requires_fused
 from op_args import variant_layer_case, variant_op_args
-from op_calls import run_under_capability
+from fused_paths import assert_all_close, assert_masked_grads
+from op_calls import aten_products, run_under_capability
 
 pytestmark = [requires_fused(), pytest.mark.usefixtures("two_threads")]
 
@@ -60,12 +61,6 @@ def _backward(args, saved, fused, mask=(True, True, True)):
         return ops.lstm_variant_layer_backward(*grads, *args[1:], output, *rest, list(mask))
 
 
-def _assert_all_close(got, expected, names):
-    assert len(got) == len(expected) == len(names)
-    for name, a, b in zip(names, got, expected):
-        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"{name}: {m}")
-
-
 @pytest.mark.parametrize("option", OPTIONS)
 @pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
 @pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
@@ -77,9 +72,9 @@ def test_matches_plain_loop(H, B, packed, reverse, option):
     args = _op_args(H, B, packed, reverse, OPTIONS[option], seed=H * 100 + B)
     fused = _forward(args, True)
     plain = _forward(args, False)
-    _assert_all_close(fused, plain, SAVED)
+    assert_all_close(fused, plain, SAVED)
     for saved in (fused, plain):
-        _assert_all_close(_backward(args, saved, True), _backward(args, saved, False), GRADS)
+        assert_all_close(_backward(args, saved, True), _backward(args, saved, False), GRADS)
 
 
 @pytest.mark.parametrize("mask", [(True, False, False), (False, True, False), (False, False, True)],
@@ -90,16 +85,7 @@ def test_backward_masks(H, B, mask):
     state's gradient the walk skips h0's product and its direct part."""
     args = _op_args(H, B, True, True, OPTIONS["all"], seed=3)
     saved = _forward(args, True)
-    fused = _backward(args, saved, True, mask)
-    _assert_all_close(fused, _backward(args, saved, False, mask), GRADS)
-    assert (fused[0].numel() > 0) == mask[0] and (fused[1].numel() > 0) == mask[1]
-
-
-def _aten_products(call):
-    """The names of the ATen matrix products `call` dispatched."""
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        call()
-    return {e.name for e in prof.events()} & {"aten::addmm_", "aten::addmm", "aten::mm", "aten::matmul"}
+    assert_masked_grads(_backward(args, saved, True, mask), _backward(args, saved, False, mask), mask, GRADS)
 
 
 @pytest.mark.parametrize("H,B", [(37, 30), (100, 13)], ids=["rows", "units"])
@@ -111,10 +97,10 @@ def test_knob_switches_path(H, B):
     args = _op_args(H, B, False, False, OPTIONS["all"], seed=4)
     saved = _forward(args, True)
     state_only = (False, True, False)  # no weight gradients, whose products are the same on both paths
-    assert _aten_products(lambda: _forward(args, True)) == set()
-    assert _aten_products(lambda: _backward(args, saved, True, state_only)) == set()
-    assert _aten_products(lambda: _forward(args, False))
-    assert _aten_products(lambda: _backward(args, saved, False, state_only))
+    assert not aten_products(lambda: _forward(args, True))
+    assert not aten_products(lambda: _backward(args, saved, True, state_only))
+    assert aten_products(lambda: _forward(args, False))
+    assert aten_products(lambda: _backward(args, saved, False, state_only))
 
 
 def test_layer_norm_and_lesson_keep_the_plain_loop():
@@ -122,7 +108,7 @@ def test_layer_norm_and_lesson_keep_the_plain_loop():
     the switch says: bitwise the same results."""
     for options in (dict(layer_norm=True), dict(lesson=True, peephole=True)):
         args = _op_args(37, 13, False, False, options, seed=5)
-        _assert_all_close(_forward(args, True), _forward(args, False), SAVED)
+        assert_all_close(_forward(args, True), _forward(args, False), SAVED)
         for a, b in zip(_forward(args, True), _forward(args, False)):
             assert torch.equal(a, b)
 
@@ -144,7 +130,7 @@ def test_module_trains_like_plain_loop(gen):
             (out.square().sum() + h_n.sum() + c_n.sum()).backward()
         return [out, h_n, c_n] + [p.grad.clone() for p in model.parameters()]
 
-    _assert_all_close(run(True), run(False), ["output", "h_n", "c_n"] + [n for n, _ in model.named_parameters()])
+    assert_all_close(run(True), run(False), ["output", "h_n", "c_n"] + [n for n, _ in model.named_parameters()])
 
 
 def test_avx2_build():

@@ -19,6 +19,7 @@
 
 #include <algorithm>
 
+#include "gru/cpu/fused_gru_layer.h"
 #include "gru/cpu/gru_pointwise.h"
 #include "runtime/cpu/grain.h"
 #include "runtime/cpu/gemm/recurrent_gemm.h"
@@ -168,6 +169,25 @@ GruLayerResult gru_forward(const LayerShape& s, const Tensor& input, const Tenso
   Tensor h_state = h0.to(opmath, /*non_blocking=*/false, /*copy=*/true).contiguous();
   Tensor h_copy = opmath == dtype ? Tensor() : h0.contiguous().clone();
 
+  if (const std::optional<FusedGruKernels> kernel = fused_gru_kernels_for(s, dtype, /*forward=*/true)) {
+    // The tile adds b_hn to the n block's product, as the plain loop's pointwise pass does.
+    Tensor recurrent_bias;
+    if (b_hn.defined()) recurrent_bias = at::cat({at::zeros({2 * H}, b_hn.options()), b_hn});
+    LayerShape recurrent = s;
+    recurrent.I = 0;  // x_pre is added by the epilogue: the tile's input segment is empty
+    const Tensor packed = at::empty({kernel->forward_packed_floats(H)}, input.options());
+    kernel->forward(FusedGruForward{
+        FusedWalk{&recurrent, reverse, x_pre.const_data_ptr<float>(), /*w_ih=*/nullptr,
+                  w_hh_c.const_data_ptr<float>(),
+                  recurrent_bias.defined() ? recurrent_bias.const_data_ptr<float>() : nullptr,
+                  h_state.const_data_ptr<float>(),  // h0 until the walk is over
+                  out2d.data_ptr<float>(), packed.data_ptr<float>()},
+        x_pre.const_data_ptr<float>(),
+        gates.data_ptr<float>(),
+    });
+    copy_final_hidden(s, reverse, out2d.const_data_ptr<float>(), h_state.data_ptr<float>());
+    return {output, h_state, gates};
+  }
   AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_gru_forward", [&] {
     // The plain loop: a team forward (as the LSTM's) was slower for GRU inference, whose
     // pointwise pass is too light to pay for the team's per-step meeting.
@@ -192,16 +212,30 @@ GruLayerGrads gru_backward(const LayerShape& s, const Tensor& grad_output, const
   g.dh_state = grad_h_n.contiguous().clone();
   g.d_x = at::empty({s.N, 3 * H}, input.options());
   g.d_hn = at::empty({s.N, H}, input.options());
-  g.steps = at::empty({2, s.B, 3 * H}, input.options());
-
-  AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_gru_backward", [&] {
-    if (team_applies(s, 3)) {
-      backward_team<scalar_t>(s, reverse, grad_out2d, out2d, h0_c, gates_c, g, w_hh_c, need_state);
-    } else {
-      backward_loop<scalar_t>(s, reverse, grad_out2d, out2d, h0_c, gates_c, g, w_hh_c, need_state);
-    }
-  });
-  g.steps = Tensor();
+  if (const std::optional<FusedGruKernels> kernel = fused_gru_kernels_for(s, dtype, /*forward=*/false)) {
+    // The tile reads the gradient of h W_hh + b_hh from d_x's r and z blocks and d_hn.
+    const Tensor dh_direct = at::zeros({s.B, H}, input.options());
+    const Tensor packed = at::empty({kernel->backward_packed_floats(H)}, input.options());
+    kernel->backward(FusedGruBackward{
+        FusedBackwardWalk{&s, reverse, w_hh_c.const_data_ptr<float>(), g.d_x.data_ptr<float>(),
+                          g.d_hn.data_ptr<float>(), g.dh_state.data_ptr<float>(), need_state,
+                          packed.data_ptr<float>(), dh_direct.data_ptr<float>()},
+        gates_c.const_data_ptr<float>(),
+        out2d.const_data_ptr<float>(),
+        h0_c.const_data_ptr<float>(),
+        grad_out2d.const_data_ptr<float>(),
+    });
+  } else {
+    g.steps = at::empty({2, s.B, 3 * H}, input.options());
+    AT_DISPATCH_FLOATING_TYPES_AND(at::kBFloat16, dtype, "lstm_ext_gru_backward", [&] {
+      if (team_applies(s, 3)) {
+        backward_team<scalar_t>(s, reverse, grad_out2d, out2d, h0_c, gates_c, g, w_hh_c, need_state);
+      } else {
+        backward_loop<scalar_t>(s, reverse, grad_out2d, out2d, h0_c, gates_c, g, w_hh_c, need_state);
+      }
+    });
+    g.steps = Tensor();
+  }
 
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
   const auto empty = [&] { return at::empty({0}, input.options()); };

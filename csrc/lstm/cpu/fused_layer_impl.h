@@ -36,11 +36,7 @@ struct LstmFusedEpilogue {
     c.store(c_row, count);
     h.store(h_out + r * H, count);
     if (saved_gates != nullptr) {  // saved for backward, as the plain loop saves them
-      float* const g_row = saved_gates + r * 4 * H;
-      a.i.store(g_row, count);
-      a.f.store(g_row + H, count);
-      a.g.store(g_row + 2 * H, count);
-      a.o.store(g_row + 3 * H, count);
+      store_blocks(saved_gates + r * 4 * H, H, count, a.i, a.f, a.g, a.o);
       c.store(saved_cells + r * H, count);
     }
   }
@@ -63,20 +59,14 @@ struct LstmFusedBackwardEpilogue {
     constexpr int64_t L = kFusedLanes;
     for (int c = 0; c < C; ++c) {
       const int64_t at = c * L, count = std::min(L, units - at);
-      const float* const g_row = gates + r * 4 * H + at;
-      const gates::Gates<FusedVec> a{FusedVec::loadu(g_row, count), FusedVec::loadu(g_row + H, count),
-                                     FusedVec::loadu(g_row + 2 * H, count), FusedVec::loadu(g_row + 3 * H, count)};
+      const auto a = load_blocks<gates::Gates<FusedVec>>(gates + r * 4 * H + at, H, count);
       const FusedVec cell = FusedVec::loadu(cells + r * H + at, count);
       const FusedVec cell_prev = FusedVec::loadu((r < n_prev ? c_prev : c0) + r * H + at, count);
       const FusedVec dh_total = dh[c] + FusedVec::loadu(dy + r * H + at, count);
       float* const dc_row = dc + r * H + at;
       const gates::GateGrads<FusedVec> d =
           gates::cell_backward(a, cell, cell_prev, dh_total, FusedVec::loadu(dc_row, count));
-      float* const dg_row = dgates + r * 4 * H + at;
-      d.i_pre.store(dg_row, count);
-      d.f_pre.store(dg_row + H, count);
-      d.g_pre.store(dg_row + 2 * H, count);
-      d.o_pre.store(dg_row + 3 * H, count);
+      store_blocks(dgates + r * 4 * H + at, H, count, d.i_pre, d.f_pre, d.g_pre, d.o_pre);
       d.c_prev.store(dc_row, count);
     }
   }

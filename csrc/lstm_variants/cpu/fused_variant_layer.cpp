@@ -66,7 +66,7 @@ bool fused_variant_backward(const LayerShape& s, bool reverse, const VariantTens
   const at::Tensor dh_direct = o.keep_h.has_value() ? at::zeros({s.B, s.H}, f.gates.options()) : at::Tensor();
   kernel->backward(FusedVariantBackward{
       FusedBackwardWalk{&s, reverse, w_hh.const_data_ptr<float>(), g.dgates.data_ptr<float>(),
-                        g.dh.data_ptr<float>(), need_state_grad, packed.data_ptr<float>(),
+                        /*dgates_last=*/nullptr, g.dh.data_ptr<float>(), need_state_grad, packed.data_ptr<float>(),
                         dh_direct.defined() ? dh_direct.data_ptr<float>() : nullptr},
       fused_options(o),
       f.gates.const_data_ptr<float>(),

@@ -58,13 +58,7 @@ struct FusedVariantBackward {
   float* dc_state;        // [B, H]: the gradient of c_n in, of c0 out
 };
 
-// One capability's kernels, and the sizes of the packed-weight scratch they need.
-struct FusedVariantKernels {
-  int64_t (*forward_packed_floats)(int64_t H);
-  void (*forward)(const FusedVariantForward&);
-  int64_t (*backward_packed_floats)(int64_t H);
-  void (*backward)(const FusedVariantBackward&);
-};
+using FusedVariantKernels = RecurrentFusedKernels<FusedVariantForward, FusedVariantBackward>;
 
 // Each capability's copy (fused_variant_layer_impl.h, by fused_variant_layer_{avx2,avx512}.cpp).
 namespace AVX2 {

@@ -61,11 +61,7 @@ struct VariantFusedEpilogue {
     // h_{t-1} only matters with zoneout on h; without it the blend's weight is zero.
     const FusedVec h_prev_v = load_or_zero(options.keep_h ? h_prev + r * H : nullptr, count);
     const variant_gates::Carried<FusedVec> next = variant_gates::cell_output(cell, cell.c, c_prev, h_prev_v, o.keep);
-    float* const g_row = gates + r * 4 * H;
-    cell.a.i.store(g_row, count);
-    cell.a.f.store(g_row + H, count);
-    cell.a.g.store(g_row + 2 * H, count);
-    cell.a.o.store(g_row + 3 * H, count);
+    store_blocks(gates + r * 4 * H, H, count, cell.a.i, cell.a.f, cell.a.g, cell.a.o);
     cell.c.store(cells + r * H, count);
     if (states != nullptr) next.c.store(states + r * H, count);
     next.c.store(c_row, count);
@@ -92,9 +88,7 @@ struct VariantFusedBackwardEpilogue {
     constexpr int64_t L = kFusedLanes;
     for (int c = 0; c < C; ++c) {
       const int64_t at = c * L, count = std::min(L, units - at), row_at = r * H + at;
-      const float* const g_row = gates + r * 4 * H + at;
-      const gates::Gates<FusedVec> a{FusedVec::loadu(g_row, count), FusedVec::loadu(g_row + H, count),
-                                     FusedVec::loadu(g_row + 2 * H, count), FusedVec::loadu(g_row + 3 * H, count)};
+      const auto a = load_blocks<gates::Gates<FusedVec>>(gates + r * 4 * H + at, H, count);
       FusedVariantOptions o = options;
       if (o.peephole != nullptr) o.peephole += at;
       const FusedVariantLanes lanes = variant_lanes(o, H, row_at, count);
@@ -105,11 +99,7 @@ struct VariantFusedBackwardEpilogue {
       const gates::GateGrads<FusedVec> d = variant_gates::cell_backward<FusedVec>(
           a, FusedVec::loadu(cells + row_at, count), cell_prev, lanes.peephole, lanes.keep, dh_total,
           FusedVec::loadu(dc + row_at, count), &dh_prev);
-      float* const dg_row = dgates + r * 4 * H + at;
-      d.i_pre.store(dg_row, count);
-      d.f_pre.store(dg_row + H, count);
-      d.g_pre.store(dg_row + 2 * H, count);
-      d.o_pre.store(dg_row + 3 * H, count);
+      store_blocks(dgates + r * 4 * H + at, H, count, d.i_pre, d.f_pre, d.g_pre, d.o_pre);
       d.c_prev.store(dc + row_at, count);
       if (dh_direct != nullptr) dh_prev.store(dh_direct + row_at, count);
     }
@@ -161,8 +151,7 @@ inline void run_fused_variant_backward(const FusedVariantBackward& f) {
 
 // This capability's copy of the kernels (fused_variant_layer.h).
 FusedVariantKernels fused_variant_kernels() {
-  return {[](int64_t H) { return fused_packed_floats(4, 0, H); }, &run_fused_variant_forward,
-          [](int64_t H) { return fused_backward_packed_floats(4, H); }, &run_fused_variant_backward};
+  return recurrent_fused_kernels<4>(&run_fused_variant_forward, &run_fused_variant_backward);
 }
 
 }  // namespace CPU_CAPABILITY

@@ -63,16 +63,16 @@ inline void pack_unit_groups_from(const float* w, int64_t cols, int64_t K, int64
   });
 }
 
-// One tile of `rows` rows x C unit blocks: acc = A @ panel, then finish(r, acc[r], C) per row.
+// One tile of `rows` rows x C unit blocks: acc = [A | A_tail] @ panel, then finish(r, acc[r], C)
+// per row. The tail (K = 0: none) holds the last part of K where it lies apart.
 template <int R, typename Finish>
-inline void backward_tile(int64_t rows, int C, const KSegment& a, const Finish& finish) {
-  const KSegment none{nullptr, 0, nullptr, 0};
+inline void backward_tile(int64_t rows, int C, const KSegment& a, const KSegment& tail, const Finish& finish) {
   const auto each_row = [&](int r, const auto& acc) { finish(r, &acc[0], C); };
   switch (C) {
-    case 1: return fused_tile_rows<R, 1>(rows, a, none, each_row);
-    case 2: return fused_tile_rows<R, 2>(rows, a, none, each_row);
-    case 3: return fused_tile_rows<R, 3>(rows, a, none, each_row);
-    default: return fused_tile_rows<R, 4>(rows, a, none, each_row);
+    case 1: return fused_tile_rows<R, 1>(rows, a, tail, each_row);
+    case 2: return fused_tile_rows<R, 2>(rows, a, tail, each_row);
+    case 3: return fused_tile_rows<R, 3>(rows, a, tail, each_row);
+    default: return fused_tile_rows<R, 4>(rows, a, tail, each_row);
   }
 }
 
@@ -87,11 +87,17 @@ void fused_backward_walk(const FusedBackwardWalk& w, const EpilogueAt& epilogue_
   const int64_t H = s.H, K = G * H, blocks = (H + L - 1) / L;
   const FusedPartition part = plan_fused_partition(s.B, 2 * s.B * K * H);
 
+  // The gate gradients' columns read from dgates; the rest from dgates_last.
+  const int64_t k_main = w.dgates_last != nullptr ? K - H : K;
   // Rows [begin, end) x unit group (b, C): the product with step tw's gate gradients.
   const auto product = [&](int64_t tw, int64_t begin, int64_t end, int64_t b, int C, const auto& finish_at) {
     for_equal_parts(begin, end, R, [&](int64_t row, int64_t rows) {
-      const KSegment a{w.dgates + (s.offset[tw] + row) * K, K, w.packed + b * K * L, K};
-      backward_tile<R>(rows, C, a, finish_at(row));
+      const int64_t at = s.offset[tw] + row;
+      const float* const panel = w.packed + b * K * L;
+      const KSegment a{w.dgates + at * K, K, panel, k_main};
+      const KSegment tail = w.dgates_last != nullptr ? KSegment{w.dgates_last + at * H, H, panel + k_main * C * L, H}
+                                                      : KSegment{nullptr, 0, nullptr, 0};
+      backward_tile<R>(rows, C, a, tail, finish_at(row));
     });
   };
   // Walked step t (or -1: after the last), tw the step walked before it (or -1: none), rows
@@ -165,6 +171,14 @@ void fused_backward_walk(const FusedBackwardWalk& w, const EpilogueAt& epilogue_
   });
 }
 
+// The table of a family with G gate blocks whose tile multiplies h_{t-1} alone (fused_step.h).
+template <int G, typename Forward, typename Backward>
+RecurrentFusedKernels<Forward, Backward> recurrent_fused_kernels(void (*forward)(const Forward&),
+                                                                 void (*backward)(const Backward&)) {
+  return {[](int64_t H) { return fused_packed_floats(G, /*I=*/0, H); }, forward,
+          [](int64_t H) { return fused_backward_packed_floats(G, H); }, backward};
+}
+
 // Floats of the packed W_ih fused_input_grad needs.
 inline int64_t fused_input_grad_packed_floats(int64_t gates, int64_t I, int64_t H) {
   return (I + kFusedLanes - 1) / kFusedLanes * kFusedLanes * gates * H;
@@ -186,7 +200,7 @@ void fused_input_grad(const LayerShape& s, const float* dgates, const float* w_i
       const int64_t u0 = b * L;
       for_equal_parts(r0, r1, R, [&](int64_t row, int64_t rows) {
         const KSegment a{dgates + row * K, K, packed + b * K * L, K};
-        backward_tile<R>(rows, C, a, [&](int r, const FusedVec* acc, int groups) {
+        backward_tile<R>(rows, C, a, KSegment{nullptr, 0, nullptr, 0}, [&](int r, const FusedVec* acc, int groups) {
           for (int c = 0; c < groups; ++c) acc[c].store(dx + (row + r) * I + u0 + c * L, std::min(L, I - u0 - c * L));
         });
       });

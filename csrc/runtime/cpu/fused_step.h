@@ -81,6 +81,10 @@ struct FusedBackwardWalk {
   bool reverse;
   const float* w_hh;     // [gates * H, H]
   float* dgates;         // [N, gates * H] written by the epilogue, read by the next step's tiles
+  // [N, H], or null: where the tiles read the last gate block's gradient instead of from dgates
+  // (the GRU's n block: its recurrent product's gradient differs from its input projection's,
+  // which dgates holds), also written by the epilogue.
+  float* dgates_last;
   float* dh_state;       // [B, H]: the gradient of h_n in; of h0 out where need_state_grad
   bool need_state_grad;  // false: the product after the last step is skipped
   float* packed;         // scratch for the packed W_hh (fused_backward_packed_floats)
@@ -88,6 +92,17 @@ struct FusedBackwardWalk {
   // not through the gates (zoneout on h keeps some of h_{t-1}). The family's epilogue writes it
   // for the rows of its step and adds it to what the tile gives; the walk adds it to h0's.
   float* dh_direct;
+};
+
+// The fused kernels of a family whose tile multiplies h_{t-1} alone (its input projection made
+// beforehand, added by the epilogue: the GRU, the LSTM variants), one capability's copy, with
+// the sizes of the packed-weight scratch they need.
+template <typename Forward, typename Backward>
+struct RecurrentFusedKernels {
+  int64_t (*forward_packed_floats)(int64_t H);
+  void (*forward)(const Forward&);
+  int64_t (*backward_packed_floats)(int64_t H);
+  void (*backward)(const Backward&);
 };
 
 // The partition of a call with `flops_per_step` multiply-adds x 2 per step over B rows.

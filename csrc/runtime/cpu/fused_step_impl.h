@@ -30,6 +30,22 @@ inline constexpr int64_t kFusedLanes = FusedVec::size();
 // register file (32 AVX-512 registers: 6 x 4 + 4 + 1; 16 AVX2 registers: 2 x 4 + 4 + 1).
 inline constexpr int kFusedTileRows = kFusedLanes == 16 ? 6 : 2;
 
+// A unit's four saved blocks (the LSTM's i, f, g, o; the GRU's r, z, n, hn) for `count` units of
+// a row whose blocks lie H apart, as the struct Blocks of four vectors, and back.
+template <typename Blocks>
+inline Blocks load_blocks(const float* row, int64_t H, int64_t count) {
+  return Blocks{FusedVec::loadu(row, count), FusedVec::loadu(row + H, count), FusedVec::loadu(row + 2 * H, count),
+                FusedVec::loadu(row + 3 * H, count)};
+}
+
+inline void store_blocks(float* row, int64_t H, int64_t count, const FusedVec& a, const FusedVec& b,
+                         const FusedVec& c, const FusedVec& d) {
+  a.store(row, count);
+  b.store(row + H, count);
+  c.store(row + 2 * H, count);
+  d.store(row + 3 * H, count);
+}
+
 // One part of a tile's K dimension: rows of A (row stride lda) against a packed panel [K][N][L].
 struct KSegment {
   const float* a;

@@ -1,0 +1,23 @@
+"""Shared checks of the fused-step tests (test_fused_gru.py, test_fused_variants.py): one call's
+results on the fused step against the plain loop's (LSTM_EXT_FUSED_STEP=0)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def assert_all_close(got: Sequence[torch.Tensor], expected: Sequence[torch.Tensor], names: Sequence[str]) -> None:
+    """Each named result of one path close to the other's, at torch's default tolerances."""
+    assert len(got) == len(expected) == len(names)
+    for name, a, b in zip(names, got, expected):
+        torch.testing.assert_close(a, b, msg=lambda m, name=name: f"{name}: {m}")
+
+
+def assert_masked_grads(fused: Sequence[torch.Tensor], plain: Sequence[torch.Tensor], mask: Sequence[bool],
+                        names: Sequence[str]) -> None:
+    """A backward asked for the gradients `mask` (input, state, weights) names: both paths agree,
+    and the input's and the state's gradients are there exactly when asked for."""
+    assert_all_close(fused, plain, names)
+    assert (fused[0].numel() > 0) == mask[0] and (fused[1].numel() > 0) == mask[1]
