@@ -77,6 +77,16 @@ def test_matches_plain_loop(H, B, packed, reverse, option):
         assert_all_close(_backward(args, saved, True), _backward(args, saved, False), GRADS)
 
 
+@pytest.mark.parametrize("B", [1, 5, 30])
+def test_one_step(B):
+    """T=1: a dense step of at most 4 rows keeps the plain forward (the streaming step's rule)
+    while its backward runs fused, so the fused backward reads the plain loop's saved tensors."""
+    args = _op_args(37, B, False, False, OPTIONS["all"], seed=B, T=1)
+    fused = _forward(args, True)
+    assert_all_close(fused, _forward(args, False), SAVED)
+    assert_all_close(_backward(args, fused, True), _backward(args, fused, False), GRADS)
+
+
 @pytest.mark.parametrize("mask", [(True, False, False), (False, True, False), (False, False, True)],
                          ids=["input", "state", "weights"])
 @pytest.mark.parametrize("H,B", [(37, 30), (100, 13)], ids=["rows", "units"])
