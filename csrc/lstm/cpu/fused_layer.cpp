@@ -35,8 +35,8 @@ bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, 
   const at::Tensor packed = at::empty({kernel->backward_packed_floats(s.H)}, b.dgates.options());
   kernel->backward(FusedLstmBackward{
       FusedBackwardWalk{&s, reverse, b.w_hh.const_data_ptr<float>(), b.dgates.data_ptr<float>(),
-                        /*dgates_last=*/nullptr, b.dh_state.data_ptr<float>(), need_state_grad, packed.data_ptr<float>(),
-                        /*dh_direct=*/nullptr},
+                        /*dgates_last=*/nullptr, b.dh_state.data_ptr<float>(), need_state_grad,
+                        packed.data_ptr<float>(), /*dh_direct=*/nullptr},
       b.gates.const_data_ptr<float>(),
       b.cells.const_data_ptr<float>(),
       b.c0.const_data_ptr<float>(),

@@ -181,8 +181,9 @@ void forward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, co
 
 
 template <typename scalar_t>
-void backward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, const VariantSaved& f, const Tensor& carried,
-                   const Tensor& c0, const Tensor& grad_out2d, VariantGrads& g, const Tensor& w_hh, bool need_state_grad) {
+void backward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, const VariantSaved& f,
+                   const Tensor& carried, const Tensor& c0, const Tensor& grad_out2d, VariantGrads& g,
+                   const Tensor& w_hh, bool need_state_grad) {
   const int64_t H = s.H;
   const auto rows = variant_row_kernels<scalar_t>().backward;
   const RecurrentGemm recurrent(w_hh.t(), s.B, s.T);  // dh_{t-1} = drec_t @ w_hh (+ zoneout's direct part)
