@@ -15,6 +15,16 @@ def assert_all_close(got: Sequence[torch.Tensor], expected: Sequence[torch.Tenso
         torch.testing.assert_close(a, b, msg=lambda m, name=name: f"{name}: {m}")
 
 
+def assert_paths_agree(forward, backward, args, saved_names: Sequence[str], grad_names: Sequence[str]) -> None:
+    """``forward(args, fused)`` on both paths, every saved result; then ``backward(args, saved,
+    fused)`` on both paths from either path's saved forward, every gradient: either backward must
+    read either forward."""
+    fused, plain = forward(args, True), forward(args, False)
+    assert_all_close(fused, plain, saved_names)
+    for saved in (fused, plain):
+        assert_all_close(backward(args, saved, True), backward(args, saved, False), grad_names)
+
+
 def assert_masked_grads(fused: Sequence[torch.Tensor], plain: Sequence[torch.Tensor], mask: Sequence[bool],
                         names: Sequence[str]) -> None:
     """A backward asked for the gradients `mask` (input, state, weights) names: both paths agree,

@@ -18,7 +18,7 @@ import lstm_ext
 from lstm_ext._switches import fused_step
 from conftest import requires_fused
 from op_args import gru_layer_args
-from fused_paths import assert_all_close, assert_masked_grads
+from fused_paths import assert_all_close, assert_masked_grads, assert_paths_agree
 from op_calls import aten_products, run_under_capability
 
 pytestmark = [requires_fused(), pytest.mark.usefixtures("two_threads")]
@@ -59,19 +59,13 @@ def test_matches_plain_loop(H, B, packed, reverse):
     """Every result of the forward, then every gradient of the backward from both saved forwards,
     both paths."""
     args = _args(H, B, packed, reverse, seed=H * 100 + B)
-    fused = _forward(args, True)
-    plain = _forward(args, False)
-    assert_all_close(fused, plain, SAVED)
-    for saved in (fused, plain):
-        assert_all_close(_backward(args, saved, True), _backward(args, saved, False), GRADS)
+    assert_paths_agree(_forward, _backward, args, SAVED, GRADS)
 
 
-def test_without_bias(gen):
+def test_without_bias():
     """No biases: the tile's packed b_hn is zeros."""
     args = _args(37, 30, True, True, seed=2, bias=False)
-    fused = _forward(args, True)
-    assert_all_close(fused, _forward(args, False), SAVED)
-    assert_all_close(_backward(args, fused, True), _backward(args, fused, False), GRADS)
+    assert_paths_agree(_forward, _backward, args, SAVED, GRADS)
 
 
 @pytest.mark.parametrize("B", [1, 5, 30])
@@ -79,9 +73,7 @@ def test_one_step(B):
     """T=1: a dense step of at most 4 rows keeps the plain forward (the streaming step's rule)
     while its backward runs fused, so the fused backward reads the plain loop's saved gates."""
     args = _args(37, B, False, False, seed=B, T=1)
-    fused = _forward(args, True)
-    assert_all_close(fused, _forward(args, False), SAVED)
-    assert_all_close(_backward(args, fused, True), _backward(args, fused, False), GRADS)
+    assert_paths_agree(_forward, _backward, args, SAVED, GRADS)
 
 
 @pytest.mark.parametrize("mask", [(True, False, False), (False, True, False), (False, False, True)],

@@ -18,7 +18,7 @@ import torch
 from lstm_ext._switches import fused_step
 from conftest import requires_fused
 from op_args import variant_layer_case, variant_op_args
-from fused_paths import assert_all_close, assert_masked_grads
+from fused_paths import assert_all_close, assert_masked_grads, assert_paths_agree
 from op_calls import aten_products, run_under_capability
 
 pytestmark = [requires_fused(), pytest.mark.usefixtures("two_threads")]
@@ -70,11 +70,7 @@ def test_matches_plain_loop(H, B, packed, reverse, option):
     """Every saved tensor of the forward, then every gradient of the backward from both saved
     forwards, both paths."""
     args = _op_args(H, B, packed, reverse, OPTIONS[option], seed=H * 100 + B)
-    fused = _forward(args, True)
-    plain = _forward(args, False)
-    assert_all_close(fused, plain, SAVED)
-    for saved in (fused, plain):
-        assert_all_close(_backward(args, saved, True), _backward(args, saved, False), GRADS)
+    assert_paths_agree(_forward, _backward, args, SAVED, GRADS)
 
 
 @pytest.mark.parametrize("B", [1, 5, 30])
@@ -82,9 +78,7 @@ def test_one_step(B):
     """T=1: a dense step of at most 4 rows keeps the plain forward (the streaming step's rule)
     while its backward runs fused, so the fused backward reads the plain loop's saved tensors."""
     args = _op_args(37, B, False, False, OPTIONS["all"], seed=B, T=1)
-    fused = _forward(args, True)
-    assert_all_close(fused, _forward(args, False), SAVED)
-    assert_all_close(_backward(args, fused, True), _backward(args, fused, False), GRADS)
+    assert_paths_agree(_forward, _backward, args, SAVED, GRADS)
 
 
 @pytest.mark.parametrize("mask", [(True, False, False), (False, True, False), (False, False, True)],
