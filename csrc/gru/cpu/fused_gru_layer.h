@@ -34,7 +34,7 @@ struct FusedGruBackward {
 using FusedGruKernels = RecurrentFusedKernels<FusedGruForward, FusedGruBackward>;
 
 // This CPU's kernels where a float32 call of this shape runs fused; none: the plain loop runs.
-// `forward`: the streaming step's exception (fused_step_applies) is a forward matter.
+// `forward`: as fused_step_applies.
 std::optional<FusedGruKernels> fused_gru_kernels_for(const LayerShape& s, at::ScalarType dtype, bool forward);
 
 // Each capability's copy (fused_gru_layer_impl.h, by fused_gru_layer_{avx2,avx512}.cpp).

@@ -19,17 +19,14 @@ std::optional<FusedLstmKernels> fused_kernels_here() {
 // float32 without a projection (the projection's GEMM would need a second product per step);
 // bfloat16 and float64 keep the plain loop.
 bool fused_applies(const LayerShape& s, const at::Tensor& input) {
-  return input.scalar_type() == at::kFloat && !s.has_proj && fused_step_applies(s);
+  return input.scalar_type() == at::kFloat && !s.has_proj && fused_step_applies(s, /*forward=*/true);
 }
 
 }  // namespace
 
 bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad) {
   const std::optional<FusedLstmKernels> kernel = fused_kernels_here();
-  // The streaming step's bitwise agreement is a forward matter: any float32 backward without a
-  // projection runs fused.
-  if (!kernel || b.dgates.scalar_type() != at::kFloat || s.has_proj || s.N == 0 || s.H == 0 ||
-      !fused_step_enabled()) {
+  if (!kernel || b.dgates.scalar_type() != at::kFloat || s.has_proj || !fused_step_applies(s, /*forward=*/false)) {
     return false;
   }
   const at::Tensor packed = at::empty({kernel->backward_packed_floats(s.H)}, b.dgates.options());

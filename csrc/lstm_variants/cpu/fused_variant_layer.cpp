@@ -13,21 +13,13 @@ std::optional<FusedVariantKernels> fused_kernels_here() {
 }
 
 // float32, with neither layer norm nor the lesson's use gate (fused_variant_layer.h says why).
-// The streaming step's exception (fused_step_applies) is a forward matter: any such backward
-// runs fused.
 bool fused_applies(const LayerShape& s, const VariantTensors& o, const at::Tensor& like, bool forward) {
-  if (like.scalar_type() != at::kFloat || o.ln_hh.has_value() || o.ln_c_weight.has_value() || o.w_u.has_value()) {
-    return false;
-  }
-  return forward ? fused_step_applies(s) : s.N > 0 && s.H > 0 && fused_step_enabled();
-}
-
-const float* data_or_null(const std::optional<at::Tensor>& t) {
-  return t.has_value() ? t->const_data_ptr<float>() : nullptr;
+  return like.scalar_type() == at::kFloat && !o.ln_hh.has_value() && !o.ln_c_weight.has_value() &&
+         !o.w_u.has_value() && fused_step_applies(s, forward);
 }
 
 FusedVariantOptions fused_options(const VariantTensors& o) {
-  return {data_or_null(o.peephole), data_or_null(o.keep_h), data_or_null(o.keep_c)};
+  return {data_or_null<float>(o.peephole), data_or_null<float>(o.keep_h), data_or_null<float>(o.keep_c)};
 }
 
 }  // namespace

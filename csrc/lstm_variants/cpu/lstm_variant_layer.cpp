@@ -74,22 +74,16 @@ LayerShape check_forward(const Tensor& xgates, const Tensor& h0, const Tensor& c
   return s;
 }
 
-
 std::optional<Tensor> contiguous(const std::optional<Tensor>& t) {
   return t.has_value() ? std::optional<Tensor>(t->contiguous()) : std::nullopt;
 }
 
 VariantTensors options(const std::optional<Tensor>& peephole, const std::optional<Tensor>& keep_h,
-                const std::optional<Tensor>& keep_c, const std::optional<Tensor>& ln_hh,
-                const std::optional<Tensor>& ln_c_weight, const std::optional<Tensor>& ln_c_bias,
-                const std::optional<Tensor>& w_u, const std::optional<Tensor>& b_u) {
+                       const std::optional<Tensor>& keep_c, const std::optional<Tensor>& ln_hh,
+                       const std::optional<Tensor>& ln_c_weight, const std::optional<Tensor>& ln_c_bias,
+                       const std::optional<Tensor>& w_u, const std::optional<Tensor>& b_u) {
   return {contiguous(peephole),  contiguous(keep_h),    contiguous(keep_c), contiguous(ln_hh),
           contiguous(ln_c_weight), contiguous(ln_c_bias), contiguous(w_u),    contiguous(b_u)};
-}
-
-template <typename scalar_t>
-const scalar_t* data_or_null(const std::optional<Tensor>& t) {
-  return t.has_value() ? t->const_data_ptr<scalar_t>() : nullptr;
 }
 
 template <typename scalar_t>
@@ -104,7 +98,6 @@ VariantOptions<scalar_t> step_options(const VariantTensors& o, int64_t offset, i
           rows_or_null<scalar_t>(o.keep_c, offset, H), data_or_null<scalar_t>(o.ln_hh),
           data_or_null<scalar_t>(o.ln_c_weight), data_or_null<scalar_t>(o.ln_c_bias)};
 }
-
 
 template <typename scalar_t>
 void forward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, const Tensor& xgates, VariantSaved& f,
@@ -178,7 +171,6 @@ void forward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, co
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(use_step, begin, end); });
   }
 }
-
 
 template <typename scalar_t>
 void backward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, const VariantSaved& f,

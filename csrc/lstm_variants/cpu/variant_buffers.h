@@ -15,6 +15,12 @@ struct VariantTensors {
   std::optional<at::Tensor> peephole, keep_h, keep_c, ln_hh, ln_c_weight, ln_c_bias, w_u, b_u;
 };
 
+// t's data, or null where the option is off.
+template <typename scalar_t>
+const scalar_t* data_or_null(const std::optional<at::Tensor>& t) {
+  return t.has_value() ? t->const_data_ptr<scalar_t>() : nullptr;
+}
+
 // What forward saves: (output, h_n, c_n, gates, cells, states, rec, stats, lesson).
 struct VariantSaved {
   at::Tensor output, h_n, c_n;

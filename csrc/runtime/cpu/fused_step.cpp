@@ -26,9 +26,9 @@ bool fused_step_enabled() {
   return switch_on("LSTM_EXT_FUSED_STEP");
 }
 
-bool fused_step_applies(const LayerShape& s) {
+bool fused_step_applies(const LayerShape& s, bool forward) {
   const bool streaming_step = !s.packed && s.T == 1 && s.B <= kSmallGemmRows;
-  return !streaming_step && s.N > 0 && s.H > 0 && fused_step_enabled();
+  return !(forward && streaming_step) && s.N > 0 && s.H > 0 && fused_step_enabled();
 }
 
 FusedPartition plan_fused_partition(int64_t B, int64_t flops_per_step) {

@@ -26,10 +26,11 @@ namespace cpu {
 bool fused_step_enabled();
 
 // Whether a float32 call of this shape runs the fused step (switched on, and some rows and units).
-// Not one dense step of a few rows: that is what lstm_inference's streaming step runs on the
-// plain loop's kernels, and the two must agree bitwise (tests/test_inference.py); packing the
-// weights would cost as much as the step anyway.
-bool fused_step_applies(const LayerShape& s);
+// A forward is not one dense step of a few rows: that is what lstm_inference's streaming step runs
+// on the plain loop's kernels, and the two must agree bitwise (tests/test_inference.py); packing
+// the weights would cost as much as the step anyway. That agreement is a forward matter: such a
+// backward runs fused.
+bool fused_step_applies(const LayerShape& s, bool forward);
 
 // This CPU's copy of a family's fused kernels, or none. There is no DEFAULT copy: the tile is
 // sized for the registers of AVX2 and AVX-512, and the plain loop serves other CPUs. Called
