@@ -47,12 +47,14 @@ TORCH_LIBRARY(lstm_ext, m) {
 }
 
 // ---- LSTM variants (peephole, zoneout, layer norm, the lesson's use gate) ----------------
-// The recurrence only: xgates = input @ w_ih^T + b_ih + b_hh (with layer norm: LN(input @ w_ih^T)
-// + biases), computed by the caller, dense [T, B, 4H] or packed [N, 4H] with batch_sizes. No
-// projection: h0, c0 [B, H], w_hh [4H, H]. peephole [3H] = (p_i, p_f, p_o); zoneout_h / zoneout_c
-// shaped like output: how much of the previous h / c each unit keeps (0/1 masks in training, the
-// probability in eval mode). ln_hh_weight [4H]: gain of the layer norm of h_prev @ w_hh^T (its
-// bias belongs in xgates); ln_c_weight, ln_c_bias [H]: the layer norm of c before the use gate.
+// One layer-direction, as lstm_layer: input dense [T, B, I] or packed [N, I] with batch_sizes,
+// w_ih [4H, I], biases [4H], no projection: h0, c0 [B, H], w_hh [4H, H]. Without w_ih (and
+// without biases), input holds the input gates instead, [T, B, 4H] or [N, 4H], made by the
+// caller: with layer norm on the input projection, LN(x @ w_ih^T) + biases.
+// peephole [3H] = (p_i, p_f, p_o); zoneout_h / zoneout_c shaped like output: how much of the
+// previous h / c each unit keeps (0/1 masks in training, the probability in eval mode).
+// ln_hh_weight [4H]: gain of the layer norm of h_prev @ w_hh^T (its bias belongs in the input
+// gates); ln_c_weight, ln_c_bias [H]: the layer norm of c before the use gate.
 // w_u [H, H], b_u [H]: the lesson's use gate, h = o * tanh((c_prev * f) @ w_u^T + b_u) (not with
 // layer norm).
 // Saved for backward: cells (c before zoneout), states (c after zoneout, empty without zoneout_c),
@@ -61,22 +63,25 @@ TORCH_LIBRARY(lstm_ext, m) {
 // c_prev * f and the use gate's pre-activation; empty without w_u). CPU: float32, float64.
 TORCH_LIBRARY_FRAGMENT(lstm_ext, m) {
   m.def(
-      "lstm_variant_layer(Tensor xgates, Tensor h0, Tensor c0, Tensor w_hh, Tensor? peephole, "
+      "lstm_variant_layer(Tensor input, Tensor? w_ih, Tensor? b_ih, Tensor? b_hh, Tensor h0, Tensor c0, "
+      "Tensor w_hh, Tensor? peephole, "
       "Tensor? zoneout_h, Tensor? zoneout_c, Tensor? ln_hh_weight, Tensor? ln_c_weight, Tensor? ln_c_bias, "
       "Tensor? w_u, Tensor? b_u, Tensor? batch_sizes, bool reverse) "
       "-> (Tensor output, Tensor h_n, Tensor c_n, Tensor gates, Tensor cells, Tensor states, Tensor rec, "
       "Tensor stats, Tensor lesson)");
-  // output_mask: (xgates, h0/c0, weights: w_hh, peephole, layer-norm gains, w_u, b_u); masked-out
-  // gradients come back empty.
+  // output_mask: (input, h0/c0, weights: w_ih, w_hh, biases, peephole, layer-norm gains, w_u, b_u);
+  // masked-out gradients come back empty, and so do those of absent weights. input is read only
+  // for w_ih's gradient (it may be empty without w_ih).
   m.def(
-      "lstm_variant_layer_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor h0, "
-      "Tensor c0, Tensor w_hh, Tensor? peephole, Tensor? zoneout_h, Tensor? zoneout_c, Tensor? ln_hh_weight, "
-      "Tensor? ln_c_weight, Tensor? ln_c_bias, Tensor? w_u, Tensor? b_u, Tensor? batch_sizes, bool reverse, "
+      "lstm_variant_layer_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor input, "
+      "Tensor? w_ih, Tensor h0, Tensor c0, Tensor w_hh, Tensor? peephole, Tensor? zoneout_h, Tensor? zoneout_c, "
+      "Tensor? ln_hh_weight, Tensor? ln_c_weight, Tensor? ln_c_bias, Tensor? w_u, Tensor? b_u, Tensor? batch_sizes, "
+      "bool reverse, "
       "Tensor output, Tensor gates, Tensor cells, Tensor states, Tensor rec, Tensor stats, Tensor lesson, "
       "bool[3] output_mask) "
-      "-> (Tensor grad_xgates, Tensor grad_h0, Tensor grad_c0, Tensor grad_w_hh, Tensor grad_peephole, "
-      "Tensor grad_ln_hh_weight, Tensor grad_ln_c_weight, Tensor grad_ln_c_bias, Tensor grad_w_u, "
-      "Tensor grad_b_u)");
+      "-> (Tensor grad_input, Tensor grad_h0, Tensor grad_c0, Tensor grad_w_ih, Tensor grad_w_hh, "
+      "Tensor grad_bias, Tensor grad_peephole, Tensor grad_ln_hh_weight, Tensor grad_ln_c_weight, "
+      "Tensor grad_ln_c_bias, Tensor grad_w_u, Tensor grad_b_u)");
   // The variants' input projection: input [rows, in] @ weight [out, in]^T + bias, on the layer
   // kernels' projection GEMM (CPU; differentiable through lstm_ext/lstm_variants/ops.py).
   m.def("linear(Tensor input, Tensor weight, Tensor? bias) -> Tensor");

@@ -37,7 +37,7 @@ def opmath(dtype: torch.dtype) -> torch.dtype:
 
 
 def check_fake_devices(
-    op: str, input: Tensor, batch_sizes: Optional[Tensor] = None, **tensors: Optional[Tensor]
+    op: str, input: Tensor, batch_sizes: Optional[Tensor] = None, /, **tensors: Optional[Tensor]
 ) -> None:
     """The fake kernels' share of the C++ argument checks: devices.
 
@@ -102,7 +102,9 @@ def refuse_double_backward() -> None:
         )
 
 
-def register_autograd_through_backward(op: str, *, states: Mapping[str, str]) -> None:
+def register_autograd_through_backward(
+    op: str, *, states: Mapping[str, str], saved_only_with: Optional[Mapping[str, str]] = None
+) -> None:
     """Register the autograd formula of ``lstm_ext::<op>``: one call of ``lstm_ext::<op>_backward``.
 
     ``states`` maps each state input to the output it becomes (``{"h0": "h_n", "c0": "c_n"}``).
@@ -116,6 +118,10 @@ def register_autograd_through_backward(op: str, *, states: Mapping[str, str]) ->
       gradients;
     - its ``grad_<input>`` results are those inputs' gradients (``grad_bias`` serves ``b_ih`` and
       ``b_hh``, as two tensors); inputs without one (``batch_sizes``, flags, masks) get None.
+
+    ``saved_only_with`` maps an input the backward op takes to the optional input it serves: where
+    that one is None, an empty tensor is saved in its place (``{"input": "w_ih"}``: the variants'
+    input gates are not kept alive for a weight gradient no one computes).
 
     Outputs the backward op takes but that get no gradient (``gates``, ``cells``, ...) are saved
     for backward only: autograd hands their gradient slots None instead of zero tensors as large
@@ -155,9 +161,15 @@ def register_autograd_through_backward(op: str, *, states: Mapping[str, str]) ->
     saved_flag_indices = [inputs.index(n) for n in saved_flags]
     saved_output_indices = [outputs.index(n) for n in saved_outputs]
 
+    only_with = {inputs.index(n): inputs.index(w) for n, w in (saved_only_with or {}).items()}
+
+    def kept(args, i):
+        return args[i] if i not in only_with or args[only_with[i]] is not None else args[i].new_empty(0)
+
     def setup_context(ctx, inputs, output):
         ctx.set_materialize_grads(False)
-        ctx.save_for_backward(*(inputs[i] for i in saved_input_indices), *(output[i] for i in saved_output_indices))
+        ctx.save_for_backward(*(kept(inputs, i) for i in saved_input_indices),
+                              *(output[i] for i in saved_output_indices))
         ctx.flags = tuple(inputs[i] for i in saved_flag_indices)
 
     def backward_formula(ctx, *grads):

@@ -132,14 +132,30 @@ def variant_layer_case(T=5, B=3, I=4, H=6, bias=True, packed=False, reverse=Fals
 
 def variant_op_args(args, kwargs):
     """variant_layer_case's (args, kwargs) as the positional arguments of ops.lstm_variant_layer
-    (detached, with the input projection and its layer norm applied the way the module does)."""
+    (detached; with layer norm, the normalised input projection made the way the module makes it)."""
     detach = lambda t: t.detach() if isinstance(t, torch.Tensor) else t  # noqa: E731
     input, h0, c0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse = (detach(t) for t in args)
     layer_norm = kwargs.get("layer_norm")
-    layer_norm = None if layer_norm is None else tuple(detach(t) for t in layer_norm)
-    xgates, ln_hh, ln_c_weight, ln_c_bias = (
-        detach(t) for t in fused_variants.input_gates(input, w_ih, b_ih, b_hh, layer_norm)
-    )
+    if layer_norm is None:
+        projection, ln_hh, ln_c_weight, ln_c_bias = (input, w_ih, b_ih, b_hh), None, None, None
+    else:
+        gates_and_norms = fused_variants.normalized_input_gates(input, w_ih, b_ih, b_hh, tuple(map(detach, layer_norm)))
+        xgates, ln_hh, ln_c_weight, ln_c_bias = (detach(t) for t in gates_and_norms)
+        projection = (xgates, None, None, None)
     w_u, b_u = (detach(t) for t in kwargs.get("lesson_use_gate", (None, None)))
-    return (xgates, h0, c0, w_hh, detach(kwargs["peephole"]), detach(kwargs["zoneout_h"]),
+    return (*projection, h0, c0, w_hh, detach(kwargs["peephole"]), detach(kwargs["zoneout_h"]),
             detach(kwargs["zoneout_c"]), ln_hh, ln_c_weight, ln_c_bias, w_u, b_u, batch_sizes, reverse)
+
+
+def variant_backward_args(op_args, grads, output, saved, mask):
+    """The positional arguments of ops.lstm_variant_layer_backward for a forward call on op_args
+    (variant_op_args) that returned output and saved: grads = (grad_output, grad_h_n, grad_c_n)."""
+    input, w_ih, _b_ih, _b_hh, *rest = op_args
+    return (*grads, input, w_ih, *rest, output, *saved, list(mask))
+
+
+def replace_args(op, args, **changes):
+    """op's positional args with the arguments named in changes (by op's schema) replaced."""
+    names = [a.name for a in op.default._schema.arguments]
+    assert set(changes) <= set(names), set(changes) - set(names)
+    return tuple(changes.get(name, arg) for name, arg in zip(names, args))

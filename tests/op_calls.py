@@ -10,7 +10,10 @@ import sys
 
 import torch
 
-from op_args import gru_cell_args, gru_layer_args, lstm_cell_args, lstm_layer_args, variant_layer_case, variant_op_args
+from op_args import (
+    gru_cell_args, gru_layer_args, lstm_cell_args, lstm_layer_args, variant_backward_args, variant_layer_case,
+    variant_op_args,
+)
 
 ops = torch.ops.lstm_ext
 OK_ERRORS = (RuntimeError, ValueError)  # NotImplementedError is a RuntimeError too
@@ -98,7 +101,7 @@ def _variant_calls(g: torch.Generator) -> dict[str, tuple[object, list]]:
         output, h_n, c_n, *saved = ops.lstm_variant_layer(*args)
         grads = [torch.randn(t.shape, generator=g, dtype=t.dtype) for t in (output, h_n, c_n)]
         calls[f"lstm_variant_layer_backward-{name}"] = (
-            ops.lstm_variant_layer_backward, [*grads, *args[1:], output, *saved, [True, True, True]]
+            ops.lstm_variant_layer_backward, list(variant_backward_args(args, grads, output, saved, [True] * 3))
         )
     return calls
 

@@ -1,6 +1,7 @@
 """The LSTM variants on the fused step (csrc/lstm_variants/cpu/fused_variant_layer*): float32
-peephole and zoneout layers run the register tile over h_{t-1} @ W_hh with variant_gates.h as its
-epilogue, forward and backward. LSTM_EXT_FUSED_STEP=0 keeps the plain loop. Both must agree, every
+peephole and zoneout layers run the register tile over [x_t | h_{t-1}] @ [W_ih ; W_hh] (over
+h_{t-1} @ W_hh alone when the op is handed input gates) with variant_gates.h as its epilogue,
+forward and backward. LSTM_EXT_FUSED_STEP=0 keeps the plain loop. Both must agree, every
 saved tensor included, and either backward must serve either forward.
 
 The shapes hit every tail and partition as tests/test_fused_step.py's do: hidden sizes that leave a
@@ -17,7 +18,7 @@ import torch
 
 from lstm_ext._switches import fused_step
 from conftest import requires_fused
-from op_args import variant_layer_case, variant_op_args
+from op_args import variant_backward_args, variant_layer_case, variant_op_args
 from fused_paths import assert_all_close, assert_masked_grads, assert_paths_agree
 from op_calls import aten_products, run_under_capability
 
@@ -36,16 +37,21 @@ OPTIONS = {
     "all": dict(peephole=True, zoneout_h=0.3, zoneout_c=0.6),
 }
 SAVED = ("output", "h_n", "c_n", "gates", "cells", "states", "rec", "stats", "lesson")
-GRADS = ("xgates", "h0", "c0", "w_hh", "peephole", "ln_hh_weight", "ln_c_weight", "ln_c_bias", "w_u", "b_u")
+GRADS = tuple(r.name for r in ops.lstm_variant_layer_backward.default._schema.returns)
 
 
-def _op_args(H, B, packed, reverse, options, seed, T=7):
+def _op_args(H, B, packed, reverse, options, seed, T=7, input_gates=False):
     # Weights of nn.LSTM's initial spread (about 1 / sqrt(H)): larger ones saturate the gates and
     # grow the gradients step by step, until the two summation orders differ by more than float32's
     # default tolerance although both are as far from the float64 truth.
     case = variant_layer_case(T=T, B=B, I=11, H=H, packed=packed, reverse=reverse, dtype=torch.float32, seed=seed,
                               scale=H ** -0.5, **options)
-    return variant_op_args(*case)
+    args = variant_op_args(*case)
+    if not input_gates:
+        return args
+    # The op's other form: input gates made beforehand (as with layer norm on the input), no w_ih.
+    input, w_ih, b_ih, b_hh, *rest = args
+    return (torch.nn.functional.linear(input, w_ih, b_ih + b_hh), None, None, None, *rest)
 
 
 def _forward(args, fused):
@@ -58,7 +64,7 @@ def _backward(args, saved, fused, mask=(True, True, True)):
     g = torch.Generator().manual_seed(1)
     grads = [torch.randn(t.shape, generator=g) for t in (output, h_n, c_n)]
     with fused_step(fused):
-        return ops.lstm_variant_layer_backward(*grads, *args[1:], output, *rest, list(mask))
+        return ops.lstm_variant_layer_backward(*variant_backward_args(args, grads, output, rest, mask))
 
 
 @pytest.mark.parametrize("option", OPTIONS)
@@ -71,6 +77,17 @@ def test_matches_plain_loop(H, B, packed, reverse, option):
     forwards, both paths."""
     args = _op_args(H, B, packed, reverse, OPTIONS[option], seed=H * 100 + B)
     assert_paths_agree(_forward, _backward, args, SAVED, GRADS)
+
+
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+@pytest.mark.parametrize("H,B", [(5, 1), (37, 30), (100, 13)])
+def test_input_gates_form(H, B, packed):
+    """Handed input gates instead of x and W_ih, the tile multiplies h_{t-1} alone and the
+    epilogue adds them: both paths agree, and the results are those of the x form."""
+    args = _op_args(H, B, packed, True, OPTIONS["all"], seed=H + B, input_gates=True)
+    assert_paths_agree(_forward, _backward, args, SAVED, GRADS)
+    x_form = _op_args(H, B, packed, True, OPTIONS["all"], seed=H + B)
+    assert_all_close(_forward(args, True), _forward(x_form, True), SAVED)
 
 
 @pytest.mark.parametrize("B", [1, 5, 30])
@@ -142,7 +159,7 @@ def test_avx2_build():
     and backward."""
     script = (
         "import os, torch, lstm_ext\n"
-        "from op_args import variant_layer_case, variant_op_args\n"
+        "from op_args import variant_backward_args, variant_layer_case, variant_op_args\n"
         "assert torch.backends.cpu.get_cpu_capability() == 'AVX2', torch.backends.cpu.get_cpu_capability()\n"
         "torch.set_num_threads(2)\n"
         "g = torch.Generator().manual_seed(0)\n"
@@ -161,8 +178,8 @@ def test_avx2_build():
         "    back = []\n"
         "    for knob in ('1', '0'):\n"
         "        os.environ['LSTM_EXT_FUSED_STEP'] = knob\n"
-        "        back.append(torch.ops.lstm_ext.lstm_variant_layer_backward(*grads, *args[1:], output, *rest,\n"
-        "                                                                   [True] * 3))\n"
+        "        back.append(torch.ops.lstm_ext.lstm_variant_layer_backward(\n"
+        "            *variant_backward_args(args, grads, output, rest, [True] * 3)))\n"
         "    for a, b in zip(*back):\n"
         "        torch.testing.assert_close(a, b)\n"
         "print('ok')\n"

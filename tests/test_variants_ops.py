@@ -11,7 +11,7 @@ import torch
 
 from lstm_ext import _library, reference
 from lstm_ext.lstm_variants import ops as fused_variants
-from op_args import LAYER_CASES, variant_layer_case, variant_op_args
+from op_args import LAYER_CASES, replace_args, variant_backward_args, variant_layer_case, variant_op_args
 from tolerances import assert_close, assert_close_to_truth
 
 pytestmark = pytest.mark.skipif(_library.LOAD_ERROR is not None, reason=f"extension not built: {_library.LOAD_ERROR}")
@@ -94,16 +94,16 @@ def test_gradcheck(shape, variant):
 @pytest.mark.parametrize("shape", ["dense", "packed-reverse"])
 def test_opcheck(shape, variant):
     op_args = variant_op_args(*variant_layer_case(**SHAPES[shape], **VARIANTS[variant]))
-    differentiable = (0, 1, 2, 3, 4, 7, 8, 9, 10, 11)  # all but the zoneout weights, batch_sizes, reverse
+    fixed = ("zoneout_h", "zoneout_c", "batch_sizes", "reverse")
+    names = [a.name for a in ops.lstm_variant_layer.default._schema.arguments]
     torch.library.opcheck(ops.lstm_variant_layer, tuple(
-        t.clone().requires_grad_() if i in differentiable and t is not None else t for i, t in enumerate(op_args)
+        t.clone().requires_grad_() if name not in fixed and t is not None else t for name, t in zip(names, op_args)
     ))
     output, h_n, c_n, *saved = ops.lstm_variant_layer(*op_args)
     for mask in ([True, True, True], [False, False, True], [True, False, False]):
         torch.library.opcheck(
             ops.lstm_variant_layer_backward,
-            (torch.randn_like(output), torch.randn_like(h_n), torch.randn_like(c_n), *op_args[1:], output, *saved,
-             mask),
+            variant_backward_args(op_args, [torch.randn_like(t) for t in (output, h_n, c_n)], output, saved, mask),
         )
 
 
@@ -132,29 +132,36 @@ def test_layer_norm_carries_the_unnormalized_cell_state():
 
 
 def test_errors_name_the_problem():
-    op_args = list(variant_op_args(*variant_layer_case(peephole=True, zoneout_h=0.5)))
+    op = ops.lstm_variant_layer
+    args = variant_op_args(*variant_layer_case(peephole=True, zoneout_h=0.5))
     with pytest.raises(RuntimeError, match="expected peephole of shape"):
-        ops.lstm_variant_layer(*op_args[:4], op_args[4][:-1], *op_args[5:])
+        op(*replace_args(op, args, peephole=args[7][:-1]))
     with pytest.raises(RuntimeError, match="expected zoneout_h of shape"):
-        ops.lstm_variant_layer(*op_args[:5], op_args[5][:-1], *op_args[6:])
-    with pytest.raises(RuntimeError, match="4 \\* hidden_size"):
-        ops.lstm_variant_layer(op_args[0][..., :-1], *op_args[1:])
+        op(*replace_args(op, args, zoneout_h=args[8][:-1]))
+    with pytest.raises(RuntimeError, match="w_ih"):
+        op(*replace_args(op, args, w_ih=args[1][:, :-1]))
+    with pytest.raises(RuntimeError, match="b_ih"):
+        op(*replace_args(op, args, b_ih=args[2][:-1]))
     with pytest.raises(RuntimeError, match="float32 and float64"):
-        ops.lstm_variant_layer(*(t.bfloat16() if isinstance(t, torch.Tensor) else t for t in op_args))
+        op(*(t.bfloat16() if isinstance(t, torch.Tensor) else t for t in args))
     with pytest.raises(RuntimeError, match="h0"):
-        ops.lstm_variant_layer(op_args[0], op_args[1][:, :-1], *op_args[2:])
+        op(*replace_args(op, args, h0=args[4][:, :-1]))
     ln = variant_op_args(*variant_layer_case(layer_norm=True))
+    with pytest.raises(RuntimeError, match="4 \\* hidden_size"):
+        op(*replace_args(op, ln, input=ln[0][..., :-1]))
+    with pytest.raises(RuntimeError, match="b_ih and b_hh need w_ih"):
+        op(*replace_args(op, ln, b_ih=args[2]))
     with pytest.raises(RuntimeError, match="ln_c_weight and ln_c_bias both or neither"):
-        ops.lstm_variant_layer(*ln[:9], None, *ln[10:])
+        op(*replace_args(op, ln, ln_c_bias=None))
     with pytest.raises(RuntimeError, match="expected ln_hh_weight of shape"):
-        ops.lstm_variant_layer(*ln[:7], ln[7][:-1], *ln[8:])
+        op(*replace_args(op, ln, ln_hh_weight=ln[10][:-1]))
     lesson = variant_op_args(*variant_layer_case(lesson=True))
     with pytest.raises(RuntimeError, match="expected w_u of shape"):
-        ops.lstm_variant_layer(*lesson[:10], lesson[10][:-1], *lesson[11:])
+        op(*replace_args(op, lesson, w_u=lesson[13][:-1]))
     with pytest.raises(RuntimeError, match="b_u needs w_u"):
-        ops.lstm_variant_layer(*lesson[:10], None, *lesson[11:])
+        op(*replace_args(op, lesson, w_u=None))
     with pytest.raises(RuntimeError, match="does not combine with layer norm"):
-        ops.lstm_variant_layer(*ln[:10], *lesson[10:12], *ln[12:])
+        op(*replace_args(op, ln, w_u=lesson[13], b_u=lesson[14]))
 
 
 def test_lesson_use_gate_is_the_lessons_equation():

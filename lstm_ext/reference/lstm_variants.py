@@ -85,7 +85,7 @@ LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default; the fused kernels use the
 def _normalized_projection(x: Tensor, w: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
     """``LN(x @ w^T)`` with gain ``weight`` and bias ``bias``, normalized over its ``w.shape[0]``
     features: one projection of the layer-normalized LSTM. The fused path computes the input's
-    the same way, with the GEMM on ``lstm_ext::linear`` (``lstm_ext.lstm_variants.ops.input_gates``)."""
+    the same way, with the GEMM on ``lstm_ext::linear`` (``lstm_ext.lstm_variants.ops.normalized_input_gates``)."""
     return F.layer_norm(F.linear(x, w), (w.shape[0],), weight, bias, eps=LAYER_NORM_EPS)
 
 

@@ -175,7 +175,7 @@ GruLayerResult gru_forward(const LayerShape& s, const Tensor& input, const Tenso
     if (b_hn.defined()) recurrent_bias = at::cat({at::zeros({2 * H}, b_hn.options()), b_hn});
     LayerShape recurrent = s;
     recurrent.I = 0;  // x_pre is added by the epilogue: the tile's input segment is empty
-    const Tensor packed = at::empty({kernel->forward_packed_floats(H)}, input.options());
+    const Tensor packed = at::empty({kernel->forward_packed_floats(/*I=*/0, H)}, input.options());
     kernel->forward(FusedGruForward{
         FusedWalk{&recurrent, reverse, x_pre.const_data_ptr<float>(), /*w_ih=*/nullptr,
                   w_hh_c.const_data_ptr<float>(),

@@ -24,21 +24,23 @@ FusedVariantOptions fused_options(const VariantTensors& o) {
 
 }  // namespace
 
-bool fused_variant_forward(const LayerShape& s, bool reverse, const VariantTensors& o, const at::Tensor& xgates,
+bool fused_variant_forward(const LayerShape& s, bool reverse, const VariantTensors& o, const VariantInput& input,
                            const at::Tensor& w_hh, VariantSaved& f) {
   const std::optional<FusedVariantKernels> kernel = fused_kernels_here();
-  if (!kernel || !fused_applies(s, o, xgates, /*forward=*/true)) return false;
-  // The input projection is xgates, added by the epilogue: the tile's input segment is empty.
-  LayerShape recurrent = s;
-  recurrent.I = 0;
-  const at::Tensor packed = at::empty({kernel->forward_packed_floats(s.H)}, xgates.options());
+  if (!kernel || !fused_applies(s, o, input.rows, /*forward=*/true)) return false;
+  // Input gates made beforehand are added by the epilogue: the tile's input segment is empty.
+  const bool projected = !input.w_ih.defined();
+  LayerShape walk_shape = s;
+  if (projected) walk_shape.I = 0;
+  const at::Tensor packed = at::empty({kernel->forward_packed_floats(walk_shape.I, s.H)}, input.rows.options());
+  const float* const rows = input.rows.const_data_ptr<float>();
   float* const out = f.output.data_ptr<float>();
   kernel->forward(FusedVariantForward{
-      FusedWalk{&recurrent, reverse, xgates.const_data_ptr<float>(), /*w_ih=*/nullptr, w_hh.const_data_ptr<float>(),
-                /*bias=*/nullptr,
+      FusedWalk{&walk_shape, reverse, rows, projected ? nullptr : input.w_ih.const_data_ptr<float>(),
+                w_hh.const_data_ptr<float>(), input.bias.defined() ? input.bias.const_data_ptr<float>() : nullptr,
                 f.h_n.const_data_ptr<float>(),  // h0 until the walk is over
                 out, packed.data_ptr<float>()},
-      xgates.const_data_ptr<float>(),
+      projected ? rows : nullptr,
       fused_options(o),
       f.c_n.data_ptr<float>(),
       f.gates.data_ptr<float>(),

@@ -1,9 +1,11 @@
 // The LSTM variants on the fused step (runtime/cpu/fused_step.h): float32 layers with peephole
 // connections and zoneout run one register tile per (rows x unit block) and step, forward and
-// backward, with variant_gates.h's math as the tile's epilogue. The input projection (xgates)
-// was made beforehand, so the tile multiplies h_{t-1} by W_hh alone and the epilogue adds xgates.
-// Layer norm and the lesson's use gate need a whole row of the step (its statistics, or a second
-// product over every unit) before any unit is finished, so they keep the plain loop
+// backward, with variant_gates.h's math as the tile's epilogue. The tile multiplies [x_t | h_{t-1}]
+// by [W_ih ; W_hh], as the LSTM's does, so the input projection needs no GEMM of its own and no
+// [N, 4H] buffer; where the caller made the input gates beforehand (VariantInput without w_ih),
+// the tile multiplies h_{t-1} alone and the epilogue adds them. Layer norm and the lesson's use
+// gate need a whole row of the step (its statistics, or a second product over every unit) before
+// any unit is finished, so they keep the plain loop
 // (lstm_variant_layer.cpp); so does every call while LSTM_EXT_FUSED_STEP=0. Both paths write and
 // read the same saved tensors (variant_buffers.h), so either backward serves either forward.
 #pragma once
@@ -18,7 +20,7 @@ namespace cpu {
 
 // The variant forward on the fused step, where it applies: fills f as the plain loop does and
 // returns true; false: it does not apply, and nothing was written.
-bool fused_variant_forward(const LayerShape& s, bool reverse, const VariantTensors& o, const at::Tensor& xgates,
+bool fused_variant_forward(const LayerShape& s, bool reverse, const VariantTensors& o, const VariantInput& input,
                            const at::Tensor& w_hh, VariantSaved& f);
 
 // The variant backward's time loop on the fused step, where it applies: writes g.dgates (= g.drec),
@@ -37,8 +39,8 @@ struct FusedVariantOptions {
 
 // One call of the fused forward kernel.
 struct FusedVariantForward {
-  FusedWalk walk;  // walk.x: the xgates, with walk.shape->I = 0 (no input segment in the tile)
-  const float* xgates;  // [N, 4H] x @ W_ih^T + biases, i f g o
+  FusedWalk walk;  // walk.x: x, or the input gates with walk.shape->I = 0 (no input segment)
+  const float* xgates;  // [N, 4H] the input gates (i f g o) made beforehand, or null: x in the tile
   FusedVariantOptions options;
   float* c_state;  // [B, H]: c0 in, c_n out; each step reads and writes its rows in place
   float* gates;    // [N, 4H] the activated gates

@@ -35,12 +35,13 @@ inline FusedVariantLanes variant_lanes(const FusedVariantOptions& o, int64_t H, 
            load_or_zero(o.keep_c ? o.keep_c + row_at : nullptr, count)}};
 }
 
-// Finishes `count` units of a tile's rows from their four recurrent pre-activation vectors:
-// adds xgates, runs the peephole gates, the cell, the use gate and zoneout, and writes the
-// carried states, the output and what backward reads. Every pointer is at the tile's row 0 and
-// unit u0 (peephole: unit u0).
+// Finishes `count` units of a tile's rows from their four pre-activation vectors: adds the input
+// gates made beforehand or the bias (the tile multiplied x too), runs the peephole gates, the
+// cell, the use gate and zoneout, and writes the carried states, the output and what backward
+// reads. Every pointer is at the tile's row 0 and unit u0 (peephole: unit u0).
 struct VariantFusedEpilogue {
-  const float* xgates;  // row stride 4H
+  const float* xgates;  // row stride 4H, or null: add bias instead
+  const float* bias;    // packed [4][L] of the tile's block (zeros without a bias)
   FusedVariantOptions options;
   const float* h_prev;  // row stride H
   float* c_state;       // c_{t-1} in, the carried c_t out
@@ -51,13 +52,16 @@ struct VariantFusedEpilogue {
   int64_t H, count;
 
   void operator()(int r, const FusedVec (&acc)[4]) const {
-    const float* const x = xgates + r * 4 * H;
+    constexpr int64_t L = kFusedLanes;
+    const float* const x = xgates != nullptr ? xgates + r * 4 * H : nullptr;
+    const auto pre = [&](int g) {
+      return acc[g] + (x != nullptr ? FusedVec::loadu(x + g * H, count) : FusedVec::loadu(bias + g * L));
+    };
     const FusedVariantLanes o = variant_lanes(options, H, r * H, count);
     float* const c_row = c_state + r * H;
     const FusedVec c_prev = FusedVec::loadu(c_row, count);
-    const variant_gates::Cell<FusedVec> cell = variant_gates::cell_gates<FusedVec>(
-        acc[0] + FusedVec::loadu(x, count), acc[1] + FusedVec::loadu(x + H, count),
-        acc[2] + FusedVec::loadu(x + 2 * H, count), acc[3] + FusedVec::loadu(x + 3 * H, count), c_prev, o.peephole);
+    const variant_gates::Cell<FusedVec> cell =
+        variant_gates::cell_gates<FusedVec>(pre(0), pre(1), pre(2), pre(3), c_prev, o.peephole);
     // h_{t-1} only matters with zoneout on h; without it the blend's weight is zero.
     const FusedVec h_prev_v = load_or_zero(options.keep_h ? h_prev + r * H : nullptr, count);
     const variant_gates::Carried<FusedVec> next = variant_gates::cell_output(cell, cell.c, c_prev, h_prev_v, o.keep);
@@ -114,9 +118,10 @@ inline FusedVariantOptions options_at(const FusedVariantOptions& o, int64_t H, i
 
 inline void run_fused_variant_forward(const FusedVariantForward& f) {
   const int64_t H = f.walk.shape->H;
-  fused_forward_walk<4>(f.walk, [&](int64_t off, int64_t row, int64_t u0, const float*, const float* h_prev) {
+  fused_forward_walk<4>(f.walk, [&](int64_t off, int64_t row, int64_t u0, const float* bias, const float* h_prev) {
     const int64_t at = off + row;
-    return VariantFusedEpilogue{f.xgates + at * 4 * H + u0,
+    return VariantFusedEpilogue{f.xgates ? f.xgates + at * 4 * H + u0 : nullptr,
+                                bias,
                                 options_at(f.options, H, at, u0),
                                 h_prev + u0,
                                 f.c_state + row * H + u0,

@@ -1,9 +1,9 @@
 // The LSTM variants (peephole, zoneout, layer norm) over one layer-direction, on the CPU.
 //
-// The same loop as lstm_layer.cpp, on input gates the caller projected beforehand (one GEMM
-// over all steps, differentiated by autograd): per step one recurrent GEMM and one fused
+// The same loop as lstm_layer.cpp, on input gates projected before the loop (one GEMM over all
+// steps, or by the caller with layer norm on the input): per step one recurrent GEMM and one fused
 // pointwise pass of variant_gates.h; backward per step one pointwise pass and one GEMM, then
-// dW_hh and the peephole and layer-norm gain gradients over all steps at once. With layer norm
+// dx, the weight, peephole and layer-norm gain gradients over all steps at once. With layer norm
 // on the recurrent projection, the step's GEMM writes a buffer the pointwise pass normalizes.
 #include "lstm_variants/cpu/lstm_variant_layer.h"
 
@@ -21,6 +21,7 @@
 #include "runtime/cpu/gemm/column_dot.h"
 #include "runtime/cpu/grain.h"
 #include "runtime/cpu/gemm/recurrent_gemm.h"
+#include "runtime/input_projection.h"
 #include "runtime/layer_checks.h"
 #include "runtime/layer_steps.h"
 #include "runtime/transposed_product.h"
@@ -34,14 +35,16 @@ using at::Tensor;
 void check_tensor(const Tensor& t, c10::IntArrayRef sizes, const Tensor& like, const char* name, const char* op) {
   TORCH_CHECK(t.sizes() == sizes, op, ": expected ", name, " of shape ", sizes, ", got ", t.sizes());
   TORCH_CHECK(t.scalar_type() == like.scalar_type() && t.device() == like.device(), op, ": expected ", name,
-              " of dtype ", like.scalar_type(), " on ", like.device(), " like xgates, got ", t.scalar_type(), " on ",
+              " of dtype ", like.scalar_type(), " on ", like.device(), " like input, got ", t.scalar_type(), " on ",
               t.device());
 }
 
-// xgates takes the place of an LSTM layer's input in check_layer_args; its feature size is 4H,
-// and a stand-in w_ih of shape [4H, 4H] (a broadcast view, nothing allocated) lets the shared
-// checks cover the layout, batch_sizes, h0, c0 and w_hh. The variant tensors are checked here.
-LayerShape check_forward(const Tensor& xgates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+// With w_ih, the shared checks cover an LSTM layer's arguments. Without it, the input gates take
+// the place of the layer's input; their feature size is 4H, and a stand-in w_ih of shape
+// [4H, 4H] (a broadcast view, nothing allocated) lets the shared checks cover the layout,
+// batch_sizes, h0, c0 and w_hh. The variant tensors are checked here.
+LayerShape check_forward(const Tensor& xgates, const std::optional<Tensor>& w_ih, const std::optional<Tensor>& b_ih,
+                         const std::optional<Tensor>& b_hh, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
                          const std::optional<Tensor>& peephole, const std::optional<Tensor>& zoneout_h,
                          const std::optional<Tensor>& zoneout_c, const std::optional<Tensor>& ln_hh_weight,
                          const std::optional<Tensor>& ln_c_weight, const std::optional<Tensor>& ln_c_bias,
@@ -50,11 +53,19 @@ LayerShape check_forward(const Tensor& xgates, const Tensor& h0, const Tensor& c
   TORCH_CHECK(xgates.scalar_type() == at::kFloat || xgates.scalar_type() == at::kDouble, op,
               ": the variant kernels run float32 and float64, got ", xgates.scalar_type(),
               "; use backend='reference' for other dtypes");
-  const Tensor w_ih_stand_in = at::empty({1, 1}, xgates.options())
-                                   .expand({w_hh.dim() == 2 ? w_hh.size(0) : 0, xgates.dim() > 0 ? xgates.size(-1) : 0});
-  LayerShape s = check_layer_args(op, /*gates=*/4, xgates, h0, &c0, w_ih_stand_in, w_hh, std::nullopt, std::nullopt,
-                                  std::nullopt, batch_sizes);
-  TORCH_CHECK(s.I == 4 * s.H, op, ": expected xgates with 4 * hidden_size = ", 4 * s.H, " features, got ", s.I);
+  LayerShape s;
+  if (w_ih.has_value()) {
+    s = check_layer_args(op, /*gates=*/4, xgates, h0, &c0, *w_ih, w_hh, b_ih, b_hh, std::nullopt, batch_sizes);
+  } else {
+    TORCH_CHECK(!b_ih.has_value() && !b_hh.has_value(), op,
+                ": b_ih and b_hh need w_ih (without w_ih, input holds the input gates, biases included)");
+    const int64_t gate_rows = w_hh.dim() == 2 ? w_hh.size(0) : 0, features = xgates.dim() > 0 ? xgates.size(-1) : 0;
+    const Tensor w_ih_stand_in = at::empty({1, 1}, xgates.options()).expand({gate_rows, features});
+    s = check_layer_args(op, /*gates=*/4, xgates, h0, &c0, w_ih_stand_in, w_hh, std::nullopt, std::nullopt,
+                         std::nullopt, batch_sizes);
+    TORCH_CHECK(s.I == 4 * s.H, op, ": expected input gates (no w_ih) with 4 * hidden_size = ", 4 * s.H,
+                " features, got ", s.I);
+  }
   if (peephole.has_value()) check_tensor(*peephole, {3 * s.H}, xgates, "peephole", op);
   const c10::DimVector out_sizes = s.packed ? c10::DimVector{s.N, s.H} : c10::DimVector{s.T, s.B, s.H};
   if (zoneout_h.has_value()) check_tensor(*zoneout_h, out_sizes, xgates, "zoneout_h", op);
@@ -238,9 +249,21 @@ Tensor nothing(const Tensor& like) {
   return at::empty({0}, like.options());
 }
 
+// The input gates of every step for the plain loop: input.rows themselves, or x @ w_ih^T + bias
+// on the layer kernels' projection GEMM.
+Tensor input_gates(const VariantInput& input) {
+  if (!input.w_ih.defined()) return input.rows;
+  const std::optional<Tensor> bias = input.bias.defined() ? std::optional<Tensor>(input.bias) : std::nullopt;
+  // Nothing to multiply: ATen's answer (zeros, plus the bias), not a GEMM library's edge case.
+  if (input.rows.numel() == 0) return at::linear(input.rows, input.w_ih, bias);
+  return input_projection(input.rows, input.w_ih, bias, std::nullopt);
+}
+
 }  // namespace
 
-VariantLayerResult lstm_variant_layer(const Tensor& xgates, const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
+VariantLayerResult lstm_variant_layer(const Tensor& input, const std::optional<Tensor>& w_ih,
+                                      const std::optional<Tensor>& b_ih, const std::optional<Tensor>& b_hh,
+                                      const Tensor& h0, const Tensor& c0, const Tensor& w_hh,
                                       const std::optional<Tensor>& peephole, const std::optional<Tensor>& zoneout_h,
                                       const std::optional<Tensor>& zoneout_c,
                                       const std::optional<Tensor>& ln_hh_weight,
@@ -248,10 +271,11 @@ VariantLayerResult lstm_variant_layer(const Tensor& xgates, const Tensor& h0, co
                                       const std::optional<Tensor>& ln_c_bias, const std::optional<Tensor>& w_u,
                                       const std::optional<Tensor>& b_u, const std::optional<Tensor>& batch_sizes,
                                       bool reverse) {
-  const LayerShape s = check_forward(xgates, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight,
-                                     ln_c_bias, w_u, b_u, batch_sizes, "lstm_ext::lstm_variant_layer");
+  const LayerShape s = check_forward(input, w_ih, b_ih, b_hh, h0, c0, w_hh, peephole, zoneout_h, zoneout_c,
+                                     ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u, batch_sizes,
+                                     "lstm_ext::lstm_variant_layer");
   const VariantTensors o = options(peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u);
-  const auto opts = xgates.options();
+  const auto opts = input.options();
   VariantSaved f;
   f.output = at::empty(output_sizes(s), opts);
   f.h_n = h0.clone(at::MemoryFormat::Contiguous);  // the carried states, updated step by step
@@ -259,20 +283,27 @@ VariantLayerResult lstm_variant_layer(const Tensor& xgates, const Tensor& h0, co
   // The pre-activations accumulate in the saved gates buffer, then become the activated gates.
   f.gates = at::empty({s.N, 4 * s.H}, opts);
   f.cells = at::empty({s.N, s.H}, opts);
-  f.states = o.keep_c.has_value() ? at::empty({s.N, s.H}, opts) : nothing(xgates);
-  f.rec = o.ln_hh.has_value() ? at::empty({s.N, 4 * s.H}, opts) : nothing(xgates);
-  f.stats = o.ln_hh.has_value() || o.ln_c_weight.has_value() ? at::zeros({s.N, kStats}, opts) : nothing(xgates);
-  f.lesson = o.w_u.has_value() ? at::empty({2, s.N, s.H}, opts) : nothing(xgates);
-  const Tensor xgates_rows = xgates.reshape({s.N, 4 * s.H}).contiguous(), w_hh_c = w_hh.contiguous();
-  if (!fused_variant_forward(s, reverse, o, xgates_rows, w_hh_c, f)) {
-    AT_DISPATCH_FLOATING_TYPES(xgates.scalar_type(), "lstm_ext_variant_forward",
-                               [&] { forward_loop<scalar_t>(s, reverse, o, xgates_rows, f, w_hh_c); });
+  f.states = o.keep_c.has_value() ? at::empty({s.N, s.H}, opts) : nothing(input);
+  f.rec = o.ln_hh.has_value() ? at::empty({s.N, 4 * s.H}, opts) : nothing(input);
+  f.stats = o.ln_hh.has_value() || o.ln_c_weight.has_value() ? at::zeros({s.N, kStats}, opts) : nothing(input);
+  f.lesson = o.w_u.has_value() ? at::empty({2, s.N, s.H}, opts) : nothing(input);
+  VariantInput in{as_rows(input.contiguous(), s.I), w_ih.has_value() ? w_ih->contiguous() : Tensor(), Tensor()};
+  if (w_ih.has_value()) {
+    in.bias = summed_bias(b_ih, b_hh);
+    if (in.bias.defined()) in.bias = in.bias.contiguous();
+  }
+  const Tensor w_hh_c = w_hh.contiguous();
+  if (!fused_variant_forward(s, reverse, o, in, w_hh_c, f)) {
+    const Tensor xgates = input_gates(in);
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "lstm_ext_variant_forward",
+                               [&] { forward_loop<scalar_t>(s, reverse, o, xgates, f, w_hh_c); });
   }
   return {f.output, f.h_n, f.c_n, f.gates, f.cells, f.states, f.rec, f.stats, f.lesson};
 }
 
 VariantLayerGrads lstm_variant_layer_backward(const Tensor& grad_output, const Tensor& grad_h_n,
-                                              const Tensor& grad_c_n, const Tensor& h0, const Tensor& c0,
+                                              const Tensor& grad_c_n, const Tensor& input,
+                                              const std::optional<Tensor>& w_ih, const Tensor& h0, const Tensor& c0,
                                               const Tensor& w_hh, const std::optional<Tensor>& peephole,
                                               const std::optional<Tensor>& zoneout_h,
                                               const std::optional<Tensor>& zoneout_c,
@@ -285,12 +316,14 @@ VariantLayerGrads lstm_variant_layer_backward(const Tensor& grad_output, const T
                                               const Tensor& states, const Tensor& rec, const Tensor& stats,
                                               const Tensor& lesson, std::array<bool, 3> output_mask) {
   const char* op = "lstm_ext::lstm_variant_layer_backward";
-  // The saved gates stand in for xgates: same rows, 4H features (dense: viewed as [T, B, 4H]).
+  // The saved gates stand in for the input gates: same rows, 4H features (dense: viewed as
+  // [T, B, 4H]). The input itself is read only for w_ih's gradient.
   TORCH_CHECK(gates.dim() == 2, op, ": expected gates of shape [rows, 4 * hidden_size], got ", gates.sizes());
   const bool dense_view = !batch_sizes.has_value() && output.dim() == 3 && output.size(0) * output.size(1) == gates.size(0);
   const Tensor xgates_like = dense_view ? gates.view({output.size(0), output.size(1), gates.size(1)}) : gates;
-  const LayerShape s = check_forward(xgates_like, h0, c0, w_hh, peephole, zoneout_h, zoneout_c, ln_hh_weight,
-                                     ln_c_weight, ln_c_bias, w_u, b_u, batch_sizes, op);
+  const LayerShape s = check_forward(xgates_like, std::nullopt, std::nullopt, std::nullopt, h0, c0, w_hh, peephole,
+                                     zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u,
+                                     batch_sizes, op);
   check_tensor(output, output_sizes(s), gates, "output", op);
   check_tensor(grad_output, output_sizes(s), gates, "grad_output", op);
   check_tensor(grad_h_n, {s.B, s.H}, gates, "grad_h_n", op);
@@ -305,7 +338,20 @@ VariantLayerGrads lstm_variant_layer_backward(const Tensor& grad_output, const T
   saved(ln_hh_weight.has_value(), rec, {s.N, 4 * s.H}, "rec");
   saved(ln_hh_weight.has_value() || ln_c_weight.has_value(), stats, {s.N, kStats}, "stats");
   saved(w_u.has_value(), lesson, {2, s.N, s.H}, "lesson");
-  const auto [need_xgates, need_state, need_weights] = output_mask;
+  const auto [need_input, need_state, need_weights] = output_mask;
+  int64_t I = 4 * s.H;  // the input's features: the input gates' without w_ih
+  if (w_ih.has_value()) {
+    TORCH_CHECK(w_ih->dim() == 2 && w_ih->size(0) == 4 * s.H, op, ": expected w_ih of shape [4 * hidden_size, ",
+                "input_size], got ", w_ih->sizes());
+    I = w_ih->size(1);
+    check_tensor(*w_ih, {4 * s.H, I}, gates, "w_ih", op);
+    const c10::DimVector input_sizes = s.packed ? c10::DimVector{s.N, I} : c10::DimVector{s.T, s.B, I};
+    if (need_weights) check_tensor(input, input_sizes, gates, "input", op);
+  } else {
+    // The input gates, unused here, or the empty stand-in autograd saves for them (ops.py).
+    const bool stand_in = input.dim() == 1 && input.size(0) == 0;
+    check_tensor(input, stand_in ? c10::IntArrayRef{0} : xgates_like.sizes(), gates, "input", op);
+  }
 
   const VariantTensors o = options(peephole, zoneout_h, zoneout_c, ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u);
   VariantSaved f;
@@ -335,31 +381,43 @@ VariantLayerGrads lstm_variant_layer_backward(const Tensor& grad_output, const T
   }
 
   // Masked-out gradients are distinct empty tensors: outputs of an op must not alias.
-  VariantLayerGrads grads{nothing(gates), nothing(gates), nothing(gates), nothing(gates), nothing(gates),
-                          nothing(gates), nothing(gates), nothing(gates), nothing(gates), nothing(gates)};
-  if (need_xgates) std::get<0>(grads) = g.dgates.view(s.packed ? c10::IntArrayRef{s.N, 4 * s.H} : c10::IntArrayRef{s.T, s.B, 4 * s.H});
+  VariantLayerGrads grads{nothing(gates), nothing(gates), nothing(gates), nothing(gates),
+                          nothing(gates), nothing(gates), nothing(gates), nothing(gates),
+                          nothing(gates), nothing(gates), nothing(gates), nothing(gates)};
+  auto& [d_input, d_h0, d_c0, d_w_ih, d_w_hh, d_bias, d_peephole, d_ln_hh, d_ln_c_weight, d_ln_c_bias, d_w_u, d_b_u] =
+      grads;
+  if (need_input) {
+    // dx = dgates @ w_ih, as rows @ (w_ih^T)^T on the projection GEMM; or the input gates' gradient
+    const c10::DimVector sizes = s.packed ? c10::DimVector{s.N, I} : c10::DimVector{s.T, s.B, I};
+    d_input = w_ih.has_value() ? input_projection(g.dgates, w_ih->t(), std::nullopt, std::nullopt).view(sizes)
+                               : g.dgates.view(sizes);
+  }
   if (need_state) {
-    std::get<1>(grads) = g.dh;
-    std::get<2>(grads) = g.dc;
+    d_h0 = g.dh;
+    d_c0 = g.dc;
   }
   if (need_weights) {
     const int64_t H = s.H;
-    std::get<3>(grads) = recurrent_weight_grad(s, reverse, g.drec, output.contiguous().view({s.N, H}), h0.contiguous());
+    if (w_ih.has_value()) {
+      d_w_ih = transposed_product({{g.dgates, as_rows(input.contiguous(), I)}});
+      d_bias = row_sum(g.dgates);
+    }
+    d_w_hh = recurrent_weight_grad(s, reverse, g.drec, output.contiguous().view({s.N, H}), h0.contiguous());
     if (peephole.has_value()) {
       const Tensor c_prev = previous_hidden(s, reverse, carried, c0_c);
-      std::get<4>(grads) = at::cat({column_dot(g.dgates.narrow(1, 0, H), c_prev),
-                                    column_dot(g.dgates.narrow(1, H, H), c_prev),
-                                    column_dot(g.dgates.narrow(1, 3 * H, H), f.cells)});
+      d_peephole = at::cat({column_dot(g.dgates.narrow(1, 0, H), c_prev),
+                            column_dot(g.dgates.narrow(1, H, H), c_prev),
+                            column_dot(g.dgates.narrow(1, 3 * H, H), f.cells)});
     }
-    if (ln_hh_weight.has_value()) std::get<5>(grads) = column_dot(g.dgates, f.rec);
+    if (ln_hh_weight.has_value()) d_ln_hh = column_dot(g.dgates, f.rec);
     if (ln_c_weight.has_value()) {
       // against c_hat = (c - mean) * rstd, the statistics of each row
-      std::get<6>(grads) = column_dot(g.dln_c, f.cells, f.stats.select(1, 1), f.stats.select(1, 2));
-      std::get<7>(grads) = g.dln_c.sum(0);
+      d_ln_c_weight = column_dot(g.dln_c, f.cells, f.stats.select(1, 1), f.stats.select(1, 2));
+      d_ln_c_bias = g.dln_c.sum(0);
     }
     if (w_u.has_value()) {
-      std::get<8>(grads) = transposed_product({{g.d_use, f.lesson[0]}});
-      if (b_u.has_value()) std::get<9>(grads) = g.d_use.sum(0);
+      d_w_u = transposed_product({{g.d_use, f.lesson[0]}});
+      if (b_u.has_value()) d_b_u = g.d_use.sum(0);
     }
   }
   return grads;

@@ -21,6 +21,15 @@ const scalar_t* data_or_null(const std::optional<at::Tensor>& t) {
   return t.has_value() ? t->const_data_ptr<scalar_t>() : nullptr;
 }
 
+// The input of one call, as rows of every step: the layer's x [N, I] with w_ih [4H, I] and the
+// summed bias b_ih + b_hh [4H] (undefined: none); or, where w_ih is undefined, the input gates
+// [N, 4H] made beforehand (layer norm on the input projection), biases included.
+struct VariantInput {
+  at::Tensor rows;
+  at::Tensor w_ih;
+  at::Tensor bias;
+};
+
 // What forward saves: (output, h_n, c_n, gates, cells, states, rec, stats, lesson).
 struct VariantSaved {
   at::Tensor output, h_n, c_n;

@@ -171,11 +171,11 @@ void fused_backward_walk(const FusedBackwardWalk& w, const EpilogueAt& epilogue_
   });
 }
 
-// The table of a family with G gate blocks whose tile multiplies h_{t-1} alone (fused_step.h).
+// The table of such a family with G gate blocks (fused_step.h).
 template <int G, typename Forward, typename Backward>
 RecurrentFusedKernels<Forward, Backward> recurrent_fused_kernels(void (*forward)(const Forward&),
                                                                  void (*backward)(const Backward&)) {
-  return {[](int64_t H) { return fused_packed_floats(G, /*I=*/0, H); }, forward,
+  return {[](int64_t I, int64_t H) { return fused_packed_floats(G, I, H); }, forward,
           [](int64_t H) { return fused_backward_packed_floats(G, H); }, backward};
 }
 

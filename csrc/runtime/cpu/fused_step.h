@@ -95,12 +95,13 @@ struct FusedBackwardWalk {
   float* dh_direct;
 };
 
-// The fused kernels of a family whose tile multiplies h_{t-1} alone (its input projection made
-// beforehand, added by the epilogue: the GRU, the LSTM variants), one capability's copy, with
-// the sizes of the packed-weight scratch they need.
+// The fused kernels of a family whose backward tile multiplies the gate gradients by W_hh alone
+// (dx comes after the walk; the GRU, the LSTM variants), one capability's copy, with the sizes of
+// the packed-weight scratch they need. Their forward's input segment may be empty (I = 0: the
+// input projection was made beforehand and the epilogue adds it).
 template <typename Forward, typename Backward>
 struct RecurrentFusedKernels {
-  int64_t (*forward_packed_floats)(int64_t H);
+  int64_t (*forward_packed_floats)(int64_t I, int64_t H);
   void (*forward)(const Forward&);
   int64_t (*backward_packed_floats)(int64_t H);
   void (*backward)(const Backward&);
