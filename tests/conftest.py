@@ -34,6 +34,25 @@ def requires_fused():
     return pytest.mark.skipif(not FUSED_AVAILABLE, reason=FUSED_SKIP_REASON)
 
 
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((set(line.split(":", 1)[1].split()) for line in info if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+# The bfloat16 fused forward runs where ATen runs its AVX512 kernels and the CPU has AVX512-BF16
+# (csrc/runtime/cpu/capability.h's cpu_has_avx512_bf16).
+FUSED_BF16_AVAILABLE = (
+    FUSED_AVAILABLE and torch.backends.cpu.get_cpu_capability() == "AVX512" and "avx512_bf16" in _cpu_flags()
+)
+
+
+def requires_fused_bf16():
+    return pytest.mark.skipif(not FUSED_BF16_AVAILABLE, reason="the CPU lacks AVX512-BF16 (or ATen runs below AVX512)")
+
+
 @pytest.fixture
 def two_threads():
     """torch's intra-op threads set to 2 for the test, so the kernels that split work across

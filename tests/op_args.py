@@ -154,7 +154,7 @@ def variant_backward_args(op_args, grads, output, saved, mask):
     return (*grads, input, w_ih, *rest, output, *saved, list(mask))
 
 
-def replace_args(op, args, **changes):
+def with_args(op, args, **changes):
     """op's positional args with the arguments named in changes (by op's schema) replaced."""
     names = [a.name for a in op.default._schema.arguments]
     assert set(changes) <= set(names), set(changes) - set(names)

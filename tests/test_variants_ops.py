@@ -11,7 +11,7 @@ import torch
 
 from lstm_ext import _library, reference
 from lstm_ext.lstm_variants import ops as fused_variants
-from op_args import LAYER_CASES, replace_args, variant_backward_args, variant_layer_case, variant_op_args
+from op_args import LAYER_CASES, with_args, variant_backward_args, variant_layer_case, variant_op_args
 from tolerances import assert_close, assert_close_to_truth
 
 pytestmark = pytest.mark.skipif(_library.LOAD_ERROR is not None, reason=f"extension not built: {_library.LOAD_ERROR}")
@@ -135,33 +135,33 @@ def test_errors_name_the_problem():
     op = ops.lstm_variant_layer
     args = variant_op_args(*variant_layer_case(peephole=True, zoneout_h=0.5))
     with pytest.raises(RuntimeError, match="expected peephole of shape"):
-        op(*replace_args(op, args, peephole=args[7][:-1]))
+        op(*with_args(op, args, peephole=args[7][:-1]))
     with pytest.raises(RuntimeError, match="expected zoneout_h of shape"):
-        op(*replace_args(op, args, zoneout_h=args[8][:-1]))
+        op(*with_args(op, args, zoneout_h=args[8][:-1]))
     with pytest.raises(RuntimeError, match="w_ih"):
-        op(*replace_args(op, args, w_ih=args[1][:, :-1]))
+        op(*with_args(op, args, w_ih=args[1][:, :-1]))
     with pytest.raises(RuntimeError, match="b_ih"):
-        op(*replace_args(op, args, b_ih=args[2][:-1]))
+        op(*with_args(op, args, b_ih=args[2][:-1]))
     with pytest.raises(RuntimeError, match="float32 and float64"):
         op(*(t.bfloat16() if isinstance(t, torch.Tensor) else t for t in args))
     with pytest.raises(RuntimeError, match="h0"):
-        op(*replace_args(op, args, h0=args[4][:, :-1]))
+        op(*with_args(op, args, h0=args[4][:, :-1]))
     ln = variant_op_args(*variant_layer_case(layer_norm=True))
     with pytest.raises(RuntimeError, match="4 \\* hidden_size"):
-        op(*replace_args(op, ln, input=ln[0][..., :-1]))
+        op(*with_args(op, ln, input=ln[0][..., :-1]))
     with pytest.raises(RuntimeError, match="b_ih and b_hh need w_ih"):
-        op(*replace_args(op, ln, b_ih=args[2]))
+        op(*with_args(op, ln, b_ih=args[2]))
     with pytest.raises(RuntimeError, match="ln_c_weight and ln_c_bias both or neither"):
-        op(*replace_args(op, ln, ln_c_bias=None))
+        op(*with_args(op, ln, ln_c_bias=None))
     with pytest.raises(RuntimeError, match="expected ln_hh_weight of shape"):
-        op(*replace_args(op, ln, ln_hh_weight=ln[10][:-1]))
+        op(*with_args(op, ln, ln_hh_weight=ln[10][:-1]))
     lesson = variant_op_args(*variant_layer_case(lesson=True))
     with pytest.raises(RuntimeError, match="expected w_u of shape"):
-        op(*replace_args(op, lesson, w_u=lesson[13][:-1]))
+        op(*with_args(op, lesson, w_u=lesson[13][:-1]))
     with pytest.raises(RuntimeError, match="b_u needs w_u"):
-        op(*replace_args(op, lesson, w_u=None))
+        op(*with_args(op, lesson, w_u=None))
     with pytest.raises(RuntimeError, match="does not combine with layer norm"):
-        op(*replace_args(op, ln, w_u=lesson[13], b_u=lesson[14]))
+        op(*with_args(op, ln, w_u=lesson[13], b_u=lesson[14]))
 
 
 def test_lesson_use_gate_is_the_lessons_equation():

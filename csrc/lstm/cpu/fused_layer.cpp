@@ -16,12 +16,6 @@ std::optional<FusedLstmKernels> fused_kernels_here() {
   return LSTM_EXT_FUSED_KERNELS_HERE(fused_lstm_kernels);
 }
 
-// float32 without a projection (the projection's GEMM would need a second product per step);
-// bfloat16 and float64 keep the plain loop.
-bool fused_applies(const LayerShape& s, const at::Tensor& input) {
-  return input.scalar_type() == at::kFloat && !s.has_proj && fused_step_applies(s, /*forward=*/true);
-}
-
 }  // namespace
 
 bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad) {
@@ -49,43 +43,71 @@ bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, 
   return true;
 }
 
-LstmLayerResult lstm_layer_forward(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
-                                   const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
-                                   const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
-                                   const std::optional<at::Tensor>& w_hr, bool reverse) {
-  const std::optional<FusedLstmKernels> kernel = fused_kernels_here();
-  if (!kernel || !fused_applies(s, input)) {
-    return layer_forward<LstmBackend>(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse);
-  }
+namespace {
+
+// One fused forward call in T (float, or bfloat16 on the BF16 extension); the gates, c and the
+// saved tensors in float.
+template <typename T>
+LstmLayerResult fused_forward(int64_t (*packed_floats)(int64_t, int64_t),
+                              void (*forward)(const FusedLstmForwardOf<T>&), const LayerShape& s,
+                              const at::Tensor& input, const at::Tensor& h0, const at::Tensor& c0,
+                              const at::Tensor& w_ih, const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
+                              const std::optional<at::Tensor>& b_hh, bool reverse) {
   // The input projection runs inside the step's tile (a second K segment against the packed
   // W_ih), so there is no [N, 4H] pre-activation buffer and no GEMM before the loop.
   const at::Tensor x = as_rows(input.contiguous(), s.I);
   const at::Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
-  at::Tensor bias = summed_bias(b_ih, b_hh);
+  const auto in_float = [](const std::optional<at::Tensor>& b) {
+    return b.has_value() ? std::optional<at::Tensor>(b->to(at::kFloat)) : std::nullopt;
+  };
+  at::Tensor bias = summed_bias(in_float(b_ih), in_float(b_hh));  // summed in float, not rounded to T
   if (bias.defined()) bias = bias.contiguous();
+  const at::TensorOptions float_options = input.options().dtype(at::kFloat);
   const at::Tensor output = at::empty(output_sizes(s), input.options());
   const at::Tensor h_state = h0.clone(at::MemoryFormat::Contiguous);
-  const at::Tensor c_state = c0.clone(at::MemoryFormat::Contiguous);
+  const at::Tensor c_state = c0.to(at::kFloat, /*non_blocking=*/false, /*copy=*/true).contiguous();
   // Returned whatever happens, as the op's schema has them; written only when a backward may
   // read them (runtime/forward_only.h).
-  const at::Tensor gates = at::empty({s.N, 4 * s.H}, input.options());
-  const at::Tensor cells = at::empty({s.N, s.H}, input.options());
+  const at::Tensor gates = at::empty({s.N, 4 * s.H}, float_options);
+  const at::Tensor cells = at::empty({s.N, s.H}, float_options);
   const bool save = !ForwardOnlyGuard::active();
-  const at::Tensor packed = at::empty({kernel->forward_packed_floats(s.I, s.H)}, input.options());
+  const at::Tensor packed = at::empty({packed_floats(s.I, s.H)}, float_options);
 
-  float* const out = output.data_ptr<float>();
-  const FusedLstmForward call{
-      FusedWalk{&s, reverse, x.const_data_ptr<float>(), w_ih_c.const_data_ptr<float>(),
-                w_hh_c.const_data_ptr<float>(), bias.defined() ? bias.const_data_ptr<float>() : nullptr,
-                h_state.const_data_ptr<float>(),  // h0 until the walk is over
-                out, packed.data_ptr<float>()},
+  T* const out = output.data_ptr<T>();
+  forward(FusedLstmForwardOf<T>{
+      FusedWalkOf<T>{&s, reverse, x.const_data_ptr<T>(), w_ih_c.const_data_ptr<T>(), w_hh_c.const_data_ptr<T>(),
+                     bias.defined() ? bias.const_data_ptr<float>() : nullptr,
+                     h_state.const_data_ptr<T>(),  // h0 until the walk is over
+                     out, packed.data_ptr<float>()},
       c_state.data_ptr<float>(),
       save ? gates.data_ptr<float>() : nullptr,
       save ? cells.data_ptr<float>() : nullptr,
-  };
-  kernel->forward(call);
-  copy_final_hidden(s, reverse, out, h_state.data_ptr<float>());
-  return {output, h_state, c_state, gates, cells};
+  });
+  copy_final_hidden(s, reverse, out, h_state.data_ptr<T>());
+  return {output, h_state, c_state.to(input.scalar_type()), gates, cells};
+}
+
+}  // namespace
+
+LstmLayerResult lstm_layer_forward(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
+                                   const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,
+                                   const std::optional<at::Tensor>& b_ih, const std::optional<at::Tensor>& b_hh,
+                                   const std::optional<at::Tensor>& w_hr, bool reverse) {
+  const bool shape_fits = !s.has_proj && fused_step_applies(s, /*forward=*/true);
+  if (shape_fits && input.scalar_type() == at::kFloat) {
+    if (const std::optional<FusedLstmKernels> kernel = fused_kernels_here()) {
+      return fused_forward<float>(kernel->forward_packed_floats, kernel->forward, s, input, h0, c0, w_ih, w_hh, b_ih,
+                                  b_hh, reverse);
+    }
+  }
+#if defined(__x86_64__)
+  if (shape_fits && input.scalar_type() == at::kBFloat16 && cpu_has_avx512_bf16()) {
+    const FusedLstmBf16Kernels kernel = AVX512_BF16::fused_lstm_bf16_kernels();
+    return fused_forward<c10::BFloat16>(kernel.forward_packed_floats, kernel.forward, s, input, h0, c0, w_ih, w_hh,
+                                        b_ih, b_hh, reverse);
+  }
+#endif
+  return layer_forward<LstmBackend>(s, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, reverse);
 }
 
 }  // namespace cpu

@@ -1,10 +1,14 @@
 // The LSTM's CPU lstm_layer kernels: float32 layers without a projection run the fused step
-// (runtime/cpu/fused_step.h) on AVX2 and AVX-512 CPUs, forward and backward; everything else,
+// (runtime/cpu/fused_step.h) on AVX2 and AVX-512 CPUs, forward and backward, and so do bfloat16
+// forwards on AVX-512 CPUs with the BF16 extension (the tile multiplies bfloat16 pairs into
+// float; the gates, c and the saved tensors stay in float, as the plain loop keeps them, and each
+// h is rounded to bfloat16 once, as the plain loop's output is); everything else,
 // and every call while LSTM_EXT_FUSED_STEP=0, runs the plain loop (lstm_layer.cpp). Both write
 // and read the same saved gates and cells, so either backward serves either forward.
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <c10/util/BFloat16.h>
 
 #include <optional>
 
@@ -24,13 +28,16 @@ LstmLayerResult lstm_layer_forward(const LayerShape& s, const at::Tensor& input,
 // contract); false: it does not, and the plain loop runs.
 bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad);
 
-// One call of the fused forward kernel: the walk, and the LSTM's states.
-struct FusedLstmForward {
-  FusedWalk walk;
+// One call of the fused forward kernel: the walk (input, weights and h in T), and the LSTM's
+// states, in float.
+template <typename T>
+struct FusedLstmForwardOf {
+  FusedWalkOf<T> walk;
   float* c_state;  // [B, H]: c0 in, c_n out; each step reads and writes its rows in place
   float* saved_gates;  // [N, 4H] the activated i, f, g, o of every step, or null: not saved
   float* saved_cells;  // [N, H] c of every step, or null: not saved
 };
+using FusedLstmForward = FusedLstmForwardOf<float>;
 
 // One call of the fused backward kernel: the walk, and what the LSTM's gate math reads.
 struct FusedLstmBackward {
@@ -53,12 +60,21 @@ struct FusedLstmKernels {
   void (*input_grad)(const LayerShape& s, const float* dgates, const float* w_ih, float* packed, float* dx);
 };
 
-// Each capability's copy (fused_layer_impl.h, by fused_layer_{avx2,avx512}.cpp).
+// The bfloat16 forward, and the size of its packed-weight scratch.
+struct FusedLstmBf16Kernels {
+  int64_t (*forward_packed_floats)(int64_t I, int64_t H);
+  void (*forward)(const FusedLstmForwardOf<c10::BFloat16>&);
+};
+
+// Each capability's copy (fused_layer_impl.h, by fused_layer_{avx2,avx512,avx512_bf16}.cpp).
 namespace AVX2 {
 FusedLstmKernels fused_lstm_kernels();
 }
 namespace AVX512 {
 FusedLstmKernels fused_lstm_kernels();
+}
+namespace AVX512_BF16 {
+FusedLstmBf16Kernels fused_lstm_bf16_kernels();
 }
 
 }  // namespace cpu

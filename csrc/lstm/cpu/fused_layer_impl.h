@@ -16,11 +16,12 @@ namespace cpu {
 namespace CPU_CAPABILITY {
 
 // Finishes `count` units of a tile's rows from their four pre-activation vectors (i, f, g, o):
-// adds the bias, activates, updates c in place and writes h (and the saved gates and cells).
+// adds the bias, activates, updates c in place and writes h in T (and the saved gates and cells).
+template <typename T>
 struct LstmFusedEpilogue {
   const float* bias;  // packed [4][L] of the tile's block
   float* c_state;     // the tile's row 0, unit u0; row stride H
-  float* h_out;
+  T* h_out;
   float* saved_gates;  // row stride 4H, or null
   float* saved_cells;  // or null
   int64_t H, count;
@@ -34,7 +35,7 @@ struct LstmFusedEpilogue {
     FusedVec h;
     const FusedVec c = gates::cell_forward(a, FusedVec::loadu(c_row, count), &h);
     c.store(c_row, count);
-    h.store(h_out + r * H, count);
+    store_lanes(h, h_out + r * H, count);
     if (saved_gates != nullptr) {  // saved for backward, as the plain loop saves them
       store_blocks(saved_gates + r * 4 * H, H, count, a.i, a.f, a.g, a.o);
       c.store(saved_cells + r * H, count);
@@ -72,10 +73,11 @@ struct LstmFusedBackwardEpilogue {
   }
 };
 
-inline void run_fused_lstm_forward(const FusedLstmForward& f) {
+template <typename T>
+void run_fused_lstm_forward(const FusedLstmForwardOf<T>& f) {
   const int64_t H = f.walk.shape->H;
-  fused_forward_walk<4>(f.walk, [&](int64_t off, int64_t row, int64_t u0, const float* bias, const float*) {
-    return LstmFusedEpilogue{bias,
+  fused_forward_walk<4>(f.walk, [&](int64_t off, int64_t row, int64_t u0, const float* bias, const T*) {
+    return LstmFusedEpilogue<T>{bias,
                              f.c_state + row * H + u0,
                              f.walk.out + (off + row) * H + u0,
                              f.saved_gates ? f.saved_gates + (off + row) * 4 * H + u0 : nullptr,
@@ -104,11 +106,18 @@ inline void run_fused_lstm_backward(const FusedLstmBackward& f) {
 }
 
 // This capability's copy of the kernels (fused_layer.h).
+#if defined(LSTM_EXT_FUSED_BF16)
+FusedLstmBf16Kernels fused_lstm_bf16_kernels() {
+  return {[](int64_t I, int64_t H) { return fused_packed_floats<c10::BFloat16>(4, I, H); },
+          &run_fused_lstm_forward<c10::BFloat16>};
+}
+#else
 FusedLstmKernels fused_lstm_kernels() {
-  return {[](int64_t I, int64_t H) { return fused_packed_floats(4, I, H); }, &run_fused_lstm_forward,
+  return {[](int64_t I, int64_t H) { return fused_packed_floats(4, I, H); }, &run_fused_lstm_forward<float>,
           [](int64_t H) { return fused_backward_packed_floats(4, H); }, &run_fused_lstm_backward,
           [](int64_t I, int64_t H) { return fused_input_grad_packed_floats(4, I, H); }, &fused_input_grad<4>};
 }
+#endif
 
 }  // namespace CPU_CAPABILITY
 }  // namespace cpu

@@ -38,6 +38,17 @@ inline Capability cpu_capability() {
   return cap;
 }
 
+// Whether this CPU runs the AVX512_BF16 copies (capability_avx512_bf16.h): the AVX512 capability,
+// which ATEN_CPU_CAPABILITY can lower, and the BF16 extension.
+inline bool cpu_has_avx512_bf16() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has = cpu_capability() == Capability::AVX512 && __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
+
 // A pointwise kernel over rows [begin, end) of one time step, and a family's pair of them.
 template <typename Step>
 using RowKernel = void (*)(const Step&, int64_t begin, int64_t end);

@@ -1,5 +1,5 @@
-// The feature macros of every x86 capability above DEFAULT, for capability_avx2.h and
-// capability_avx512.h, which include it after their target pragma. The pragma enables the
+// The feature macros of every x86 capability above DEFAULT, for capability_avx2.h and the
+// AVX-512 capabilities (capability_avx512_features.h), included after their target pragma. The pragma enables the
 // instructions but not the feature macros that sleef.h and the ATen vector headers test, so they
 // are set here, for the including file only.
 #ifndef __AVX__

@@ -2,6 +2,7 @@
 #include "runtime/cpu/fused_step.h"
 
 #include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
 
 #include <algorithm>
 #include <cstring>
@@ -41,7 +42,8 @@ FusedPartition plan_fused_partition(int64_t B, int64_t flops_per_step) {
   return {threads, B >= kFusedRowsPerThread * threads};
 }
 
-void copy_final_hidden(const LayerShape& s, bool reverse, const float* out, float* h_state) {
+template <typename T>
+void copy_final_hidden(const LayerShape& s, bool reverse, const T* out, T* h_state) {
   // Rows [n_next, n) of a step are not active at the step walked next, so this step was their
   // last: a forward walk's prefixes shrink; a reverse walk's grow, so its last step has them all.
   int64_t n_next = 0;
@@ -49,11 +51,14 @@ void copy_final_hidden(const LayerShape& s, bool reverse, const float* out, floa
     const int64_t t = reverse ? k : s.T - 1 - k;
     const int64_t n = s.rows[t];
     if (n > n_next) {
-      std::memcpy(h_state + n_next * s.H, out + (s.offset[t] + n_next) * s.H, (n - n_next) * s.H * sizeof(float));
+      std::memcpy(h_state + n_next * s.H, out + (s.offset[t] + n_next) * s.H, (n - n_next) * s.H * sizeof(T));
     }
     n_next = std::max(n_next, n);
   }
 }
+
+template void copy_final_hidden(const LayerShape&, bool, const float*, float*);
+template void copy_final_hidden(const LayerShape&, bool, const c10::BFloat16*, c10::BFloat16*);
 
 }  // namespace cpu
 }  // namespace lstm_ext

@@ -59,19 +59,22 @@ struct FusedPartition {
   bool split_rows;
 };
 
-// One layer-direction's fused forward walk, on raw pointers. Every step reads only its input
-// rows and the previous step's rows of out, so nothing is copied between steps.
-struct FusedWalk {
+// One layer-direction's fused forward walk, on raw pointers, its input, weights and states in T
+// (float, or bfloat16 where the CPU multiplies bfloat16 pairs: fused_layer.h). Every step reads
+// only its input rows and the previous step's rows of out, so nothing is copied between steps.
+template <typename T>
+struct FusedWalkOf {
   const LayerShape* shape;
   bool reverse;
-  const float* x;     // [N, I] every step's input rows
-  const float* w_ih;  // [gates * H, I]
-  const float* w_hh;  // [gates * H, H]
-  const float* bias;  // [gates * H] (b_ih + b_hh) or null
-  const float* h0;    // [B, H]: h_{t-1} of the rows that start at step t
-  float* out;         // [N, H]: h of every step; h_{t-1} of the rows that go on
+  const T* x;         // [N, I] every step's input rows
+  const T* w_ih;      // [gates * H, I]
+  const T* w_hh;      // [gates * H, H]
+  const float* bias;  // [gates * H] (b_ih + b_hh, in float) or null
+  const T* h0;        // [B, H]: h_{t-1} of the rows that start at step t
+  T* out;             // [N, H]: h of every step; h_{t-1} of the rows that go on
   float* packed;      // scratch for the packed weights (fused_step_impl.h's fused_packed_floats)
 };
+using FusedWalk = FusedWalkOf<float>;
 
 // One layer-direction's fused backward walk. Per walked step t (the forward walk's last first),
 // one tile computes the gradient of h_t for a block of rows and units as
@@ -123,7 +126,9 @@ void run_fused_team(int64_t threads, int64_t extent, int64_t align, Member&& mem
 
 // After a walk that wrote every step's h into out [N, H] only: h_n of every row into h_state
 // [B, H], each row's h at the last step that row was active. Rows never active keep h_state.
-void copy_final_hidden(const LayerShape& s, bool reverse, const float* out, float* h_state);
+// T: float or c10::BFloat16.
+template <typename T>
+void copy_final_hidden(const LayerShape& s, bool reverse, const T* out, T* h_state);
 
 }  // namespace cpu
 }  // namespace lstm_ext

@@ -6,14 +6,19 @@
 // A family with N gate blocks per unit (LSTM 4, GRU 3) packs W_ih and W_hh as
 // [unit block][k][N][L]: for each k, the N gate columns of one block of L hidden units side by
 // side, so one tile of R rows x N vectors holds every gate of L whole units, and the epilogue
-// can finish those units without another pass.
+// can finish those units without another pass. bfloat16 weights pack k in pairs,
+// [unit block][k / 2][N][L][2], the operand layout of AVX512-BF16's pair dot product.
 #pragma once
 
 #include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
+#include <c10/util/BFloat16.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "runtime/cpu/fused_step.h"
 #include "runtime/cpu/grain.h"
@@ -46,13 +51,39 @@ inline void store_blocks(float* row, int64_t H, int64_t count, const FusedVec& a
   d.store(row + 3 * H, count);
 }
 
-// One part of a tile's K dimension: rows of A (row stride lda) against a packed panel [K][N][L].
-struct KSegment {
-  const float* a;
+// Elements of T that one packed k step holds per lane: 1 for float, a pair for bfloat16.
+template <typename T>
+inline constexpr int64_t kPackedPair = std::is_same_v<T, c10::BFloat16> ? 2 : 1;
+
+// K rounded up to whole pairs: a packed panel's k steps times kPackedPair<T>.
+template <typename T>
+inline int64_t packed_depth(int64_t K) {
+  return (K + kPackedPair<T> - 1) / kPackedPair<T> * kPackedPair<T>;
+}
+
+// `count` lanes of v into p: float, or (with the BF16 extension) bfloat16 rounded to nearest
+// even, as c10::BFloat16 rounds.
+inline void store_lanes(const FusedVec& v, float* p, int64_t count) {
+  v.store(p, count);
+}
+
+#if defined(LSTM_EXT_FUSED_BF16)
+inline void store_lanes(const FusedVec& v, c10::BFloat16* p, int64_t count) {
+  const __m256i bits = reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
+  _mm256_mask_storeu_epi16(p, static_cast<__mmask16>((1u << count) - 1), bits);
+}
+#endif
+
+// One part of a tile's K dimension: rows of A (row stride lda) against a packed panel [K][N][L]
+// ([K / 2][N][L][2] for bfloat16).
+template <typename T>
+struct KSegmentOf {
+  const T* a;
   int64_t lda;
-  const float* panel;
+  const T* panel;
   int64_t K;
 };
+using KSegment = KSegmentOf<float>;
 
 // acc[R][N] += A[R, 0:K] @ panel[0:K, N * L]: every entry of A broadcast against the N vectors
 // of its k; no horizontal sums, and the R x N accumulators stay in registers for all of K.
@@ -69,9 +100,39 @@ inline void accumulate_tile(const KSegment& seg, FusedVec (&acc)[R][N]) {
   }
 }
 
+#if defined(LSTM_EXT_FUSED_BF16)
+// acc[R][N] += A[R, 0:K] @ panel for bfloat16 A and panel, in float: each pair of A's entries
+// broadcast as one 32-bit lane against the N pair vectors of its k step (vdpbf16ps multiplies and
+// adds both products of a pair at once). An odd K's last entry pairs with a zero, so the row's
+// next element (maybe past its end) is never read.
+template <int R, int N>
+inline void accumulate_tile(const KSegmentOf<c10::BFloat16>& seg, FusedVec (&acc)[R][N]) {
+  constexpr int64_t ldp = int64_t{N} * kFusedLanes * 2;
+  const int64_t pairs = seg.K / 2;
+  const auto step = [&](int64_t k2, const auto& pair_of_row) {
+    __m512i w[N];
+    for (int c = 0; c < N; ++c) w[c] = _mm512_loadu_si512(seg.panel + k2 * ldp + c * kFusedLanes * 2);
+    for (int r = 0; r < R; ++r) {
+      const __m512i a = _mm512_set1_epi32(pair_of_row(r));
+      for (int c = 0; c < N; ++c) {
+        acc[r][c] = _mm512_dpbf16_ps(acc[r][c], reinterpret_cast<__m512bh>(a), reinterpret_cast<__m512bh>(w[c]));
+      }
+    }
+  };
+  for (int64_t k2 = 0; k2 < pairs; ++k2) {
+    step(k2, [&](int r) {
+      int32_t pair;
+      std::memcpy(&pair, seg.a + r * seg.lda + 2 * k2, sizeof(pair));
+      return pair;
+    });
+  }
+  if (seg.K % 2 != 0) step(pairs, [&](int r) { return int32_t{seg.a[r * seg.lda + seg.K - 1].x}; });
+}
+#endif
+
 // One tile of exactly R rows over K = [input | hidden], then epilogue(r, acc[r]) per row.
-template <int R, int N, typename Epilogue>
-inline void fused_tile(const KSegment& input, const KSegment& hidden, const Epilogue& epilogue) {
+template <int R, int N, typename Segment, typename Epilogue>
+inline void fused_tile(const Segment& input, const Segment& hidden, const Epilogue& epilogue) {
   FusedVec acc[R][N];
   for (int r = 0; r < R; ++r) {
     for (int c = 0; c < N; ++c) acc[r][c] = FusedVec(0.f);
@@ -83,8 +144,8 @@ inline void fused_tile(const KSegment& input, const KSegment& hidden, const Epil
 
 // A tile of 1 <= rows <= R rows: one instantiation per row count, so a short tile keeps its
 // accumulators in registers too.
-template <int R, int N, typename Epilogue>
-inline void fused_tile_rows(int64_t rows, const KSegment& input, const KSegment& hidden, const Epilogue& epilogue) {
+template <int R, int N, typename Segment, typename Epilogue>
+inline void fused_tile_rows(int64_t rows, const Segment& input, const Segment& hidden, const Epilogue& epilogue) {
   if constexpr (R > 1) {
     if (rows < R) return fused_tile_rows<R - 1, N>(rows, input, hidden, epilogue);
   }
@@ -93,14 +154,17 @@ inline void fused_tile_rows(int64_t rows, const KSegment& input, const KSegment&
 
 // Block `block` of w [N * H, K] into panel [K][N][L] (its own block's place in a packed
 // [blocks][K][N][L]); units past H are zero, so the last block's spare lanes compute zeros.
-template <int N>
-inline void pack_gate_block(const float* w, int64_t H, int64_t K, int64_t block, float* packed) {
-  float* panel = packed + block * K * N * kFusedLanes;
-  for (int64_t k = 0; k < K; ++k) {
+// bfloat16: [K / 2][N][L][2], an odd K's last pair completed with zeros.
+template <int N, typename T>
+inline void pack_gate_block(const T* w, int64_t H, int64_t K, int64_t block, T* packed) {
+  constexpr int64_t P = kPackedPair<T>;
+  const int64_t depth = packed_depth<T>(K);
+  T* panel = packed + block * depth * N * kFusedLanes;
+  for (int64_t k = 0; k < depth; ++k) {
     for (int g = 0; g < N; ++g) {
       for (int64_t l = 0; l < kFusedLanes; ++l) {
         const int64_t u = block * kFusedLanes + l;
-        panel[(k * N + g) * kFusedLanes + l] = u < H ? w[(g * H + u) * K + k] : 0.f;
+        panel[((k / P * N + g) * kFusedLanes + l) * P + k % P] = u < H && k < K ? w[(g * H + u) * K + k] : T(0.f);
       }
     }
   }
@@ -118,25 +182,30 @@ inline void pack_bias_block(const float* bias, int64_t H, int64_t block, float* 
   }
 }
 
-// Floats of packed weights and bias one call needs (the `packed` scratch of FusedWalk).
+// Floats of packed weights (in T) and bias (in float) one call needs (the `packed` scratch of
+// FusedWalkOf<T>).
+template <typename T = float>
 inline int64_t fused_packed_floats(int64_t gates, int64_t I, int64_t H) {
   const int64_t blocks = (H + kFusedLanes - 1) / kFusedLanes;
-  return blocks * gates * kFusedLanes * (I + H + 1);
+  const int64_t weights = blocks * gates * kFusedLanes * (packed_depth<T>(I) + packed_depth<T>(H));
+  return weights * static_cast<int64_t>(sizeof(T)) / static_cast<int64_t>(sizeof(float)) + blocks * gates * kFusedLanes;
 }
 
 // The walk: per step, per unit block of its own, tiles of rows; epilogue_at(off, row, u0, bias,
 // h_prev) makes the epilogue of the tile whose first row is `row` of the step at `off`, whose
 // units start at u0, whose packed bias is bias [N][L], and whose rows' h_{t-1} start at h_prev
 // (row stride H, unit 0). N gate blocks per unit.
-template <int N, typename EpilogueAt>
-void fused_forward_walk(const FusedWalk& w, const EpilogueAt& epilogue_at) {
+template <int N, typename T, typename EpilogueAt>
+void fused_forward_walk(const FusedWalkOf<T>& w, const EpilogueAt& epilogue_at) {
   constexpr int R = kFusedTileRows;
   constexpr int64_t L = kFusedLanes;
   const LayerShape& s = *w.shape;
   const int64_t H = s.H, I = s.I, blocks = (H + L - 1) / L;
-  float* const packed_ih = w.packed;
-  float* const packed_hh = packed_ih + blocks * I * N * L;
-  float* const packed_bias = packed_hh + blocks * H * N * L;
+  const int64_t depth_ih = packed_depth<T>(I), depth_hh = packed_depth<T>(H);
+  T* const packed_ih = reinterpret_cast<T*>(w.packed);
+  T* const packed_hh = packed_ih + blocks * depth_ih * N * L;
+  // after the weights: a whole number of floats, as L is even
+  float* const packed_bias = reinterpret_cast<float*>(packed_hh + blocks * depth_hh * N * L);
   const FusedPartition part = plan_fused_partition(s.B, 2 * s.B * N * H * (I + H));
 
   const auto pack = [&](int64_t b0, int64_t b1) {
@@ -152,14 +221,14 @@ void fused_forward_walk(const FusedWalk& w, const EpilogueAt& epilogue_at) {
     const int64_t n = s.rows[t], off = s.offset[t];
     const int64_t prev = previous_step(t, s.T, w.reverse);
     const int64_t n_prev = rows_with_previous(s, t, prev);
-    const float* const h_prev = prev < 0 ? w.h0 : w.out + s.offset[prev] * H;
+    const T* const h_prev = prev < 0 ? w.h0 : w.out + s.offset[prev] * H;
     for (int64_t j = b0; j < b1; ++j) {
-      const float* const panel_ih = packed_ih + j * I * N * L;
-      const float* const panel_hh = packed_hh + j * H * N * L;
-      const auto tiles = [&](int64_t begin, int64_t end, const float* h_rows) {
+      const T* const panel_ih = packed_ih + j * depth_ih * N * L;
+      const T* const panel_hh = packed_hh + j * depth_hh * N * L;
+      const auto tiles = [&](int64_t begin, int64_t end, const T* h_rows) {
         for_equal_parts(begin, end, R, [&](int64_t row, int64_t rows) {
-          const KSegment input{w.x + (off + row) * I, I, panel_ih, I};
-          const KSegment hidden{h_rows + row * H, H, panel_hh, H};
+          const KSegmentOf<T> input{w.x + (off + row) * I, I, panel_ih, I};
+          const KSegmentOf<T> hidden{h_rows + row * H, H, panel_hh, H};
           fused_tile_rows<R, N>(rows, input, hidden,
                                 epilogue_at(off, row, j * L, packed_bias + j * N * L, h_rows + row * H));
         });
