@@ -13,8 +13,9 @@ Presets:
   packed variable lengths and proj_size (long: an hour or more on a small CPU);
 - ``targets``: the CPU speed targets' shapes, fused against ``nn.LSTM`` / ``nn.GRU`` only (a few minutes);
 - ``fused_step``: the fused recurrent step's A/B: ``fused`` against ``fused_plain_loop`` (the same
-  build with ``LSTM_EXT_FUSED_STEP=0``) and ``nn.LSTM``, on the dense fp32 targets' shapes; the
-  GRU (against ``nn.GRU`` too) and the fused variants (peephole, zoneout) at two shapes each;
+  build with ``LSTM_EXT_FUSED_STEP=0``) and ``nn.LSTM``, on the dense fp32 targets' shapes and the
+  bf16 one; the GRU (against ``nn.GRU`` too) and the fused variants (peephole, zoneout) at two
+  shapes each;
 - ``fastrnns``: pytorch's benchmarks/fastrnns shape, T=100, B=64, I=H=512, 1 layer;
 - ``flashrnn``: the flashrnn paper's shape, T=1024, B=16, I=H=768, bf16, on CUDA only;
 - ``gru``: ``lstm_ext.GRU`` (fused and reference) against ``nn.GRU``, a large and a small batch;
@@ -268,12 +269,14 @@ def _targets() -> Preset:
 
 def _fused_step() -> Preset:
     # The fused step's A/B: the same build with and without it (LSTM_EXT_FUSED_STEP), beside
-    # nn.LSTM / nn.GRU, on the dense fp32 shapes of the targets; then the GRU's and the fused
-    # variants' (peephole, zoneout) at the gru and variants presets' two shapes.
+    # nn.LSTM / nn.GRU, on the dense fp32 shapes of the targets and the bf16 one (the bfloat16
+    # forward runs fused on CPUs with AVX512-BF16); then the GRU's and the fused variants'
+    # (peephole, zoneout) at the gru and variants presets' two shapes.
     chosen = ("fused", "fused_plain_loop", "nn")
     lstm = tuple(Config(T=t, B=b, I=i, H=h, impls=chosen)
                  for t, b, i, h in ((100, 64, 64, 64), (10, 64, 64, 64), (100, 64, 256, 256),
                                     (100, 16, 128, 512), (100, 4, 64, 64)))
+    lstm += (Config(T=100, B=64, I=256, H=256, dtype="bfloat16", impls=chosen),)
     small_and_big = ((64, 256), (4, 64))
     gru = tuple(Config(T=100, B=b, I=h, H=h, cell="gru", impls=chosen) for b, h in small_and_big)
     variants = tuple(Config(T=100, B=b, I=h, H=h, variant=v, impls=("fused", "fused_plain_loop"))
@@ -281,7 +284,7 @@ def _fused_step() -> Preset:
     return Preset(
         name="fused_step",
         description="the fused recurrent step against the plain loop (LSTM_EXT_FUSED_STEP=0) and nn.LSTM / "
-        "nn.GRU, dense fp32: the LSTM, the GRU and the fused variants",
+        "nn.GRU, dense fp32 and bf16: the LSTM, the GRU and the fused variants",
         configs=lstm + gru + variants,
         timing=Timing(min_run_time=0.3, min_samples=7, warmup=1, max_run_time=6.0),
     )
