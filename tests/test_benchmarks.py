@@ -399,13 +399,16 @@ def test_presets_cover_what_the_issue_asks_for():
     assert {(c.T, c.B, c.H) for c in targets if c.cell == "gru"} == {(100, 64, 256)}
     assert set(PRESETS) == {"tiny", "default", "full", "targets", "fused_step", "fastrnns", "flashrnn", "gru",
                             "variants"}
-    fused_step = get_preset("fused_step").configs  # the fused step's A/B on the dense fp32 targets
+    fused_step = get_preset("fused_step").configs  # the fused step's A/B on the dense fp32 and bf16 targets
     lstm_ab = [c for c in fused_step if c.kind == "lstm"]
-    assert {(c.T, c.B, c.I, c.H) for c in lstm_ab} == {shape for shape in dense32 if shape[0] > 1}
+    assert {(c.T, c.B, c.I, c.H) for c in lstm_ab if c.dtype == "float32"} == {s for s in dense32 if s[0] > 1}
+    bf16 = {(c.T, c.B, c.I, c.H) for c in targets if c.dtype == "bfloat16"}
+    assert {(c.T, c.B, c.I, c.H) for c in lstm_ab if c.dtype == "bfloat16"} == bf16
     assert {c.kind for c in fused_step} == {"lstm", "gru", "variant"}
     assert {c.variant for c in fused_step if c.kind == "variant"} == {"peephole", "zoneout"}
     assert all({"fused", "fused_plain_loop"} <= set(c.impls) for c in fused_step)
-    assert all(c.dtype == "float32" and not c.packed for c in fused_step)
+    assert all(c.dtype == "float32" for c in fused_step if c.kind != "lstm")
+    assert {c.dtype for c in lstm_ab} == {"float32", "bfloat16"} and not any(c.packed for c in fused_step)
     assert all(c.cell == "lstm" and not c.variant for c in default)
 
 
