@@ -16,35 +16,6 @@ std::optional<FusedLstmKernels> fused_kernels_here() {
   return LSTM_EXT_FUSED_KERNELS_HERE(fused_lstm_kernels);
 }
 
-}  // namespace
-
-bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad) {
-  const std::optional<FusedLstmKernels> kernel = fused_kernels_here();
-  if (!kernel || b.dgates.scalar_type() != at::kFloat || s.has_proj || !fused_step_applies(s, /*forward=*/false)) {
-    return false;
-  }
-  const at::Tensor packed = at::empty({kernel->backward_packed_floats(s.H)}, b.dgates.options());
-  kernel->backward(FusedLstmBackward{
-      FusedBackwardWalk{&s, reverse, b.w_hh.const_data_ptr<float>(), b.dgates.data_ptr<float>(),
-                        /*dgates_last=*/nullptr, b.dh_state.data_ptr<float>(), need_state_grad,
-                        packed.data_ptr<float>(), /*dh_direct=*/nullptr},
-      b.gates.const_data_ptr<float>(),
-      b.cells.const_data_ptr<float>(),
-      b.c0.const_data_ptr<float>(),
-      b.grad_out2d.const_data_ptr<float>(),
-      b.dc_state.data_ptr<float>(),
-  });
-  if (b.need_input_grad) {
-    b.dx = at::empty({s.N, s.I}, b.dgates.options());
-    const at::Tensor packed_ih = at::empty({kernel->input_grad_packed_floats(s.I, s.H)}, b.dgates.options());
-    kernel->input_grad(s, b.dgates.const_data_ptr<float>(), b.w_ih.const_data_ptr<float>(), packed_ih.data_ptr<float>(),
-                       b.dx.data_ptr<float>());
-  }
-  return true;
-}
-
-namespace {
-
 // One fused forward call in T (float, or bfloat16 on the BF16 extension); the gates, c and the
 // saved tensors in float.
 template <typename T>
@@ -88,6 +59,31 @@ LstmLayerResult fused_forward(int64_t (*packed_floats)(int64_t, int64_t),
 }
 
 }  // namespace
+
+bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, bool need_state_grad) {
+  const std::optional<FusedLstmKernels> kernel = fused_kernels_here();
+  if (!kernel || b.dgates.scalar_type() != at::kFloat || s.has_proj || !fused_step_applies(s, /*forward=*/false)) {
+    return false;
+  }
+  const at::Tensor packed = at::empty({kernel->backward_packed_floats(s.H)}, b.dgates.options());
+  kernel->backward(FusedLstmBackward{
+      FusedBackwardWalk{&s, reverse, b.w_hh.const_data_ptr<float>(), b.dgates.data_ptr<float>(),
+                        /*dgates_last=*/nullptr, b.dh_state.data_ptr<float>(), need_state_grad,
+                        packed.data_ptr<float>(), /*dh_direct=*/nullptr},
+      b.gates.const_data_ptr<float>(),
+      b.cells.const_data_ptr<float>(),
+      b.c0.const_data_ptr<float>(),
+      b.grad_out2d.const_data_ptr<float>(),
+      b.dc_state.data_ptr<float>(),
+  });
+  if (b.need_input_grad) {
+    b.dx = at::empty({s.N, s.I}, b.dgates.options());
+    const at::Tensor packed_ih = at::empty({kernel->input_grad_packed_floats(s.I, s.H)}, b.dgates.options());
+    kernel->input_grad(s, b.dgates.const_data_ptr<float>(), b.w_ih.const_data_ptr<float>(), packed_ih.data_ptr<float>(),
+                       b.dx.data_ptr<float>());
+  }
+  return true;
+}
 
 LstmLayerResult lstm_layer_forward(const LayerShape& s, const at::Tensor& input, const at::Tensor& h0,
                                    const at::Tensor& c0, const at::Tensor& w_ih, const at::Tensor& w_hh,

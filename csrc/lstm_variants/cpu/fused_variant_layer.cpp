@@ -29,18 +29,18 @@ bool fused_variant_forward(const LayerShape& s, bool reverse, const VariantTenso
   const std::optional<FusedVariantKernels> kernel = fused_kernels_here();
   if (!kernel || !fused_applies(s, o, input.rows, /*forward=*/true)) return false;
   // Input gates made beforehand are added by the epilogue: the tile's input segment is empty.
-  const bool projected = !input.w_ih.defined();
+  const bool gates_given = !input.w_ih.defined();
   LayerShape walk_shape = s;
-  if (projected) walk_shape.I = 0;
+  if (gates_given) walk_shape.I = 0;
   const at::Tensor packed = at::empty({kernel->forward_packed_floats(walk_shape.I, s.H)}, input.rows.options());
   const float* const rows = input.rows.const_data_ptr<float>();
   float* const out = f.output.data_ptr<float>();
   kernel->forward(FusedVariantForward{
-      FusedWalk{&walk_shape, reverse, rows, projected ? nullptr : input.w_ih.const_data_ptr<float>(),
+      FusedWalk{&walk_shape, reverse, rows, gates_given ? nullptr : input.w_ih.const_data_ptr<float>(),
                 w_hh.const_data_ptr<float>(), input.bias.defined() ? input.bias.const_data_ptr<float>() : nullptr,
                 f.h_n.const_data_ptr<float>(),  // h0 until the walk is over
                 out, packed.data_ptr<float>()},
-      projected ? rows : nullptr,
+      gates_given ? rows : nullptr,
       fused_options(o),
       f.c_n.data_ptr<float>(),
       f.gates.data_ptr<float>(),

@@ -19,6 +19,7 @@
 #include "lstm_variants/cpu/lstm_variant_pointwise.h"
 #include "lstm_variants/cpu/variant_buffers.h"
 #include "runtime/cpu/gemm/column_dot.h"
+#include "runtime/cpu/gemm/linear.h"
 #include "runtime/cpu/grain.h"
 #include "runtime/cpu/gemm/recurrent_gemm.h"
 #include "runtime/input_projection.h"
@@ -250,13 +251,11 @@ Tensor nothing(const Tensor& like) {
 }
 
 // The input gates of every step for the plain loop: input.rows themselves, or x @ w_ih^T + bias
-// on the layer kernels' projection GEMM.
+// on the layer kernels' projection GEMM (lstm_ext::linear's kernel, empty products included).
 Tensor input_gates(const VariantInput& input) {
   if (!input.w_ih.defined()) return input.rows;
-  const std::optional<Tensor> bias = input.bias.defined() ? std::optional<Tensor>(input.bias) : std::nullopt;
-  // Nothing to multiply: ATen's answer (zeros, plus the bias), not a GEMM library's edge case.
-  if (input.rows.numel() == 0) return at::linear(input.rows, input.w_ih, bias);
-  return input_projection(input.rows, input.w_ih, bias, std::nullopt);
+  return cpu::linear(input.rows, input.w_ih,
+                     input.bias.defined() ? std::optional<Tensor>(input.bias) : std::nullopt);
 }
 
 }  // namespace
