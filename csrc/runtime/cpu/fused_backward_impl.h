@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "runtime/cpu/fused_step_impl.h"
+#include "runtime/cpu/row_product.h"
 
 namespace lstm_ext {
 namespace cpu {
@@ -179,9 +180,48 @@ RecurrentFusedKernels<Forward, Backward> recurrent_fused_kernels(void (*forward)
           [](int64_t H) { return fused_backward_packed_floats(G, H); }, backward};
 }
 
+// out = [a | tail] @ W (+ bias, + out) for p.rows rows (row_product.h), on the walk's tile:
+// unit groups outside, so one group's panel serves every row tile from cache.
+inline void product_rows(const RowProduct& p, int64_t rows) {
+  constexpr int R = kFusedTileRows;
+  constexpr int64_t L = kFusedLanes;
+  const int64_t K = p.ka + p.k_tail, blocks = (p.cols + L - 1) / L;
+  for_unit_groups(0, blocks, [&](int64_t b, int C) {
+    const int64_t u0 = b * L;
+    const float* const panel = p.packed + b * K * L;
+    for_equal_parts(0, rows, R, [&](int64_t row, int64_t count) {
+      const KSegment a{p.a + row * p.lda, p.lda, panel, p.ka};
+      const KSegment tail = p.k_tail > 0 ? KSegment{p.tail + row * p.ld_tail, p.ld_tail, panel + p.ka * C * L, p.k_tail}
+                                         : KSegment{nullptr, 0, nullptr, 0};
+      backward_tile<R>(count, C, a, tail, [&](int r, const FusedVec* acc, int groups) {
+        for (int c = 0; c < groups; ++c) {
+          const int64_t u = u0 + c * L, lanes = std::min(L, p.cols - u);
+          float* const out = p.out + (row + r) * p.ldo + u;
+          FusedVec v = acc[c];
+          if (p.bias != nullptr) v = v + FusedVec::loadu(p.bias + u, lanes);
+          if (p.accumulate) v = v + FusedVec::loadu(out, lanes);
+          v.store(out, lanes);
+        }
+      });
+    });
+  });
+}
+
+// Floats of a packed W [K, cols]: whole blocks of columns.
+inline int64_t row_product_packed_floats(int64_t K, int64_t cols) {
+  return (cols + kFusedLanes - 1) / kFusedLanes * kFusedLanes * K;
+}
+
+// The row product's packing: W [K, cols] as the walk packs W_hh, share [begin, end) of parts.
+inline void pack_row_product_share(const float* w, int64_t K, int64_t cols, int64_t begin, int64_t end, int64_t parts,
+                                   float* packed) {
+  const int64_t blocks = (cols + kFusedLanes - 1) / kFusedLanes;
+  pack_unit_groups_from(w, cols, K, blocks * begin / parts, blocks * end / parts, packed);
+}
+
 // Floats of the packed W_ih fused_input_grad needs.
 inline int64_t fused_input_grad_packed_floats(int64_t gates, int64_t I, int64_t H) {
-  return (I + kFusedLanes - 1) / kFusedLanes * kFusedLanes * gates * H;
+  return row_product_packed_floats(gates * H, I);
 }
 
 // dx [N, I] = dgates [N, G * H] @ W_ih [G * H, I] after the walk, on the walk's tile: W_ih packed
@@ -189,22 +229,13 @@ inline int64_t fused_input_grad_packed_floats(int64_t gates, int64_t I, int64_t 
 // machine's peak on these narrow products (docs/performance.md, the fused backward).
 template <int G>
 void fused_input_grad(const LayerShape& s, const float* dgates, const float* w_ih, float* packed, float* dx) {
-  constexpr int R = kFusedTileRows;
-  constexpr int64_t L = kFusedLanes;
-  const int64_t K = G * s.H, I = s.I, blocks = (I + L - 1) / L;
+  const int64_t K = G * s.H, I = s.I, blocks = (I + kFusedLanes - 1) / kFusedLanes;
   at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
-    pack_unit_groups_from(w_ih, I, K, first, last, packed);
+    pack_row_product_share(w_ih, K, I, first, last, blocks, packed);
   });
-  at::parallel_for(0, s.N, 4 * R, [&](int64_t r0, int64_t r1) {
-    for_unit_groups(0, blocks, [&](int64_t b, int C) {
-      const int64_t u0 = b * L;
-      for_equal_parts(r0, r1, R, [&](int64_t row, int64_t rows) {
-        const KSegment a{dgates + row * K, K, packed + b * K * L, K};
-        backward_tile<R>(rows, C, a, KSegment{nullptr, 0, nullptr, 0}, [&](int r, const FusedVec* acc, int groups) {
-          for (int c = 0; c < groups; ++c) acc[c].store(dx + (row + r) * I + u0 + c * L, std::min(L, I - u0 - c * L));
-        });
-      });
-    });
+  at::parallel_for(0, s.N, 4 * kFusedTileRows, [&](int64_t r0, int64_t r1) {
+    product_rows(RowProduct{packed, I, dgates + r0 * K, K, K, nullptr, 0, 0, nullptr, false, dx + r0 * I, I},
+                 r1 - r0);
   });
 }
 

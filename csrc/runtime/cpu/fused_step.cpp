@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "runtime/cpu/gemm/small_gemm.h"
+#include "runtime/cpu/row_product.h"
 #include "runtime/cpu/switches.h"
 #include "runtime/layer_steps.h"
 
@@ -55,6 +56,10 @@ void copy_final_hidden(const LayerShape& s, bool reverse, const T* out, T* h_sta
     }
     n_next = std::max(n_next, n);
   }
+}
+
+std::optional<RowProductKernels> row_product_kernels_here() {
+  return LSTM_EXT_FUSED_KERNELS_HERE(row_product_kernels);
 }
 
 template void copy_final_hidden(const LayerShape&, bool, const float*, float*);
