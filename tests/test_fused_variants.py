@@ -20,6 +20,7 @@ from lstm_ext._switches import fused_step
 from conftest import requires_fused
 from op_args import variant_backward_args, variant_layer_case, variant_op_args
 from fused_paths import assert_all_close, assert_masked_grads, assert_paths_agree
+from tolerances import assert_close_to_truth
 from op_calls import aten_products, run_under_capability
 
 pytestmark = [requires_fused(), pytest.mark.usefixtures("two_threads")]
@@ -62,7 +63,7 @@ def _forward(args, fused):
 def _backward(args, saved, fused, mask=(True, True, True)):
     output, h_n, c_n, *rest = saved
     g = torch.Generator().manual_seed(1)
-    grads = [torch.randn(t.shape, generator=g) for t in (output, h_n, c_n)]
+    grads = [torch.randn(t.shape, generator=g, dtype=torch.float64).to(t.dtype) for t in (output, h_n, c_n)]
     with fused_step(fused):
         return ops.lstm_variant_layer_backward(*variant_backward_args(args, grads, output, rest, mask))
 
@@ -124,14 +125,88 @@ def test_knob_switches_path(H, B):
     assert aten_products(lambda: _backward(args, saved, False, state_only))
 
 
-def test_layer_norm_and_lesson_keep_the_plain_loop():
-    """The options that need a whole row before any unit is finished run the plain loop whatever
-    the switch says: bitwise the same results."""
-    for options in (dict(layer_norm=True), dict(lesson=True, peephole=True)):
-        args = _op_args(37, 13, False, False, options, seed=5)
-        assert_all_close(_forward(args, True), _forward(args, False), SAVED)
-        for a, b in zip(_forward(args, True), _forward(args, False)):
-            assert torch.equal(a, b)
+# The options whose step needs whole rows run the row-split walk (row_split_variant_layer.h) where
+# the batch gives every thread rows of its own; these shapes take it (with 2 threads: B=30 splits
+# rows; B=1 and B=5 at H <= 37 are too small to share and run on one thread).
+WHOLE_ROW_OPTIONS = {
+    "layer-norm": dict(layer_norm=True),
+    "layer-norm-all": dict(layer_norm=True, peephole=True, zoneout_h=0.3, zoneout_c=0.6),
+    "lesson": dict(lesson=True),
+    "lesson-all": dict(lesson=True, peephole=True, zoneout_h=0.3, zoneout_c=0.6),
+}
+WHOLE_ROW_SHAPES = [(5, 1), (17, 5), (37, 5), (37, 30), (100, 30)]
+
+
+def _to_float64(args):
+    return tuple(a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+
+def _assert_whole_row_paths_agree(args, mask=(True, True, True)):
+    """Both paths' forward and, from either forward's saved tensors, both backwards. Layer norm
+    divides by each row's spread, which magnifies rounding: where the two float32 summation
+    orders differ by more than the default tolerance, each result is held to the float64 truth
+    instead, no further from it than twice the plain loop's float32 error (tolerances.py)."""
+    truth_args = _to_float64(args)
+    truth = _forward(truth_args, False)
+    truth_grads = _backward(truth_args, truth, False, mask)
+    plain = _forward(args, False)
+    plain_grads = _backward(args, plain, False, mask)
+    for name, got, t, p in zip(SAVED, _forward(args, True), truth, plain):
+        assert_close_to_truth(got, t, p, name)
+    for saved in (_forward(args, True), plain):
+        for fused in (True, False):
+            for name, got, t, p in zip(GRADS, _backward(args, saved, fused, mask), truth_grads, plain_grads):
+                assert_close_to_truth(got, t, p, name)
+
+
+@pytest.mark.parametrize("option", WHOLE_ROW_OPTIONS)
+@pytest.mark.parametrize("reverse", [False, True], ids=["forward", "reverse"])
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+@pytest.mark.parametrize("H,B", WHOLE_ROW_SHAPES)
+def test_whole_row_options_match_plain_loop(H, B, packed, reverse, option):
+    """Layer norm and the lesson's use gate, alone and with every per-unit option: every saved
+    tensor and every gradient, both paths, either backward from either forward."""
+    _assert_whole_row_paths_agree(_op_args(H, B, packed, reverse, WHOLE_ROW_OPTIONS[option], seed=H * 100 + B))
+
+
+@pytest.mark.parametrize("mask", [(True, False, False), (False, True, False), (False, False, True)],
+                         ids=["input", "state", "weights"])
+@pytest.mark.parametrize("option", ["layer-norm-all", "lesson-all"])
+def test_whole_row_backward_masks(option, mask):
+    """One gradient at a time: without the state's gradient the walk skips h0's product."""
+    _assert_whole_row_paths_agree(_op_args(37, 30, True, True, WHOLE_ROW_OPTIONS[option], seed=6), mask)
+
+
+@pytest.mark.parametrize("option", ["layer-norm", "lesson-all"])
+def test_whole_row_other_input_form(option):
+    """The op's other input form: the lesson handed input gates (the walk copies them in and adds
+    its product), layer norm handed x and W_ih (the walk projects them before the loop)."""
+    args = _op_args(37, 30, True, False, WHOLE_ROW_OPTIONS[option], seed=7)
+    if option == "lesson-all":
+        input, w_ih, b_ih, b_hh, *rest = args
+        other = (torch.nn.functional.linear(input, w_ih, b_ih + b_hh), None, None, None, *rest)
+    else:
+        xgates, _, _, _, *rest = args
+        w_ih = torch.eye(xgates.shape[-1])  # x @ I^T: the same input gates, through the projection
+        other = (xgates, w_ih, None, None, *rest)
+    _assert_whole_row_paths_agree(other, mask=(True, True, False))
+    assert_all_close(_forward(other, True), _forward(args, True), SAVED)
+
+
+@pytest.mark.parametrize("option", ["layer-norm-all", "lesson-all"])
+def test_whole_row_path_taken(option):
+    """Where the batch splits across threads (B=30) the row-split walk runs, forward and backward,
+    and dispatches no ATen product per step; with too few rows to share (B=13 at H=100, which
+    the per-unit options split by units) the plain loop runs whatever the switch says."""
+    args = _op_args(37, 30, False, False, WHOLE_ROW_OPTIONS[option], seed=8)
+    saved = _forward(args, True)
+    state_only = (False, True, False)
+    assert not aten_products(lambda: _forward(args, True))
+    assert not aten_products(lambda: _backward(args, saved, True, state_only))
+    assert aten_products(lambda: _forward(args, False))
+    assert aten_products(lambda: _backward(args, saved, False, state_only))
+    few_rows = _op_args(100, 13, False, False, WHOLE_ROW_OPTIONS[option], seed=8)
+    assert aten_products(lambda: _forward(few_rows, True))
 
 
 def test_module_trains_like_plain_loop(gen):
@@ -156,17 +231,20 @@ def test_module_trains_like_plain_loop(gen):
 
 def test_avx2_build():
     """The AVX2 copy of the kernels (8-lane vectors, 2-row tiles) against the plain loop, forward
-    and backward."""
+    and backward, the lesson's row-split walk included."""
     script = (
         "import os, torch, lstm_ext\n"
         "from op_args import variant_backward_args, variant_layer_case, variant_op_args\n"
         "assert torch.backends.cpu.get_cpu_capability() == 'AVX2', torch.backends.cpu.get_cpu_capability()\n"
         "torch.set_num_threads(2)\n"
         "g = torch.Generator().manual_seed(0)\n"
-        "for H, B, packed, reverse in [(5, 1, False, False), (9, 5, True, True), (37, 30, True, False),\n"
-        "                              (100, 13, False, True)]:\n"
+        "per_unit = dict(peephole=True, zoneout_h=0.3, zoneout_c=0.6)\n"
+        "lesson = dict(lesson=True, peephole=True, zoneout_h=0.3)  # the row-split walk at B=30\n"
+        "for H, B, packed, reverse, options in [(5, 1, False, False, per_unit), (9, 5, True, True, per_unit),\n"
+        "        (37, 30, True, False, per_unit), (100, 13, False, True, per_unit), (37, 30, True, True, lesson),\n"
+        "        (9, 5, False, False, lesson)]:\n"
         "    args = variant_op_args(*variant_layer_case(T=7, B=B, I=11, H=H, packed=packed, reverse=reverse,\n"
-        "        dtype=torch.float32, seed=H * B, peephole=True, zoneout_h=0.3, zoneout_c=0.6))\n"
+        "        dtype=torch.float32, seed=H * B, scale=H ** -0.5, **options))\n"
         "    out = {}\n"
         "    for knob in ('1', '0'):\n"
         "        os.environ['LSTM_EXT_FUSED_STEP'] = knob\n"

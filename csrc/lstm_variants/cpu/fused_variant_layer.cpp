@@ -12,7 +12,7 @@ std::optional<FusedVariantKernels> fused_kernels_here() {
   return LSTM_EXT_FUSED_KERNELS_HERE(fused_variant_kernels);
 }
 
-// float32, with neither layer norm nor the lesson's use gate (fused_variant_layer.h says why).
+// float32, with neither layer norm nor the lesson's use gate (those run row_split_variant_layer.h's walk).
 bool fused_applies(const LayerShape& s, const VariantTensors& o, const at::Tensor& like, bool forward) {
   return like.scalar_type() == at::kFloat && !o.ln_hh.has_value() && !o.ln_c_weight.has_value() &&
          !o.w_u.has_value() && fused_step_applies(s, forward);

@@ -5,9 +5,9 @@
 // [N, 4H] buffer; where the caller made the input gates beforehand (VariantInput without w_ih),
 // the tile multiplies h_{t-1} alone and the epilogue adds them. Layer norm and the lesson's use
 // gate need a whole row of the step (its statistics, or a second product over every unit) before
-// any unit is finished, so they keep the plain loop
-// (lstm_variant_layer.cpp); so does every call while LSTM_EXT_FUSED_STEP=0. Both paths write and
-// read the same saved tensors (variant_buffers.h), so either backward serves either forward.
+// any unit is finished: they run row_split_variant_layer.h's walk instead. While
+// LSTM_EXT_FUSED_STEP=0 every call runs the plain loop (lstm_variant_layer.cpp). All of them write
+// and read the same saved tensors (variant_buffers.h), so any backward serves any forward.
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -5,6 +5,8 @@
 // pointwise pass of variant_gates.h; backward per step one pointwise pass and one GEMM, then
 // dx, the weight, peephole and layer-norm gain gradients over all steps at once. With layer norm
 // on the recurrent projection, the step's GEMM writes a buffer the pointwise pass normalizes.
+// This is the plain loop: float32 calls run on the fused step where it applies
+// (fused_variant_layer.h, row_split_variant_layer.h), on the same buffers.
 #include "lstm_variants/cpu/lstm_variant_layer.h"
 
 #include <ATen/ATen.h>
@@ -17,7 +19,9 @@
 
 #include "lstm_variants/cpu/fused_variant_layer.h"
 #include "lstm_variants/cpu/lstm_variant_pointwise.h"
+#include "lstm_variants/cpu/row_split_variant_layer.h"
 #include "lstm_variants/cpu/variant_buffers.h"
+#include "lstm_variants/cpu/variant_steps.h"
 #include "runtime/cpu/gemm/column_dot.h"
 #include "runtime/cpu/gemm/linear.h"
 #include "runtime/cpu/grain.h"
@@ -99,19 +103,6 @@ VariantTensors options(const std::optional<Tensor>& peephole, const std::optiona
 }
 
 template <typename scalar_t>
-const scalar_t* rows_or_null(const std::optional<Tensor>& t, int64_t offset, int64_t H) {
-  return t.has_value() ? t->const_data_ptr<scalar_t>() + offset * H : nullptr;
-}
-
-// The options' pointers for the step whose rows start at `offset`.
-template <typename scalar_t>
-VariantOptions<scalar_t> step_options(const VariantTensors& o, int64_t offset, int64_t H) {
-  return {data_or_null<scalar_t>(o.peephole), rows_or_null<scalar_t>(o.keep_h, offset, H),
-          rows_or_null<scalar_t>(o.keep_c, offset, H), data_or_null<scalar_t>(o.ln_hh),
-          data_or_null<scalar_t>(o.ln_c_weight), data_or_null<scalar_t>(o.ln_c_bias)};
-}
-
-template <typename scalar_t>
 void forward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, const Tensor& xgates, VariantSaved& f,
                   const Tensor& w_hh) {
   const int64_t H = s.H;
@@ -119,7 +110,6 @@ void forward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, co
   const std::optional<RecurrentGemm> lesson =
       o.w_u.has_value() ? std::optional<RecurrentGemm>(std::in_place, *o.w_u, s.B, s.T) : std::nullopt;
   const auto rows = variant_row_kernels<scalar_t>().forward;
-  Tensor out2d = f.output.view({s.N, H});
   for (int64_t k = 0; k < s.T; ++k) {
     const int64_t t = reverse ? s.T - 1 - k : k;
     const int64_t n = s.rows[t], off = s.offset[t];
@@ -148,26 +138,11 @@ void forward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, co
         pre_p = result_t.const_data_ptr<scalar_t>();
       }
     }
-    const VariantForwardStep<scalar_t> step{
-        H,
-        pre_p,
-        step_options<scalar_t>(o, off, H),
-        o.ln_hh.has_value() ? f.rec.data_ptr<scalar_t>() + off * 4 * H : nullptr,
-        f.stats.numel() ? f.stats.data_ptr<scalar_t>() + off * kStats : nullptr,
-        o.w_u.has_value() ? f.lesson.data_ptr<scalar_t>() + off * H : nullptr,
-        nullptr,
-        f.gates.data_ptr<scalar_t>() + off * 4 * H,
-        f.cells.data_ptr<scalar_t>() + off * H,
-        o.keep_c.has_value() ? f.states.data_ptr<scalar_t>() + off * H : nullptr,
-        f.c_n.data_ptr<scalar_t>(),
-        f.h_n.data_ptr<scalar_t>(),
-        out2d.data_ptr<scalar_t>() + off * H,
-        rec_p,
-    };
+    const VariantForwardStep<scalar_t> step = forward_step_at<scalar_t>(s, o, f, off, pre_p, rec_p);
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
     if (!o.w_u.has_value()) continue;
     // The lesson's use gate: u_pre = kept @ W_u^T + b_u, then squash it.
-    scalar_t* u_pre = f.lesson.data_ptr<scalar_t>() + (s.N + off) * H;  // f.lesson[1]'s rows
+    scalar_t* u_pre = use_pre_at<scalar_t>(s, f, off);
     const scalar_t* b_u = data_or_null<scalar_t>(o.b_u);
     for (int64_t r = 0; r < n; ++r) {
       if (b_u) std::memcpy(u_pre + r * H, b_u, H * sizeof(scalar_t));
@@ -197,27 +172,8 @@ void backward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, c
     const int64_t t = reverse ? s.T - 1 - k : k;
     const int64_t n = s.rows[t], off = s.offset[t];
     const int64_t prev = previous_step(t, s.T, reverse);
-    const VariantBackwardStep<scalar_t> step{
-        H,
-        f.gates.const_data_ptr<scalar_t>() + off * 4 * H,
-        f.cells.const_data_ptr<scalar_t>() + off * H,
-        prev < 0 ? nullptr : carried.const_data_ptr<scalar_t>() + s.offset[prev] * H,
-        c0.const_data_ptr<scalar_t>(),
-        rows_with_previous(s, t, prev),
-        step_options<scalar_t>(o, off, H),
-        o.ln_hh.has_value() ? f.rec.const_data_ptr<scalar_t>() + off * 4 * H : nullptr,
-        f.stats.numel() ? f.stats.const_data_ptr<scalar_t>() + off * kStats : nullptr,
-        // f.lesson[1]'s rows, without a select per step (a tensor view costs more than it saves)
-        o.w_u.has_value() ? f.lesson.const_data_ptr<scalar_t>() + (s.N + off) * H : nullptr,
-        o.w_u.has_value() ? g.d_use.data_ptr<scalar_t>() + off * H : nullptr,
-        nullptr,
-        g.dh.data_ptr<scalar_t>(),
-        grad_out2d.const_data_ptr<scalar_t>() + off * H,
-        g.dc.data_ptr<scalar_t>(),
-        g.dgates.data_ptr<scalar_t>() + off * 4 * H,
-        o.ln_c_weight.has_value() ? g.dln_c.data_ptr<scalar_t>() + off * H : nullptr,
-        o.ln_hh.has_value() ? g.drec.data_ptr<scalar_t>() + off * 4 * H : nullptr,
-    };
+    const VariantBackwardStep<scalar_t> step =
+        backward_step_at<scalar_t>(s, t, prev, o, f, carried, c0, grad_out2d, g);
     at::parallel_for(0, n, grain_rows(H), [&](int64_t begin, int64_t end) { rows(step, begin, end); });
     if (o.w_u.has_value()) {  // the lesson's use gate: back through W_u to kept, then the other gates
       if (!lesson->small_step(g.d_use.const_data_ptr<scalar_t>() + off * H, H, n, g.d_kept.data_ptr<scalar_t>(), H,
@@ -248,14 +204,6 @@ void backward_loop(const LayerShape& s, bool reverse, const VariantTensors& o, c
 
 Tensor nothing(const Tensor& like) {
   return at::empty({0}, like.options());
-}
-
-// The input gates of every step for the plain loop: input.rows themselves, or x @ w_ih^T + bias
-// on the layer kernels' projection GEMM (lstm_ext::linear's kernel, empty products included).
-Tensor input_gates(const VariantInput& input) {
-  if (!input.w_ih.defined()) return input.rows;
-  return cpu::linear(input.rows, input.w_ih,
-                     input.bias.defined() ? std::optional<Tensor>(input.bias) : std::nullopt);
 }
 
 }  // namespace
@@ -292,7 +240,9 @@ VariantLayerResult lstm_variant_layer(const Tensor& input, const std::optional<T
     if (in.bias.defined()) in.bias = in.bias.contiguous();
   }
   const Tensor w_hh_c = w_hh.contiguous();
-  if (!fused_variant_forward(s, reverse, o, in, w_hh_c, f)) {
+  const bool fused =
+      fused_variant_forward(s, reverse, o, in, w_hh_c, f) || row_split_variant_forward(s, reverse, o, in, w_hh_c, f);
+  if (!fused) {
     const Tensor xgates = input_gates(in);
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "lstm_ext_variant_forward",
                                [&] { forward_loop<scalar_t>(s, reverse, o, xgates, f, w_hh_c); });
@@ -373,7 +323,8 @@ VariantLayerGrads lstm_variant_layer_backward(const Tensor& grad_output, const T
     g.d_kept = at::empty({s.B, s.H}, gates.options());
   }
   const Tensor grad_out2d = grad_output.contiguous().view({s.N, s.H}), w_hh_c = w_hh.contiguous();
-  if (!fused_variant_backward(s, reverse, o, f, carried, c0_c, grad_out2d, g, w_hh_c, need_state)) {
+  if (!fused_variant_backward(s, reverse, o, f, carried, c0_c, grad_out2d, g, w_hh_c, need_state) &&
+      !row_split_variant_backward(s, reverse, o, f, carried, c0_c, grad_out2d, g, w_hh_c, need_state)) {
     AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "lstm_ext_variant_backward", [&] {
       backward_loop<scalar_t>(s, reverse, o, f, carried, c0_c, grad_out2d, g, w_hh_c, need_state);
     });
