@@ -170,7 +170,7 @@ def _dynamo_graphs() -> int:
 
 class _Expected:
     """The oracles' outputs on one workload, computed once per oracle, mode and dtype, and the
-    verdict on an implementation's outputs (``preset.check``: see ``check.py``)."""
+    verdict on an implementation's outputs (``Preset.check_for``: see ``check.py``)."""
 
     def __init__(self, wl: Workload, check_mode: str):
         self.wl = wl
@@ -259,7 +259,8 @@ def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, t
                oracle: str, reporter: Reporter, skipped: list, peak: dict) -> list:
     """Every record of one shape on one device (both modes)."""
     wl = make_workload(cfg, device)
-    expected = _Expected(wl, preset.check)
+    check_mode = preset.check_for(cfg)
+    expected = _Expected(wl, check_mode)
     gemm = {mode: measure.gemm_time(measure.gemm_plan(cfg, wl.batch_sizes, mode), device, cfg.torch_dtype,
                                     threads, preset.timing) for mode in MODES}
     records = []
@@ -291,7 +292,7 @@ def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, t
             notes = [built.note] if built.note else []
             all_notes.append((rec, notes))
             try:
-                if _check(rec, notes, impl, built, wl, mode, expected, _oracle_for(name, oracle, preset.check)):
+                if _check(rec, notes, impl, built, wl, mode, expected, _oracle_for(name, oracle, check_mode)):
                     pending[mode][name] = (rec, built, notes)
             except Exception as error:  # noqa: BLE001 - an implementation that raises is a result
                 rec["status"] = "error"
