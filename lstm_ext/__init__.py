@@ -6,6 +6,9 @@
 - ``convert(module)``: swaps every ``nn.LSTM`` / ``nn.LSTMCell`` / ``nn.GRU`` / ``nn.GRUCell`` in a
   model for ours, in place.
 - ``has_kernel(op, device, dtype)``: whether a fused kernel runs that op for that device and dtype.
+- ``register_onnx_translations()``: registers the ops' ONNX forms with both of torch's exporters
+  now (importing lstm_ext arranges it for ``torch.onnx.export`` already; this is for tools that
+  build their own registry).
 - ``reference``: every cell in plain PyTorch, starting with the four gates of the lesson (learn,
   forget, remember, use).
 
@@ -15,9 +18,13 @@ ops' fake kernels and autograd formulas, and its kernels with :func:`has_kernel`
 
 from . import reference
 from ._library import has_kernel
+from ._onnx import register as register_onnx_translations
 from .convert import convert
 from .gru import GRU, GRUCell
 from .lstm import LSTM, LSTMCell
 
-__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "convert", "has_kernel", "reference"]
+from ._onnx import install as _install_onnx_translations
+
+__all__ = ["GRU", "GRUCell", "LSTM", "LSTMCell", "convert", "has_kernel", "reference", "register_onnx_translations"]
+_install_onnx_translations()
 __version__ = "0.1.0"

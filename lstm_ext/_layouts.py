@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any, Callable, NamedTuple, Optional, Union
 
+import torch
 from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence
+
+from . import _onnx, _onnx_rnn
 
 
 class _Unpacked(NamedTuple):
@@ -53,6 +56,8 @@ class _Layouts:
     def _unpack_input(self, input: Union[Tensor, PackedSequence], hx: Any) -> _Unpacked:
         """``input`` and ``hx`` as the layer loop takes them (before the layer's own checks)."""
         if isinstance(input, PackedSequence):
+            if torch.onnx.is_in_onnx_export():  # before int() makes the capture fail on data
+                _onnx.refuse("a PackedSequence input", _onnx_rnn.PADDED_INSTEAD)
             data, batch_sizes, sorted_indices, unsorted_indices = input
             max_batch_size = int(batch_sizes[0])
             is_batched = True

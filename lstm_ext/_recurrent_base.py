@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.modules.rnn import RNNBase, RNNCellBase
 
-from . import _library
+from . import _library, _onnx
 from ._layouts import _Layouts
 
 BACKENDS = ("auto", "fused", "reference")
@@ -189,6 +189,12 @@ def _named_attributes(params: list[Optional[Tensor]], hiddens: list[Tensor]) -> 
     return [(name, tensor) for name, tensor in named if tensor is not None]
 
 
+def _prepare_onnx_export() -> None:
+    """While ``torch.onnx.export`` traces a layer: the ONNX forms of lstm_ext's ops (``_onnx.py``)."""
+    if torch.onnx.is_in_onnx_export():
+        _onnx.prepare_export()
+
+
 def _check_on_input_device(input: Tensor, params: list[Optional[Tensor]], hiddens: list[Tensor]) -> None:
     """ATen's ``check_attributes``: hidden states and parameters on the input's device.
 
@@ -312,6 +318,7 @@ class _RecurrentLayer(_BackendChoice, _Layouts, RNNBase):
         self, input: Tensor, batch_sizes: Optional[Tensor], params: list[Optional[Tensor]], hiddens: list[Tensor]
     ) -> None:
         """What ATen's layers check before they compute: devices, then a non-empty sequence."""
+        _prepare_onnx_export()
         _check_on_input_device(input, params, hiddens)
         if batch_sizes is None and input.size(1 if self.batch_first else 0) == 0:
             raise RuntimeError("Expected sequence length to be larger than 0 in RNN")
@@ -333,6 +340,7 @@ class _RecurrentCell(_BackendChoice, RNNCellBase):
         """nn's cell forward before the arithmetic: ``input`` and every state 1-D or 2-D, a batch
         dimension added to unbatched ones, zeros for omitted states. Returns ``(input [N, I],
         states [N, H] each, is_batched)``."""
+        _prepare_onnx_export()
         if input.dim() not in (1, 2):
             raise ValueError(f"{self._NAME}: Expected input to be 1D or 2D, got {input.dim()}D instead")
         if states is not None:

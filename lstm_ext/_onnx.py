@@ -1,0 +1,231 @@
+"""ONNX export of lstm_ext's layers: what torch's two exporters need for the project's ops.
+
+``torch.onnx.export`` meets ``lstm_ext::lstm_layer`` and its siblings in the traced graph. Each
+family module (``lstm/onnx.py``, ``gru/onnx.py``) writes one translation per op, once, against
+:class:`Builder`; this module runs it for both exporters:
+
+- ``dynamo=True``: as a traced onnxscript function in onnxscript's torch_lib registry, which the
+  exporter reads at the start of every translation;
+- ``dynamo=False``: as a symbolic of the TorchScript exporter (``register_custom_op_symbolic``).
+
+The TorchScript symbolics are registered by :func:`prepare_export`, which every layer's forward
+calls while an export traces it (``torch.onnx.is_in_onnx_export()``); that exporter looks them up
+after tracing. The dynamo exporter builds its registry before it traces, so the onnxscript
+functions are registered the moment onnxscript's torch_lib registry is imported (an import hook
+:func:`install` sets up), or at once where it already is. So importing lstm_ext never imports the
+onnx packages (about 2 s), and a user writes nothing extra. :func:`register` does it all by hand.
+
+An option without an ONNX form is refused by :func:`refuse` with the option's name, while the
+forward is traced, not deep in the exporter's error report.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import inspect
+import sys
+import warnings
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+
+# Unsqueeze and Squeeze with axes as an input (13), LSTM's layout attribute (14).
+MIN_OPSET = 14
+
+# Every op's translation: "lstm_ext::name" -> (translate(builder, *op_args), the op's arguments'
+# names in schema order, its non-tensor arguments' Python types). Filled by the family modules.
+_TRANSLATIONS: dict[str, tuple[Callable[..., Any], tuple[str, ...], dict[str, type]]] = {}
+# How the TorchScript exporter's symbolic_helper reads a constant of a type a translation reads;
+# other attributes reach the translation as the graph's values.
+_CONSTANT_KIND = {bool: "b"}
+_registered = {"torchscript": False, "dynamo": False}
+
+
+class ExportRefused(torch.onnx.OnnxExporterError):
+    """An lstm_ext layer option that has no ONNX form."""
+
+
+def refuse(what: str, instead: str) -> None:
+    """Raise the refusal of ``what``, naming what to do ``instead``."""
+    raise ExportRefused(f"lstm_ext: {what} cannot be exported to ONNX; {instead}")
+
+
+class Builder:
+    """The graph an op's translation writes to, for either exporter. Tensors are the exporter's
+    graph values; ``None`` stands for an omitted optional input."""
+
+    def op(self, name: str, *inputs: Any, outputs: int = 1, **attributes: Any) -> Any:
+        """One ONNX node of the default domain; a tuple of values where ``outputs > 1``."""
+        raise NotImplementedError
+
+    def ints(self, values: Sequence[int]) -> Any:
+        """A constant int64 vector."""
+        raise NotImplementedError
+
+    def shape(self, value: Any) -> tuple[int, ...]:
+        """The static shape of a parameter (a weight)."""
+        raise NotImplementedError
+
+
+class _TorchScriptBuilder(Builder):
+    def __init__(self, g: Any) -> None:
+        self.g = g
+
+    def op(self, name, *inputs, outputs=1, **attributes):
+        from torch.onnx._internal.torchscript_exporter import symbolic_opset9
+
+        # TorchScript's g.op names each attribute with its type: hidden_size_i, direction_s.
+        suffix = {int: "i", float: "f", str: "s"}
+        typed = {f"{key}_{suffix[type(value)]}": value for key, value in attributes.items()}
+        values = [symbolic_opset9.unused(self.g) if value is None else value for value in inputs]
+        return self.g.op(name, *values, outputs=outputs, **typed)
+
+    def ints(self, values):
+        return self.g.op("Constant", value_t=torch.tensor(list(values), dtype=torch.int64))
+
+    def shape(self, value):
+        from torch.onnx._internal.torchscript_exporter import symbolic_helper
+
+        return tuple(symbolic_helper._get_tensor_sizes(value))
+
+
+class _OnnxScriptBuilder(Builder):
+    def __init__(self) -> None:
+        from onnxscript import opset18
+
+        self.opset = opset18
+
+    def op(self, name, *inputs, outputs=1, **attributes):
+        # onnxscript returns every output the schema declares; the translation asks for its first few
+        result = getattr(self.opset, name)(*inputs, **attributes)
+        return result if outputs == 1 and not isinstance(result, tuple) else tuple(result)[:outputs]
+
+    def ints(self, values):
+        return self.opset.Constant(value_ints=list(values))
+
+    def shape(self, value):
+        return tuple(int(d) for d in value.shape)
+
+
+def translation(name: str, arguments: Sequence[str], attributes: Optional[dict[str, type]] = None) -> Callable:
+    """Decorator: ``translate(builder, *op_args)`` is the ONNX form of op ``lstm_ext::name``,
+    whose arguments are ``arguments`` in schema order; ``attributes`` maps its non-tensor ones to
+    their types (bool, int, float, Sequence[int])."""
+
+    def register_translation(translate: Callable[..., Any]) -> Callable[..., Any]:
+        _TRANSLATIONS[f"lstm_ext::{name}"] = (translate, tuple(arguments), dict(attributes or {}))
+        return translate
+
+    return register_translation
+
+
+def _torchscript_symbolic(translate: Callable[..., Any], arguments: tuple[str, ...], attributes: dict[str, type]):
+    def symbolic(g: Any, *args: Any) -> Any:
+        from torch.onnx._internal.torchscript_exporter import symbolic_helper
+
+        values = []
+        for name, value in zip(arguments, args):
+            if symbolic_helper._is_none(value):
+                values.append(None)
+            elif attributes.get(name) in _CONSTANT_KIND:
+                values.append(symbolic_helper._maybe_get_const(value, _CONSTANT_KIND[attributes[name]]))
+            else:
+                values.append(value)
+        return translate(_TorchScriptBuilder(g), *values)
+
+    return symbolic
+
+
+def _register_torchscript() -> None:
+    if _registered["torchscript"]:
+        return
+    for name, (translate, arguments, attributes) in _TRANSLATIONS.items():
+        torch.onnx.register_custom_op_symbolic(name, _torchscript_symbolic(translate, arguments, attributes),
+                                               MIN_OPSET)
+    _registered["torchscript"] = True
+
+
+def _onnxscript_function(translate: Callable[..., Any], arguments: tuple[str, ...], attributes: dict[str, type]):
+    """A traced onnxscript function with the op's signature (tensors typed, attributes defaulted),
+    which the dynamo exporter matches against the op's schema."""
+    from onnxscript.function_libs.torch_lib.tensor_typing import TFloat
+
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        values = list(args) + [kwargs[name] for name in arguments[len(args):]]
+        return translate(_OnnxScriptBuilder(), *values)
+
+    parameters = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                          annotation=attributes.get(name, Optional[TFloat]),
+                          default=inspect.Parameter.empty)
+        for name in arguments
+    ]
+    traced.__signature__ = inspect.Signature(parameters)
+    traced.__annotations__ = {p.name: p.annotation for p in parameters}
+    return traced
+
+
+def register() -> None:
+    """Register every op's translation with both exporters (needs onnxscript for the dynamo one).
+    Idempotent."""
+    _register_torchscript()
+    if _registered["dynamo"]:
+        return
+    from onnxscript.function_libs.torch_lib.registration import torch_op
+
+    for name, (translate, arguments, attributes) in _TRANSLATIONS.items():
+        function = _onnxscript_function(translate, arguments, attributes)
+        function.__name__ = function.__qualname__ = name.replace("::", "_")
+        torch_op(name, trace_only=True)(function)
+    _registered["dynamo"] = True
+
+
+def prepare_export() -> None:
+    """Called by a layer's forward while ``torch.onnx.export`` traces it."""
+    _register_torchscript()
+
+
+# The module whose import means an export with dynamo=True is starting.
+_TORCHLIB_REGISTRY = "onnxscript.function_libs.torch_lib.registration"
+
+
+def _register_dynamo_quietly() -> None:
+    try:
+        register()
+    except Exception as error:  # noqa: BLE001 - never break the exporter's own import
+        warnings.warn(f"lstm_ext could not register its ONNX translations with onnxscript ({error!r}); "
+                      "torch.onnx.export(..., dynamo=True) of lstm_ext's layers will fail", stacklevel=2)
+
+
+class _RegisterAfterImport(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds onnxscript's torch_lib registry as Python would, and registers lstm_ext's translations
+    right after it runs. Fires once."""
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != _TORCHLIB_REGISTRY:
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            self._inner, spec.loader = spec.loader, self
+        return spec
+
+    def create_module(self, spec):
+        return self._inner.create_module(spec)
+
+    def exec_module(self, module) -> None:
+        self._inner.exec_module(module)
+        _register_dynamo_quietly()
+
+
+def install() -> None:
+    """At import: the dynamo translations now where onnxscript's registry is loaded, else the
+    moment it is."""
+    if _TORCHLIB_REGISTRY in sys.modules:
+        _register_dynamo_quietly()
+    elif not any(isinstance(finder, _RegisterAfterImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _RegisterAfterImport())
+
+
+__all__ = ["Builder", "ExportRefused", "install", "prepare_export", "refuse", "register", "translation"]
