@@ -27,7 +27,9 @@ BACKENDS = [
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "distributed: multi-process torch.distributed (gloo) test; runs by default")
-    config.addinivalue_line("markers", "slow: long memory/growth runs and AOTInductor compiles; runs by default, the sanitizer job skips them")
+    config.addinivalue_line(
+        "markers", "slow: long memory/growth runs, AOTInductor compiles; runs by default, the sanitizer job skips them"
+    )
 
 
 def requires_fused():
