@@ -21,7 +21,9 @@ Presets:
 - ``gru``: ``lstm_ext.GRU`` (fused and reference) against ``nn.GRU``, a large and a small batch;
 - ``variants``: each LSTM variant (recurrent dropout, peephole, zoneout, layer norm, all four,
   the lesson's use gate), fused, against the plain fused LSTM (the ``cost`` column), the
-  reference and a TorchScript loop; checked against a float64 reference (see ``check.py``).
+  reference and a TorchScript loop; checked against a float64 reference (see ``check.py``);
+- ``deploy``: inference runtimes at streaming steps and a B=1 sequence: lstm_ext and ``nn.LSTM``
+  eager, ONNX Runtime on each one's export, lstm_ext's AOTInductor package (``deploy_impls.py``).
 
 ``get_preset(name, quick=True)`` (``run.py --quick``) shrinks any preset to T=3, B=2, I=H=8 and
 a very short timing: a smoke run of its implementations and report, in seconds.
@@ -343,6 +345,20 @@ def _variants() -> Preset:
     )
 
 
+def _deploy() -> Preset:
+    # What a deployment runs, inference only: the streaming step (T1 B1, state in and out between
+    # calls) at two widths and one B1 sequence; eager lstm_ext and nn beside ONNX Runtime on each
+    # one's export and lstm_ext's AOTInductor package. Information, not a target.
+    chosen = ("fused", "nn", "onnxruntime", "onnxruntime_nn", "aoti")
+    return Preset(
+        name="deploy",
+        description="inference runtimes: lstm_ext and nn.LSTM eager, ONNX Runtime on each one's export, "
+        "lstm_ext's AOTInductor package; streaming steps T1 B1 H64 and H256, and T100 B1 H256",
+        configs=tuple(Config(T=t, B=1, I=h, H=h, impls=chosen) for t, h in ((1, 64), (1, 256), (100, 256))),
+        timing=Timing(min_run_time=0.3, min_samples=7, warmup=3, max_run_time=4.0),
+    )
+
+
 PRESETS = {
     "tiny": _tiny,
     "default": _default,
@@ -353,6 +369,7 @@ PRESETS = {
     "flashrnn": _flashrnn,
     "gru": _gru,
     "variants": _variants,
+    "deploy": _deploy,
 }
 QUICK_SHAPE = dict(T=3, B=2, I=8, H=8)
 QUICK_TIMING = Timing(min_run_time=0.002, min_samples=3)

@@ -30,6 +30,8 @@ name                      what runs
 ``haste``                 ``haste_pytorch.LSTM`` (CUDA), when importable
 ``flashrnn``              ``flashrnn.flashrnn(function="lstm")`` (CUDA), when importable
 ========================  ====================================================================
+
+The deployment runtimes (ONNX Runtime, AOTInductor) are in ``deploy_impls.py``.
 """
 
 from __future__ import annotations
@@ -80,10 +82,12 @@ class Impl:
     # names the kernel path from the op names of one profiled forward (nn: oneDNN or not)
     path_note: Optional[Callable[[set], str]] = None
     compiles: bool = False  # the first calls compile (torch.compile): see first_call_s
-    hidden: bool = False  # not in the default selection (test doubles)
+    # not in the default selection: test doubles, and runtimes only a preset's shapes name (deploy_impls.py)
+    hidden: bool = False
     extra: dict = field(default_factory=dict)
     kinds: tuple = ("lstm",)  # the Config kinds it runs: "lstm", "gru", "variant"
     oracle: Optional[str] = None  # checked against this implementation instead of the run's oracle
+    modes: tuple = ("forward", "train")  # the deployment runtimes run inference only
 
     def why_not(self, cfg: Config, device: torch.device) -> Optional[str]:
         """Why this implementation cannot run ``cfg`` on ``device``, or None."""
@@ -440,3 +444,6 @@ def resolve(names: Optional[list]) -> list:
 
 def is_packed(x: Input) -> bool:
     return isinstance(x, PackedSequence)
+
+
+from . import deploy_impls  # noqa: E402,F401  (registers the deployment runtimes, which use the helpers above)

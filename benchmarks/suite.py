@@ -279,13 +279,16 @@ def run_config(cfg: Config, device: torch.device, names: list, preset: Preset, t
         try:
             built = impl.build(wl)
         except Exception as error:  # noqa: BLE001 - a failing build is a result, not a crash
-            for mode in MODES:
+            for mode in impl.modes:
                 rec = _record(name, cfg, wl, mode, threads, measure.flops(cfg, wl.batch_sizes, mode))
                 rec.update(status="error", note=f"build failed: {type(error).__name__}: {error}".splitlines()[0][:300])
                 records.append(rec)
             reporter.advance(f"{cfg.label()} · {name}")
             continue
         for mode in MODES:
+            if mode not in impl.modes:
+                skipped.append(dict(impl=name, device=device.type, config=cfg.label(), reason=f"runs no {mode}"))
+                continue
             rec = _record(name, cfg, wl, mode, threads, measure.flops(cfg, wl.batch_sizes, mode))
             records.append(rec)
             began = time.perf_counter()
@@ -354,6 +357,8 @@ def _run_suite(preset: Preset, device: str, impl_names: Optional[list], threads:
     skipped: list = []
 
     names = impls.resolve(impl_names)
+    if not impl_names:  # and the runtimes outside the default selection that the preset's shapes name
+        names = list(dict.fromkeys(names + [n for cfg in preset.configs for n in cfg.impls or () if n in IMPLS]))
     if impls.BASELINE not in names:
         names.insert(0, impls.BASELINE)
         notes.append(f"added {impls.BASELINE} (the speedup baseline) to the implementations")

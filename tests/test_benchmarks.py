@@ -235,6 +235,24 @@ def test_a_wrong_implementation_is_reported_wrong_not_fast(broken_impls, tmp_pat
     assert "**wrong**" in line and "**no**" in line
 
 
+def test_deploy_runtimes_run_inference_only_and_are_checked(tmp_path):
+    """The deploy preset's runtimes (ONNX Runtime on each export, the AOTInductor package) join the
+    run without --impl, are checked against the reference like every implementation, and skip
+    training with the reason."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    preset = get_preset("deploy", quick=True)
+    results = run_suite(preset, device="cpu", threads=1, console=None, progress=False, run_charlm=False)
+    runtimes = {"onnxruntime", "onnxruntime_nn", "aoti"}
+    forward = {r["impl"]: r for r in results["records"] if r["mode"] == "forward"}
+    assert runtimes <= set(forward)
+    for name in runtimes:
+        assert forward[name]["status"] == "ok" and forward[name]["correct"], forward[name]
+        assert forward[name]["median_s"] > 0
+    assert not any(r["impl"] in runtimes for r in results["records"] if r["mode"] == "train")
+    assert {s["impl"] for s in results["skipped"] if s["reason"] == "runs no train"} == runtimes
+
+
 def test_composite_path_really_avoids_onednn():
     wl = make_workload(Config(T=3, B=2, I=8, H=8), "cpu")
     inp = wl.make_input(False)
@@ -398,7 +416,10 @@ def test_presets_cover_what_the_issue_asks_for():
     assert dense32 >= {(100, 64, 64, 64), (10, 64, 64, 64), (100, 64, 256, 256), (100, 16, 128, 512), (100, 4, 64, 64)}
     assert {(c.T, c.B, c.H) for c in targets if c.cell == "gru"} == {(100, 64, 256)}
     assert set(PRESETS) == {"tiny", "default", "full", "targets", "fused_step", "fastrnns", "flashrnn", "gru",
-                            "variants"}
+                            "variants", "deploy"}
+    deploy = get_preset("deploy").configs  # the streaming steps at two widths and one B=1 sequence
+    assert {(c.T, c.B, c.H) for c in deploy} == {(1, 1, 64), (1, 1, 256), (100, 1, 256)}
+    assert all(set(c.impls) == {"fused", "nn", "onnxruntime", "onnxruntime_nn", "aoti"} for c in deploy)
     fused_step = get_preset("fused_step").configs  # the fused step's A/B on the dense fp32 and bf16 targets
     lstm_ab = [c for c in fused_step if c.kind == "lstm"]
     assert {(c.T, c.B, c.I, c.H) for c in lstm_ab if c.dtype == "float32"} == {s for s in dense32 if s[0] > 1}
