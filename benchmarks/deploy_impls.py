@@ -12,7 +12,9 @@ name                      what runs
 ========================  ====================================================================
 
 Each is exported or compiled at the workload's shape when it is built (not timed); ONNX Runtime
-runs with as many intra-op threads as torch has, so the comparison is thread for thread.
+runs with as many intra-op threads as torch has, so the comparison is thread for thread, and
+without spinning between runs, so that it leaves the cores to the implementations timed in turn
+with it.
 """
 
 from __future__ import annotations
@@ -87,6 +89,9 @@ def _build_onnxruntime(ours: bool) -> Callable[[Workload], Built]:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
+        # ONNX Runtime's threads spin after each run by default, taking the cores from whichever
+        # implementation the round-robin times next (an AOTInductor package ran 20-30x slower so)
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = onnxruntime.InferenceSession(program.model_proto.SerializeToString(), options,
                                                providers=["CPUExecutionProvider"])
 

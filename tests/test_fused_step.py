@@ -24,7 +24,7 @@ import lstm_ext
 from lstm_ext._switches import fused_step
 from conftest import requires_fused
 from op_args import lstm_layer_args
-from op_calls import run_under_capability
+from op_calls import aten_products, run_under_capability
 
 pytestmark = [requires_fused(), pytest.mark.usefixtures("two_threads")]
 
@@ -153,6 +153,18 @@ def test_knob_switches_path(gen):
     with fused_step(False):
         plain = torch.ops.lstm_ext.lstm_layer(*args)[0]
     assert not torch.equal(fused, plain)
+
+
+@pytest.mark.parametrize("B", [1, 2, 5])
+def test_input_first_with_one_or_two_rows(B, gen):
+    """With one or two rows the fused forward multiplies the input once, before the loop
+    (fused_input_first), and the tile h_{t-1} alone; with more, the input runs inside the tile
+    and nothing is multiplied outside it. (Its results are held to the plain loop's with the
+    other batches, in test_layer_op_matches_plain_loop.)"""
+    args = _layer_args(37, B, 7, False, False, gen)
+    with fused_step(True):
+        products = aten_products(lambda: torch.ops.lstm_ext.lstm_layer(*args))
+    assert len(products) == (1 if B <= 2 else 0), products
 
 
 def _module_pair(H, bidirectional, gen):

@@ -4,7 +4,10 @@
 
 #include <ATen/ATen.h>
 
+#include <type_traits>
+
 #include "lstm/cpu/lstm_layer.h"
+#include "runtime/cpu/gemm/linear.h"
 #include "runtime/forward_only.h"
 #include "runtime/input_projection.h"
 
@@ -25,7 +28,8 @@ LstmLayerResult fused_forward(int64_t (*packed_floats)(int64_t, int64_t),
                               const at::Tensor& w_ih, const at::Tensor& w_hh, const std::optional<at::Tensor>& b_ih,
                               const std::optional<at::Tensor>& b_hh, bool reverse) {
   // The input projection runs inside the step's tile (a second K segment against the packed
-  // W_ih), so there is no [N, 4H] pre-activation buffer and no GEMM before the loop.
+  // W_ih), so there is no [N, 4H] pre-activation buffer and no GEMM before the loop; with a row
+  // or two, one GEMM before the loop instead (fused_input_first), its result added by the epilogue.
   const at::Tensor x = as_rows(input.contiguous(), s.I);
   const at::Tensor w_ih_c = w_ih.contiguous(), w_hh_c = w_hh.contiguous();
   const auto in_float = [](const std::optional<at::Tensor>& b) {
@@ -42,14 +46,21 @@ LstmLayerResult fused_forward(int64_t (*packed_floats)(int64_t, int64_t),
   const at::Tensor gates = at::empty({s.N, 4 * s.H}, float_options);
   const at::Tensor cells = at::empty({s.N, s.H}, float_options);
   const bool save = !ForwardOnlyGuard::active();
-  const at::Tensor packed = at::empty({packed_floats(s.I, s.H)}, float_options);
+  at::Tensor xgates;
+  LayerShape walk_shape = s;
+  if (std::is_same_v<T, float> && fused_input_first(s)) {
+    xgates = cpu::linear(x, w_ih_c, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt);
+    walk_shape.I = 0;
+  }
+  const at::Tensor packed = at::empty({packed_floats(walk_shape.I, s.H)}, float_options);
 
   T* const out = output.data_ptr<T>();
   forward(FusedLstmForwardOf<T>{
-      FusedWalkOf<T>{&s, reverse, x.const_data_ptr<T>(), w_ih_c.const_data_ptr<T>(), w_hh_c.const_data_ptr<T>(),
+      FusedWalkOf<T>{&walk_shape, reverse, x.const_data_ptr<T>(), w_ih_c.const_data_ptr<T>(), w_hh_c.const_data_ptr<T>(),
                      bias.defined() ? bias.const_data_ptr<float>() : nullptr,
                      h_state.const_data_ptr<T>(),  // h0 until the walk is over
                      out, packed.data_ptr<float>()},
+      xgates.defined() ? xgates.const_data_ptr<float>() : nullptr,
       c_state.data_ptr<float>(),
       save ? gates.data_ptr<float>() : nullptr,
       save ? cells.data_ptr<float>() : nullptr,

@@ -32,7 +32,8 @@ bool fused_lstm_backward(const LayerShape& s, bool reverse, BackwardBuffers& b, 
 // states, in float.
 template <typename T>
 struct FusedLstmForwardOf {
-  FusedWalkOf<T> walk;
+  FusedWalkOf<T> walk;  // walk.shape->I = 0 where the input gates were made before the loop
+  const float* xgates;  // [N, 4H] those input gates (i f g o, biases included), or null: x in the tile
   float* c_state;  // [B, H]: c0 in, c_n out; each step reads and writes its rows in place
   float* saved_gates;  // [N, 4H] the activated i, f, g, o of every step, or null: not saved
   float* saved_cells;  // [N, H] c of every step, or null: not saved

@@ -16,10 +16,12 @@ namespace cpu {
 namespace CPU_CAPABILITY {
 
 // Finishes `count` units of a tile's rows from their four pre-activation vectors (i, f, g, o):
-// adds the bias, activates, updates c in place and writes h in T (and the saved gates and cells).
+// adds the bias (or the input gates made before the loop), activates, updates c in place and
+// writes h in T (and the saved gates and cells).
 template <typename T>
 struct LstmFusedEpilogue {
-  const float* bias;  // packed [4][L] of the tile's block
+  const float* xgates;  // the tile's row 0, unit u0, row stride 4H; or null: add bias instead
+  const float* bias;    // packed [4][L] of the tile's block
   float* c_state;     // the tile's row 0, unit u0; row stride H
   T* h_out;
   float* saved_gates;  // row stride 4H, or null
@@ -28,9 +30,11 @@ struct LstmFusedEpilogue {
 
   void operator()(int r, const FusedVec (&acc)[4]) const {
     constexpr int64_t L = kFusedLanes;
-    const gates::Gates<FusedVec> a =
-        gates::activate<FusedVec>(acc[0] + FusedVec::loadu(bias), acc[1] + FusedVec::loadu(bias + L),
-                                  acc[2] + FusedVec::loadu(bias + 2 * L), acc[3] + FusedVec::loadu(bias + 3 * L));
+    const float* const x = xgates != nullptr ? xgates + r * 4 * H : nullptr;
+    const auto pre = [&](int g) {
+      return acc[g] + (x != nullptr ? FusedVec::loadu(x + g * H, count) : FusedVec::loadu(bias + g * L));
+    };
+    const gates::Gates<FusedVec> a = gates::activate<FusedVec>(pre(0), pre(1), pre(2), pre(3));
     float* const c_row = c_state + r * H;
     FusedVec h;
     const FusedVec c = gates::cell_forward(a, FusedVec::loadu(c_row, count), &h);
@@ -77,7 +81,8 @@ template <typename T>
 void run_fused_lstm_forward(const FusedLstmForwardOf<T>& f) {
   const int64_t H = f.walk.shape->H;
   fused_forward_walk<4>(f.walk, [&](int64_t off, int64_t row, int64_t u0, const float* bias, const T*) {
-    return LstmFusedEpilogue<T>{bias,
+    return LstmFusedEpilogue<T>{f.xgates ? f.xgates + (off + row) * 4 * H + u0 : nullptr,
+                             bias,
                              f.c_state + row * H + u0,
                              f.walk.out + (off + row) * H + u0,
                              f.saved_gates ? f.saved_gates + (off + row) * 4 * H + u0 : nullptr,

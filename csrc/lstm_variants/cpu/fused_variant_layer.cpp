@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include "lstm_variants/cpu/variant_steps.h"
+
 namespace lstm_ext {
 namespace cpu {
 namespace {
@@ -28,12 +30,14 @@ bool fused_variant_forward(const LayerShape& s, bool reverse, const VariantTenso
                            const at::Tensor& w_hh, VariantSaved& f) {
   const std::optional<FusedVariantKernels> kernel = fused_kernels_here();
   if (!kernel || !fused_applies(s, o, input.rows, /*forward=*/true)) return false;
-  // Input gates made beforehand are added by the epilogue: the tile's input segment is empty.
-  const bool gates_given = !input.w_ih.defined();
+  // Input gates made beforehand (by the caller, or here with a row or two: fused_input_first) are
+  // added by the epilogue: the tile's input segment is empty.
+  const bool gates_given = !input.w_ih.defined() || fused_input_first(s);
+  const at::Tensor xgates = gates_given ? input_gates(input).contiguous() : at::Tensor();
   LayerShape walk_shape = s;
   if (gates_given) walk_shape.I = 0;
   const at::Tensor packed = at::empty({kernel->forward_packed_floats(walk_shape.I, s.H)}, input.rows.options());
-  const float* const rows = input.rows.const_data_ptr<float>();
+  const float* const rows = (gates_given ? xgates : input.rows).const_data_ptr<float>();
   float* const out = f.output.data_ptr<float>();
   kernel->forward(FusedVariantForward{
       FusedWalk{&walk_shape, reverse, rows, gates_given ? nullptr : input.w_ih.const_data_ptr<float>(),

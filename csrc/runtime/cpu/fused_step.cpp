@@ -21,6 +21,8 @@ namespace {
 constexpr int64_t kFusedMinTeamFlops = 300 << 10;
 // Rows per thread from which each thread owns whole rows: two AVX-512 row tiles each.
 constexpr int64_t kFusedRowsPerThread = 12;
+// fused_input_first: at most this many rows (measured in docs/performance.md, "The fused step").
+constexpr int64_t kInputFirstMaxRows = 2;
 
 }  // namespace
 
@@ -31,6 +33,10 @@ bool fused_step_enabled() {
 bool fused_step_applies(const LayerShape& s, bool forward) {
   const bool streaming_step = !s.packed && s.T == 1 && s.B <= kSmallGemmRows;
   return !(forward && streaming_step) && s.N > 0 && s.H > 0 && fused_step_enabled();
+}
+
+bool fused_input_first(const LayerShape& s) {
+  return s.B <= kInputFirstMaxRows;
 }
 
 FusedPartition plan_fused_partition(int64_t B, int64_t flops_per_step) {

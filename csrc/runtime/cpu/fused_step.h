@@ -32,6 +32,12 @@ bool fused_step_enabled();
 // backward runs fused.
 bool fused_step_applies(const LayerShape& s, bool forward);
 
+// Whether a float32 fused forward multiplies the input by W_ih before the loop (one GEMM over
+// every step) instead of inside the step's tile: with one or two rows a tile reads each packed
+// weight for too few products, and the input half of the weights, streamed again every step,
+// costs more than the GEMM (docs/performance.md, "The fused step", the input projection).
+bool fused_input_first(const LayerShape& s);
+
 // This CPU's copy of a family's fused kernels, or none. There is no DEFAULT copy: the tile is
 // sized for the registers of AVX2 and AVX-512, and the plain loop serves other CPUs. Called
 // through LSTM_EXT_FUSED_KERNELS_HERE, as only x86 builds compile the AVX copies.
