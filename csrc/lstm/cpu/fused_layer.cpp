@@ -56,7 +56,8 @@ LstmLayerResult fused_forward(int64_t (*packed_floats)(int64_t, int64_t),
 
   T* const out = output.data_ptr<T>();
   forward(FusedLstmForwardOf<T>{
-      FusedWalkOf<T>{&walk_shape, reverse, x.const_data_ptr<T>(), w_ih_c.const_data_ptr<T>(), w_hh_c.const_data_ptr<T>(),
+      FusedWalkOf<T>{&walk_shape, reverse, x.const_data_ptr<T>(), w_ih_c.const_data_ptr<T>(),
+                     w_hh_c.const_data_ptr<T>(),
                      bias.defined() ? bias.const_data_ptr<float>() : nullptr,
                      h_state.const_data_ptr<T>(),  // h0 until the walk is over
                      out, packed.data_ptr<float>()},
