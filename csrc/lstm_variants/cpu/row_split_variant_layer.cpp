@@ -12,7 +12,7 @@
 
 #include "lstm_variants/cpu/variant_steps.h"
 #include "runtime/cpu/fused_step.h"
-#include "runtime/cpu/gemm/row_product.h"
+#include "runtime/cpu/row_product/row_product.h"
 
 namespace lstm_ext {
 namespace cpu {

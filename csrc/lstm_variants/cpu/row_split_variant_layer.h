@@ -3,7 +3,7 @@
 // (a second product over every unit of a row). fused_variant_layer.h's walk splits units across
 // threads and finishes each unit on its tile, which these cannot; this walk splits the batch
 // instead. Each thread owns rows for the whole sequence, multiplies them on the register tile
-// (runtime/cpu/gemm/row_product.h) and runs the plain loop's row kernels on them
+// (runtime/cpu/row_product/row_product.h) and runs the plain loop's row kernels on them
 // (lstm_variant_pointwise.h), so the threads never meet inside the walk and no ATen op runs in it.
 // It applies where the batch has enough rows for every thread (runtime/cpu/fused_step.h's
 // partition splits rows); elsewhere, and while LSTM_EXT_FUSED_STEP=0, the plain loop runs

@@ -17,7 +17,7 @@
 #include <cstdint>
 
 #include "runtime/cpu/fused_step_impl.h"
-#include "runtime/cpu/gemm/row_product.h"
+#include "runtime/cpu/row_product/row_product.h"
 
 namespace lstm_ext {
 namespace cpu {

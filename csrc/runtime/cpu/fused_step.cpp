@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "runtime/cpu/gemm/small_gemm.h"
-#include "runtime/cpu/gemm/row_product.h"
+#include "runtime/cpu/row_product/row_product.h"
 #include "runtime/cpu/switches.h"
 #include "runtime/layer_steps.h"
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "runtime/cpu/fused_backward_impl.h"
-#include "runtime/cpu/gemm/row_product.h"
+#include "runtime/cpu/row_product/row_product.h"
 
 namespace lstm_ext {
 namespace cpu {
