@@ -1,8 +1,9 @@
 """ONNX export of lstm_ext's layers: what torch's two exporters need for the project's ops.
 
 ``torch.onnx.export`` meets ``lstm_ext::lstm_layer`` and its siblings in the traced graph. Each
-family module (``lstm/onnx.py``, ``gru/onnx.py``) writes one translation per op, once, against
-:class:`Builder`; this module runs it for both exporters:
+family module (``lstm/onnx_export.py``, ``gru/onnx_export.py``, ``lstm_variants/onnx_export.py``)
+writes one translation per op, once, against :class:`Builder`; this module runs it for both
+exporters:
 
 - ``dynamo=True``: as a traced onnxscript function in onnxscript's torch_lib registry, which the
   exporter reads at the start of every translation;
@@ -15,8 +16,9 @@ functions are registered the moment onnxscript's torch_lib registry is imported 
 :func:`install` sets up), or at once where it already is. So importing lstm_ext never imports the
 onnx packages (about 2 s), and a user writes nothing extra. :func:`register` does it all by hand.
 
-An option without an ONNX form is refused by :func:`refuse` with the option's name, while the
-forward is traced, not deep in the exporter's error report.
+An option without an ONNX form is refused by :func:`refuse` with the option's name: by the
+translation of the op that carries it, and for packed input and random masks already while the
+forward is traced (the dynamo exporter wraps either refusal in its own error, whose text carries it).
 """
 
 from __future__ import annotations
@@ -147,8 +149,8 @@ def _register_torchscript() -> None:
 
 
 def _onnxscript_function(translate: Callable[..., Any], arguments: tuple[str, ...], attributes: dict[str, type]):
-    """A traced onnxscript function with the op's signature (tensors typed, attributes defaulted),
-    which the dynamo exporter matches against the op's schema."""
+    """A traced onnxscript function with the op's signature (tensors typed as floats, attributes
+    with their Python types), which the dynamo exporter matches against the op's schema."""
     from onnxscript.function_libs.torch_lib.tensor_typing import TFloat
 
     def traced(*args: Any, **kwargs: Any) -> Any:

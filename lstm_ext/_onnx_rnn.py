@@ -1,6 +1,6 @@
-"""What the ONNX forms of the LSTM and the GRU share (``lstm/onnx.py``, ``gru/onnx.py``): torch's
-weights in the gate order of ONNX's LSTM and GRU operators, one layer-direction per node, and the
-node's outputs in the shapes of lstm_ext's ops."""
+"""What the ONNX forms of the LSTM and the GRU share (``lstm/onnx_export.py``,
+``gru/onnx_export.py``): torch's weights in the gate order of ONNX's LSTM and GRU operators, one
+layer-direction per node, and the node's outputs in the shapes of lstm_ext's ops."""
 
 from __future__ import annotations
 
