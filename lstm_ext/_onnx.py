@@ -69,6 +69,19 @@ class Builder:
         """The static shape of a parameter (a weight)."""
         raise NotImplementedError
 
+    def full(self, shape: Sequence[int], fill: float, like: Any) -> Any:
+        """A constant of ``shape`` filled with ``fill``, in the dtype of ``like`` (a weight)."""
+        raise NotImplementedError
+
+    def loop(self, count: Any, carried: Sequence[Any], stacked: int, body: Callable[..., Any]) -> tuple[Any, ...]:
+        """ONNX ``Loop``: ``count`` (an int64 scalar) runs of ``body(step, t, *carried)``, where
+        ``step`` is the builder of the loop's body and ``t`` the iteration (an int64 scalar). The
+        body returns ``(carried', per_step)``: what the next iteration starts from, one value per
+        ``carried``, and ``stacked`` values of this iteration. It may read any value built outside
+        it (the weights). Returns the last iteration's carried values, then each per-step value
+        stacked over the iterations, ``[count, ...]``."""
+        raise NotImplementedError
+
 
 class _TorchScriptBuilder(Builder):
     def __init__(self, g: Any) -> None:
@@ -77,8 +90,8 @@ class _TorchScriptBuilder(Builder):
     def op(self, name, *inputs, outputs=1, **attributes):
         from torch.onnx._internal.torchscript_exporter import symbolic_opset9
 
-        # TorchScript's g.op names each attribute with its type: hidden_size_i, direction_s.
-        suffix = {int: "i", float: "f", str: "s"}
+        # TorchScript's g.op names each attribute with its type: hidden_size_i, direction_s, perm_i
+        suffix = {int: "i", float: "f", str: "s", list: "i"}
         typed = {f"{key}_{suffix[type(value)]}": value for key, value in attributes.items()}
         values = [symbolic_opset9.unused(self.g) if value is None else value for value in inputs]
         return self.g.op(name, *values, outputs=outputs, **typed)
@@ -90,6 +103,27 @@ class _TorchScriptBuilder(Builder):
         from torch.onnx._internal.torchscript_exporter import symbolic_helper
 
         return tuple(symbolic_helper._get_tensor_sizes(value))
+
+    def full(self, shape, fill, like):
+        from torch.onnx._internal.torchscript_exporter import _type_utils
+
+        dtype = _type_utils.JitScalarType.from_value(like).dtype()
+        return self.g.op("Constant", value_t=torch.full(tuple(shape), fill, dtype=dtype))
+
+    def loop(self, count, carried, stacked, body):
+        from torch.onnx._internal.torchscript_exporter import jit_utils, utils
+
+        keep_going = self.g.op("Constant", value_t=torch.tensor(True))
+        outputs, (context,), _ = jit_utils.add_op_with_blocks(
+            self.g, "Loop", count, keep_going, *carried, outputs=len(carried) + stacked, n_blocks=1)
+        block = context.block
+        t = utils._add_input_to_block(block)
+        condition = utils._add_input_to_block(block)
+        inner = [utils._add_input_to_block(block) for _ in carried]
+        new, per_step = body(_TorchScriptBuilder(context), t, *inner)
+        for value in (context.op("Identity", condition), *new, *per_step):
+            utils._add_output_to_block(block, value)
+        return tuple(outputs) if isinstance(outputs, Sequence) else (outputs,)
 
 
 class _OnnxScriptBuilder(Builder):
@@ -105,6 +139,58 @@ class _OnnxScriptBuilder(Builder):
 
     def ints(self, values):
         return self.opset.Constant(value_ints=list(values))
+
+    def shape(self, value):
+        return tuple(int(d) for d in value.shape)
+
+    def full(self, shape, fill, like):
+        import numpy
+        from onnxscript import ir
+
+        return self.opset.Constant(value=ir.tensor(numpy.full(tuple(shape), fill, dtype=like.dtype.numpy())))
+
+    def loop(self, count, carried, stacked, body):
+        from onnxscript import ir
+        # the exporter's own way to add a node with a graph attribute and variadic outputs
+        from torch.onnx._internal.exporter._torchlib.ops.hop import call_op
+
+        _IrBodyBuilder.loops += 1
+        prefix = f"lstm_ext_loop{_IrBodyBuilder.loops}"
+        t = ir.Value(name=f"{prefix}_t", type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([]))
+        condition = ir.Value(name=f"{prefix}_cond", type=ir.TensorType(ir.DataType.BOOL), shape=ir.Shape([]))
+        inner = [ir.Value(name=f"{prefix}_carried{k}", type=value.type, shape=value.shape)
+                 for k, value in enumerate(carried)]
+        step = _IrBodyBuilder(prefix)
+        new, per_step = body(step, t, *inner)
+        outputs = [step.op("Identity", condition), *new, *per_step]
+        graph = ir.Graph([t, condition, *inner], outputs, nodes=step.nodes, name=f"{prefix}_body")
+        keep_going = self.opset.Constant(value=ir.tensor(True))
+        return tuple(call_op("Loop", count, keep_going, *carried, _num_outputs=len(carried) + stacked, body=graph))
+
+
+class _IrBodyBuilder(Builder):
+    """The body of a ``Loop`` for the dynamo exporter: nodes of a subgraph, not of the traced graph."""
+
+    loops = 0  # the loops built so far in this process, for unique names in the body graphs
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.nodes: list[Any] = []
+
+    def op(self, name, *inputs, outputs=1, **attributes):
+        from onnxscript import ir
+
+        node = ir.Node("", name, list(inputs), attributes=ir.convenience.convert_attributes(attributes),
+                       num_outputs=outputs)
+        # named here: the exporter names the values of the graph it traced, and would reuse its
+        # names inside the body, which ONNX's single assignment forbids
+        for k, value in enumerate(node.outputs):
+            value.name = f"{self.prefix}_{len(self.nodes)}_{k}"
+        self.nodes.append(node)
+        return node.outputs[0] if outputs == 1 else tuple(node.outputs)
+
+    def ints(self, values):
+        return self.op("Constant", value_ints=list(values))
 
     def shape(self, value):
         return tuple(int(d) for d in value.shape)

@@ -1,8 +1,9 @@
 """ONNX export of lstm_ext's layers with both of torch's exporters (``dynamo=True`` and the
 TorchScript one), run in ONNX Runtime: the plain LSTM and GRU, their cells and peephole
-connections become ONNX's own LSTM and GRU operators (one node per layer-direction, never a loop),
-within 1e-5 of eager at several sequence lengths and batch sizes fed to one exported model. What
-has no ONNX form is refused with an error that names it.
+connections become ONNX's own LSTM and GRU operators (one node per layer-direction, never a loop);
+``proj_size``, zoneout, layer norm and the lesson's use gate become a ``Loop`` of standard
+operators. Each is within 1e-5 of eager at several sequence lengths and batch sizes fed to one
+exported model. What has no ONNX form is refused with an error that names it.
 
 The translations are registered by importing lstm_ext (``lstm_ext/_onnx.py``); the tests pass
 nothing to the exporters that a user would not.
@@ -79,12 +80,16 @@ def _export(module, args, dynamo, *, dynamic, names):
     return buffer.getvalue()
 
 
-def _assert_runs_like_eager(model_bytes, module, inputs_per_shape, native_op):
-    """ONNX Runtime against eager at every input set; the graph holds the native operator, and
-    no loop."""
+# What no native node may sit beside: a loop where ONNX's LSTM / GRU would do, or the reverse.
+_ONE_FORM = {"LSTM": {"Loop", "Scan"}, "GRU": {"Loop", "Scan"}, "Loop": {"LSTM", "GRU"}}
+
+
+def _assert_runs_like_eager(model_bytes, module, inputs_per_shape, expected_op):
+    """ONNX Runtime against eager at every input set; the graph holds ``expected_op`` (ONNX's
+    LSTM or GRU, or a Loop) and not the other form."""
     graph = onnx.load_from_string(model_bytes).graph
     op_types = {node.op_type for node in graph.node}
-    assert native_op in op_types and not op_types & {"Loop", "Scan"}, op_types
+    assert expected_op in op_types and not op_types & _ONE_FORM[expected_op], op_types
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
     names = [i.name for i in session.get_inputs()]
     for inputs in inputs_per_shape:
@@ -96,6 +101,15 @@ def _assert_runs_like_eager(model_bytes, module, inputs_per_shape, native_op):
             torch.testing.assert_close(torch.from_numpy(g), e, rtol=1e-5, atol=1e-5)
 
 
+def _randomize_variant_weights(layer, gen):
+    """Peephole weights and layer norm's gains and biases start at 0 and 1: random ones, so that
+    a weight read in the wrong place shows."""
+    with torch.no_grad():
+        for name, p in layer.named_parameters():
+            if "peephole" in name or "layer_norm" in name:
+                p.normal_(0.5 if "weight" in name else 0.0, 0.5, generator=gen)
+
+
 LAYERS = {
     "lstm-2-layers": (lstm_ext.LSTM, dict(num_layers=2), "LSTM"),
     "lstm-bidirectional-batch-first": (lstm_ext.LSTM, dict(bidirectional=True, batch_first=True), "LSTM"),
@@ -105,6 +119,19 @@ LAYERS = {
     "gru-2-layers": (lstm_ext.GRU, dict(num_layers=2), "GRU"),
     "gru-bidirectional-batch-first": (lstm_ext.GRU, dict(bidirectional=True, batch_first=True), "GRU"),
     "gru-no-bias": (lstm_ext.GRU, dict(bias=False), "GRU"),
+    # no ONNX operator holds these: a Loop of standard operators
+    "lstm-proj-size": (lstm_ext.LSTM, dict(proj_size=8, num_layers=2), "Loop"),
+    "lstm-proj-size-bidirectional-batch-first": (lstm_ext.LSTM, dict(proj_size=8, bidirectional=True,
+                                                                      batch_first=True), "Loop"),
+    "lstm-zoneout-eval": (lstm_ext.LSTM, dict(zoneout=(0.3, 0.1), bidirectional=True), "Loop"),
+    "lstm-layer-norm": (lstm_ext.LSTM, dict(layer_norm=True, num_layers=2, bidirectional=True), "Loop"),
+    "lstm-lesson": (lstm_ext.LSTM, dict(use_gate="lesson", bidirectional=True), "Loop"),
+    "lstm-lesson-no-bias": (lstm_ext.LSTM, dict(use_gate="lesson", bias=False), "Loop"),
+    "lstm-lesson-peephole-zoneout-dropout": (lstm_ext.LSTM, dict(peephole=True, zoneout=0.2, use_gate="lesson",
+                                                                 recurrent_dropout=0.3, num_layers=2, batch_first=True),
+                                             "Loop"),
+    "lstm-layer-norm-peephole-zoneout": (lstm_ext.LSTM, dict(layer_norm=True, peephole=True, zoneout=0.25,
+                                                             bidirectional=True), "Loop"),
 }
 
 
@@ -114,8 +141,8 @@ def _sequence_inputs(layer, T, B, gen, with_states):
     if not with_states:
         return (x,)
     rows = layer.num_layers * (2 if layer.bidirectional else 1)
-    count = 2 if isinstance(layer, lstm_ext.LSTM) else 1
-    return (x, *(torch.randn(rows, B, HIDDEN, generator=gen) for _ in range(count)))
+    widths = (getattr(layer, "proj_size", 0) or HIDDEN, HIDDEN)[: 2 if isinstance(layer, lstm_ext.LSTM) else 1]
+    return (x, *(torch.randn(rows, B, width, generator=gen) for width in widths))
 
 
 @pytest.mark.parametrize("with_states", [False, True], ids=["zero-states", "initial-states"])
@@ -124,15 +151,11 @@ def _sequence_inputs(layer, T, B, gen, with_states):
 def test_layer_exports_to_native_operator(case, exporter, with_states):
     """Every layer option with an ONNX operator, both exporters, with and without initial states;
     one exported model fed three sequence lengths and batch sizes."""
-    cls, options, native_op = LAYERS[case]
+    cls, options, expected_op = LAYERS[case]
     gen = torch.Generator().manual_seed(len(case))
     torch.manual_seed(len(case))
     layer = cls(INPUT, HIDDEN, **options)
-    if options.get("peephole"):  # nonzero peephole weights, so that a wrong P shows
-        with torch.no_grad():
-            for name, p in layer.named_parameters():
-                if "peephole" in name:
-                    p.normal_(0, 0.5, generator=gen)
+    _randomize_variant_weights(layer, gen)
     module = _Sequence(layer).eval()  # the wrapper too: an exporter restores its mode recursively
     inputs = [_sequence_inputs(layer, T, B, gen, with_states) for T, B in SHAPES]
     time, batch = (1, 0) if layer.batch_first else (0, 1)
@@ -141,26 +164,70 @@ def test_layer_exports_to_native_operator(case, exporter, with_states):
         dynamic[i] = {1: "B"}
     names = ["x", "h0", "c0"][: len(inputs[0])]  # _Sequence.forward's
     model = _export(module, inputs[0], EXPORTERS[exporter], dynamic=dynamic, names=names)
-    _assert_runs_like_eager(model, module, inputs, native_op)
+    _assert_runs_like_eager(model, module, inputs, expected_op)
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)
-@pytest.mark.parametrize("cls,options,native_op", [(lstm_ext.LSTMCell, {}, "LSTM"),
-                                                   (lstm_ext.LSTMCell, dict(peephole=True), "LSTM"),
-                                                   (lstm_ext.GRUCell, {}, "GRU")],
-                         ids=["lstm-cell", "lstm-cell-peephole", "gru-cell"])
-def test_cell_exports_to_native_operator(cls, options, native_op, exporter):
-    """A cell is a one-step ONNX LSTM / GRU node; the batch is dynamic."""
+@pytest.mark.parametrize("options", [dict(proj_size=8, bidirectional=True), dict(layer_norm=True, zoneout=0.2)],
+                         ids=["proj-size", "layer-norm-zoneout"])
+def test_loop_exports_float64(options, exporter):
+    """The loops are standard operators, which ONNX Runtime runs in float64 too (its LSTM and GRU
+    kernels are float32 only)."""
+    gen = torch.Generator().manual_seed(9)
+    torch.manual_seed(9)
+    layer = lstm_ext.LSTM(INPUT, HIDDEN, dtype=torch.float64, **options)
+    _randomize_variant_weights(layer, gen)
+    module = _Sequence(layer).eval()
+    inputs = [(torch.randn(T, B, INPUT, generator=gen, dtype=torch.float64),) for T, B in SHAPES]
+    model = _export(module, inputs[0], EXPORTERS[exporter], dynamic={0: {0: "T", 1: "B"}}, names=["x"])
+    _assert_runs_like_eager(model, module, inputs, "Loop")
+
+
+def test_layer_norm_on_the_projection_op_exports():
+    """With a big enough product the layer-normalized LSTM projects its input on
+    ``lstm_ext::linear`` (the dynamo exporter's symbolic shapes always take it); that op has an
+    ONNX form too. The TorchScript exporter traces this shape with concrete sizes."""
+    from lstm_ext.lstm_variants.ops import NATIVE_LINEAR_MAX_FLOPS
+
+    T, B, size = 64, 8, 256
+    assert 2 * T * B * 4 * size * size >= NATIVE_LINEAR_MAX_FLOPS  # the op, not F.linear
+    gen = torch.Generator().manual_seed(4)
+    torch.manual_seed(4)
+    layer = lstm_ext.LSTM(size, size, layer_norm=True)
+    _randomize_variant_weights(layer, gen)
+    module = _Sequence(layer).eval()
+    inputs = [(torch.randn(T, B, size, generator=gen),), (torch.randn(3, 2, size, generator=gen),)]
+    model = _export(module, inputs[0], False, dynamic={0: {0: "T", 1: "B"}}, names=["x"])
+    _assert_runs_like_eager(model, module, inputs, "Loop")
+
+
+CELLS = {
+    "lstm-cell": (lstm_ext.LSTMCell, {}, "LSTM"),
+    "lstm-cell-peephole": (lstm_ext.LSTMCell, dict(peephole=True), "LSTM"),
+    "gru-cell": (lstm_ext.GRUCell, {}, "GRU"),
+    "lstm-cell-zoneout-eval": (lstm_ext.LSTMCell, dict(zoneout=0.3), "Loop"),
+    "lstm-cell-layer-norm": (lstm_ext.LSTMCell, dict(layer_norm=True), "Loop"),
+    "lstm-cell-lesson-peephole": (lstm_ext.LSTMCell, dict(use_gate="lesson", peephole=True), "Loop"),
+}
+
+
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("case", CELLS)
+def test_cell_exports(case, exporter):
+    """A cell is a one-step ONNX LSTM / GRU node, or a one-step Loop; the batch is dynamic."""
+    cls, options, expected_op = CELLS[case]
     gen = torch.Generator().manual_seed(3)
     torch.manual_seed(3)
-    module = _Step(cls(INPUT, HIDDEN, **options)).eval()
+    cell = cls(INPUT, HIDDEN, **options)
+    _randomize_variant_weights(cell, gen)
+    module = _Step(cell).eval()
     count = 2 if cls is lstm_ext.LSTMCell else 1
     inputs = [(torch.randn(B, INPUT, generator=gen), *(torch.randn(B, HIDDEN, generator=gen) for _ in range(count)))
               for _, B in SHAPES]
     names = ["x", "hx", "cx"][: 1 + count]  # _Step.forward's
     model = _export(module, inputs[0], EXPORTERS[exporter], dynamic={i: {0: "B"} for i in range(1 + count)},
                     names=names)
-    _assert_runs_like_eager(model, module, inputs, native_op)
+    _assert_runs_like_eager(model, module, inputs, expected_op)
 
 
 def test_streaming_step_in_a_loop_equals_the_sequence():
@@ -187,10 +254,6 @@ def test_streaming_step_in_a_loop_equals_the_sequence():
 
 
 REFUSED = {
-    "proj_size": (dict(proj_size=8), True, "proj_size"),
-    "zoneout": (dict(zoneout=0.1), False, "zoneout"),
-    "layer_norm": (dict(layer_norm=True), False, "layer_norm"),
-    "lesson": (dict(use_gate="lesson"), False, "use_gate='lesson'"),
     "zoneout-training": (dict(zoneout=0.1), True, "training mode"),
     "recurrent-dropout-training": (dict(recurrent_dropout=0.2), True, "training mode"),
 }

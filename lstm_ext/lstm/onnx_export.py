@@ -1,13 +1,16 @@
 """The ONNX forms of the LSTM's ops (``lstm_layer``, ``lstm_cell``): ONNX's own ``LSTM`` operator,
 one node per layer-direction, so ONNX Runtime runs its LSTM kernel. torch's gates i, f, g, o
-become ONNX's i, o, f, c. Registered with both exporters by ``lstm_ext._onnx``."""
+become ONNX's i, o, f, c. ONNX's LSTM has no projection: with ``proj_size`` the layer-direction is
+a ``Loop`` of standard operators (``onnx_loop.py``). Registered with both exporters by
+``lstm_ext._onnx``."""
 
 from __future__ import annotations
 
 from typing import Any, Optional
 
 from .. import _onnx_rnn as rnn
-from .._onnx import Builder, refuse, translation
+from .._onnx import Builder, translation
+from .onnx_loop import StepOptions, input_gates, lstm_loop
 
 # ONNX's LSTM gate blocks i, o, f, c as torch's block numbers (i 0, f 1, g 2, o 3).
 ONNX_GATE_ORDER = (0, 3, 1, 2)
@@ -31,12 +34,14 @@ def lstm_node(b: Builder, x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: 
 @translation("lstm_layer", ("input", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "batch_sizes", "reverse"),
              attributes={"reverse": bool})
 def lstm_layer(b: Builder, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse):
-    if w_hr is not None:
-        refuse("proj_size", "ONNX's LSTM operator has no projection")
     rnn.check_dense(batch_sizes)
-    y, y_h, y_c = lstm_node(b, input, h0, c0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
-    output, c_n = rnn.layer_output(b, y), rnn.final_state(b, y_c)
-    return (output, rnn.final_state(b, y_h), c_n, *rnn.for_backward_only(b, output, c_n))
+    if w_hr is not None:
+        output, h_n, c_n = lstm_loop(b, input_gates(b, input, w_ih, b_ih, b_hh), h0, c0, w_hh,
+                                     StepOptions(projection=w_hr), bool(reverse))
+    else:
+        y, y_h, y_c = lstm_node(b, input, h0, c0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
+        output, h_n, c_n = rnn.layer_output(b, y), rnn.final_state(b, y_h), rnn.final_state(b, y_c)
+    return (output, h_n, c_n, *rnn.for_backward_only(b, output, c_n))
 
 
 @translation("lstm_cell", ("input", "hx", "cx", "w_ih", "w_hh", "b_ih", "b_hh"))

@@ -113,7 +113,10 @@ def _projection(input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor
     ``lstm_ext::linear``, the layer kernels' projection GEMM (oneDNN's, on a packed weight)
     instead of MKL's sgemm."""
     rows = input.reshape(-1, input.shape[-1])
-    small = 2 * rows.shape[0] * weight.shape[0] * weight.shape[1] < NATIVE_LINEAR_MAX_FLOPS
+    # A symbolic row count (torch.export, dynamic shapes) takes the custom op: comparing it with the
+    # threshold would make the exported program guard on the batch and sequence length.
+    count = rows.shape[0]
+    small = isinstance(count, int) and 2 * count * weight.shape[0] * weight.shape[1] < NATIVE_LINEAR_MAX_FLOPS
     product = F.linear(rows, weight, bias) if small else ops.linear(rows, weight, bias)
     return product.view(*input.shape[:-1], weight.shape[0])
 
