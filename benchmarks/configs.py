@@ -349,12 +349,21 @@ def _deploy() -> Preset:
     # What a deployment runs, inference only: the streaming step (T1 B1, state in and out between
     # calls) at two widths and one B1 sequence; eager lstm_ext and nn beside ONNX Runtime on each
     # one's export and lstm_ext's AOTInductor package. Information, not a target.
+    # Then what exports as a Loop of standard operators (no ONNX operator holds it): proj_size,
+    # which torch's own exporter writes as an LSTM node ONNX Runtime rejects, and layer norm.
     chosen = ("fused", "nn", "onnxruntime", "onnxruntime_nn", "aoti")
+    native = tuple(Config(T=t, B=1, I=h, H=h, impls=chosen) for t, h in ((1, 64), (1, 256), (100, 256)))
+    looped = (
+        Config(T=100, B=1, I=256, H=256, proj_size=128, impls=("fused", "nn", "onnxruntime", "aoti")),
+        *(Config(T=t, B=1, I=256, H=256, variant="layer_norm", impls=("fused", "onnxruntime", "aoti"))
+          for t in (1, 100)),
+    )
     return Preset(
         name="deploy",
         description="inference runtimes: lstm_ext and nn.LSTM eager, ONNX Runtime on each one's export, "
-        "lstm_ext's AOTInductor package; streaming steps T1 B1 H64 and H256, and T100 B1 H256",
-        configs=tuple(Config(T=t, B=1, I=h, H=h, impls=chosen) for t, h in ((1, 64), (1, 256), (100, 256))),
+        "lstm_ext's AOTInductor package; streaming steps T1 B1 H64 and H256, and T100 B1 H256; "
+        "proj_size and layer norm, which export as a Loop",
+        configs=native + looped,
         timing=Timing(min_run_time=0.3, min_samples=7, warmup=3, max_run_time=4.0),
     )
 

@@ -5,7 +5,8 @@ state_dict as every other implementation:
 name                      what runs
 ========================  ====================================================================
 ``onnxruntime``           ONNX Runtime on ``lstm_ext.LSTM`` / ``GRU`` exported with
-                          ``torch.onnx.export(..., dynamo=True)`` (ONNX's own LSTM / GRU node)
+                          ``torch.onnx.export(..., dynamo=True)`` (ONNX's own LSTM / GRU node, or
+                          a Loop of standard operators for proj_size and the variants)
 ``onnxruntime_nn``        ONNX Runtime on ``torch.nn.LSTM`` / ``GRU`` exported the same way
 ``aoti``                  an AOTInductor package of the exported ``lstm_ext`` layer
                           (``torch._inductor.aoti_compile_and_package``, compiled once per shape)
@@ -121,9 +122,9 @@ def _build_aoti(wl: Workload) -> Built:
 
 register(Impl("onnxruntime", "ONNX Runtime, lstm_ext export", _build_onnxruntime(ours=True),
               _modules_unavailable("lstm_ext", "onnx", "onnxscript", "onnxruntime"), _dense_only,
-              kinds=("lstm", "gru"), hidden=True, modes=INFERENCE))
+              kinds=("lstm", "gru", "variant"), hidden=True, modes=INFERENCE))
 register(Impl("onnxruntime_nn", "ONNX Runtime, nn export", _build_onnxruntime(ours=False),
               _modules_unavailable("onnx", "onnxscript", "onnxruntime"), _dense_only,
               kinds=("lstm", "gru"), hidden=True, modes=INFERENCE))
 register(Impl("aoti", "AOTInductor package (lstm_ext)", _build_aoti, _modules_unavailable("lstm_ext"), _dense_only,
-              kinds=("lstm", "gru"), hidden=True, modes=INFERENCE, compiles=True))
+              kinds=("lstm", "gru", "variant"), hidden=True, modes=INFERENCE, compiles=True))

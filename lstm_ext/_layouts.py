@@ -56,8 +56,13 @@ class _Layouts:
     def _unpack_input(self, input: Union[Tensor, PackedSequence], hx: Any) -> _Unpacked:
         """``input`` and ``hx`` as the layer loop takes them (before the layer's own checks)."""
         if isinstance(input, PackedSequence):
-            if torch.onnx.is_in_onnx_export():  # before int() makes the capture fail on data
+            # Refused before int() makes the capture fail on data, with a message that says why
+            # (nn.LSTM's own torch.export of packed input fails there too)
+            if torch.onnx.is_in_onnx_export():
                 _onnx.refuse("a PackedSequence input", _onnx_rnn.PADDED_INSTEAD)
+            if torch.compiler.is_exporting():
+                raise RuntimeError(f"{self._NAME}: a PackedSequence input cannot be captured by torch.export: its "
+                                   f"batch sizes are data that the layer reads on the host; {_onnx_rnn.PADDED_INSTEAD}")
             data, batch_sizes, sorted_indices, unsorted_indices = input
             max_batch_size = int(batch_sizes[0])
             is_batched = True

@@ -57,6 +57,24 @@ def _export(model, x, cell):
     return torch.export.export(model, (x,), dynamic_shapes=({**dims},))
 
 
+@pytest.mark.parametrize("layer", [lstm_ext.LSTM, lstm_ext.GRU])
+def test_packed_input_is_refused_naming_the_alternative(layer):
+    """torch.export cannot capture packed input (its batch sizes are data the layer reads, as
+    nn.LSTM's does): a clear error naming the padded alternative, not a data-dependent guard."""
+
+    class Packed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layer = layer(INPUT, HIDDEN)
+
+        def forward(self, x, lengths):
+            return self.layer(torch.nn.utils.rnn.pack_padded_sequence(x, lengths, enforce_sorted=False))[1]
+
+    x, lengths = torch.randn(5, 3, INPUT), torch.tensor([5, 3, 2])
+    with pytest.raises(Exception, match="PackedSequence input cannot be captured by torch.export.*pad_packed_sequence"):
+        torch.export.export(Packed().eval(), (x, lengths))
+
+
 def test_save_load_round_trip_in_a_fresh_process(tmp_path, gen):
     """Every layer and option exported with a dynamic batch (and sequence length), saved, loaded
     in a process that imports lstm_ext and nothing of the tests, and run at another shape."""

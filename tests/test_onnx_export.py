@@ -230,12 +230,16 @@ def test_cell_exports(case, exporter):
     _assert_runs_like_eager(model, module, inputs, expected_op)
 
 
-def test_streaming_step_in_a_loop_equals_the_sequence():
+@pytest.mark.parametrize("options", [{}, dict(layer_norm=True, zoneout=0.2)], ids=["lstm", "layer-norm-zoneout"])
+def test_streaming_step_in_a_loop_equals_the_sequence(options):
     """Streaming deployment: one step exported with its state in and out, run in ONNX Runtime in
-    a loop that carries the state, equals the whole sequence run at once in eager."""
+    a loop that carries the state, equals the whole sequence run at once in eager (the native
+    LSTM node, and a one-iteration Loop)."""
     torch.manual_seed(5)
     gen = torch.Generator().manual_seed(5)
-    module = _Sequence(lstm_ext.LSTM(INPUT, HIDDEN, num_layers=2)).eval()
+    layer = lstm_ext.LSTM(INPUT, HIDDEN, num_layers=2, **options)
+    _randomize_variant_weights(layer, gen)
+    module = _Sequence(layer).eval()
     x = torch.randn(10, 2, INPUT, generator=gen)
     h0, c0 = (torch.randn(2, 2, HIDDEN, generator=gen) for _ in range(2))
     step_args = (x[:1], h0, c0)
