@@ -417,9 +417,16 @@ def test_presets_cover_what_the_issue_asks_for():
     assert {(c.T, c.B, c.H) for c in targets if c.cell == "gru"} == {(100, 64, 256)}
     assert set(PRESETS) == {"tiny", "default", "full", "targets", "fused_step", "fastrnns", "flashrnn", "gru",
                             "variants", "deploy"}
-    deploy = get_preset("deploy").configs  # the streaming steps at two widths and one B=1 sequence
-    assert {(c.T, c.B, c.H) for c in deploy} == {(1, 1, 64), (1, 1, 256), (100, 1, 256)}
-    assert all(set(c.impls) == {"fused", "nn", "onnxruntime", "onnxruntime_nn", "aoti"} for c in deploy)
+    # the streaming steps at two widths and one B=1 sequence, every runtime; then what exports as a
+    # Loop (proj_size, layer norm) through lstm_ext's own export and package
+    deploy = get_preset("deploy").configs
+    native = [c for c in deploy if not (c.proj_size or c.variant)]
+    assert {(c.T, c.B, c.H) for c in native} == {(1, 1, 64), (1, 1, 256), (100, 1, 256)}
+    assert all(set(c.impls) == {"fused", "nn", "onnxruntime", "onnxruntime_nn", "aoti"} for c in native)
+    looped = [c for c in deploy if c.proj_size or c.variant]
+    assert {(c.T, c.proj_size, c.variant) for c in looped} == {(100, 128, ""), (1, 0, "layer_norm"),
+                                                                 (100, 0, "layer_norm")}
+    assert all({"fused", "onnxruntime", "aoti"} <= set(c.impls) for c in looped)
     fused_step = get_preset("fused_step").configs  # the fused step's A/B on the dense fp32 and bf16 targets
     lstm_ab = [c for c in fused_step if c.kind == "lstm"]
     assert {(c.T, c.B, c.I, c.H) for c in lstm_ab if c.dtype == "float32"} == {s for s in dense32 if s[0] > 1}
