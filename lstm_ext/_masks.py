@@ -14,8 +14,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from typing import Sequence
-
 from ._library import LOAD_ERROR, has_kernel, ops, register_family
 from ._onnx import refuse, translation
 
@@ -30,8 +28,7 @@ if LOAD_ERROR is None:
         return seed.new_empty(size, dtype=dtype)
 
 
-@translation("bernoulli_mask", ("seed", "p", "size", "dtype"),
-             attributes={"p": float, "size": Sequence[int], "dtype": int})
+@translation("bernoulli_mask")
 def _bernoulli_mask_onnx(b, seed, p, size, dtype):
     _refuse_random_masks()
 

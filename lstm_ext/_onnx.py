@@ -35,9 +35,10 @@ import torch
 # Unsqueeze and Squeeze with axes as an input (13), LSTM's layout attribute (14).
 MIN_OPSET = 14
 
-# Every op's translation: "lstm_ext::name" -> (translate(builder, *op_args), the op's arguments'
-# names in schema order, its non-tensor arguments' Python types). Filled by the family modules.
-_TRANSLATIONS: dict[str, tuple[Callable[..., Any], tuple[str, ...], dict[str, type]]] = {}
+# Every op's translation: "lstm_ext::name" -> translate(builder, *op_args). Filled by the family modules.
+_TRANSLATIONS: dict[str, Callable[..., Any]] = {}
+# A non-tensor argument's type in an op's schema, as the Python type the exporters pass it as.
+_ATTRIBUTE_TYPES = {"bool": bool, "int": int, "float": float, "List[int]": Sequence[int]}
 # How the TorchScript exporter's symbolic_helper reads a constant of a type a translation reads;
 # other attributes reach the translation as the graph's values.
 _CONSTANT_KIND = {bool: "b"}
@@ -196,16 +197,41 @@ class _IrBodyBuilder(Builder):
         return tuple(int(d) for d in value.shape)
 
 
-def translation(name: str, arguments: Sequence[str], attributes: Optional[dict[str, type]] = None) -> Callable:
-    """Decorator: ``translate(builder, *op_args)`` is the ONNX form of op ``lstm_ext::name``,
-    whose arguments are ``arguments`` in schema order; ``attributes`` maps its non-tensor ones to
-    their types (bool, int, float, Sequence[int])."""
+def translation(name: str) -> Callable:
+    """Decorator: ``translate(builder, *op_args)`` is the ONNX form of op ``lstm_ext::name``; it
+    takes the op's arguments in schema order (``csrc/ops.cpp``), tensors as graph values (None
+    where omitted) and the others as Python values."""
 
     def register_translation(translate: Callable[..., Any]) -> Callable[..., Any]:
-        _TRANSLATIONS[f"lstm_ext::{name}"] = (translate, tuple(arguments), dict(attributes or {}))
+        _TRANSLATIONS[f"lstm_ext::{name}"] = translate
         return translate
 
     return register_translation
+
+
+def signature(name: str) -> tuple[tuple[str, ...], dict[str, type]]:
+    """Op ``lstm_ext::name``'s argument names in schema order, and its non-tensor arguments' Python
+    types, read from the registered schema."""
+    schema = getattr(torch.ops.lstm_ext, name.split("::")[-1]).default._schema
+    attributes = {}
+    for argument in schema.arguments:
+        kind = str(argument.type)
+        if "Tensor" not in kind:
+            if kind not in _ATTRIBUTE_TYPES:
+                raise TypeError(f"lstm_ext: op {name}'s argument {argument.name} has type {kind}, which its ONNX "
+                                f"translation cannot take yet (known: {', '.join(_ATTRIBUTE_TYPES)})")
+            attributes[argument.name] = _ATTRIBUTE_TYPES[kind]
+    return tuple(argument.name for argument in schema.arguments), attributes
+
+
+def _ops_with_translations() -> list[tuple[str, Callable[..., Any], tuple[str, ...], dict[str, type]]]:
+    """Every translated op the loaded library holds (none where it failed to load: the layers then
+    run the reference, whose export needs no translation)."""
+    found = []
+    for name, translate in _TRANSLATIONS.items():
+        if hasattr(torch.ops.lstm_ext, name.split("::")[-1]):
+            found.append((name, translate, *signature(name)))
+    return found
 
 
 def _torchscript_symbolic(translate: Callable[..., Any], arguments: tuple[str, ...], attributes: dict[str, type]):
@@ -228,7 +254,7 @@ def _torchscript_symbolic(translate: Callable[..., Any], arguments: tuple[str, .
 def _register_torchscript() -> None:
     if _registered["torchscript"]:
         return
-    for name, (translate, arguments, attributes) in _TRANSLATIONS.items():
+    for name, translate, arguments, attributes in _ops_with_translations():
         torch.onnx.register_custom_op_symbolic(name, _torchscript_symbolic(translate, arguments, attributes),
                                                MIN_OPSET)
     _registered["torchscript"] = True
@@ -262,7 +288,7 @@ def register() -> None:
         return
     from onnxscript.function_libs.torch_lib.registration import torch_op
 
-    for name, (translate, arguments, attributes) in _TRANSLATIONS.items():
+    for name, translate, arguments, attributes in _ops_with_translations():
         function = _onnxscript_function(translate, arguments, attributes)
         function.__name__ = function.__qualname__ = name.replace("::", "_")
         torch_op(name, trace_only=True)(function)

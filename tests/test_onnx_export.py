@@ -314,6 +314,20 @@ def test_first_dynamo_export_in_a_fresh_process():
     assert out.stdout.strip().splitlines()[-1] == "['GRU']"
 
 
+def test_translations_take_their_ops_arguments():
+    """Every op the exported graphs can hold has a translation, which takes the op's arguments by
+    the schema's names and in its order (the exporters pass them so)."""
+    import inspect
+
+    from lstm_ext import _onnx
+
+    assert set(_onnx._TRANSLATIONS) == {f"lstm_ext::{name}" for name in (
+        "lstm_layer", "lstm_cell", "gru_layer", "gru_cell", "lstm_variant_layer", "linear", "bernoulli_mask")}
+    for name, translate in _onnx._TRANSLATIONS.items():
+        parameters = tuple(inspect.signature(translate).parameters)[1:]  # after the builder
+        assert parameters == _onnx.signature(name)[0], name
+
+
 def test_importing_lstm_ext_does_not_import_onnx():
     """The onnx packages are optional: importing lstm_ext loads none of them (the dynamo
     translations are registered when the exporter imports onnxscript)."""

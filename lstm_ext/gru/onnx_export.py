@@ -24,8 +24,7 @@ def gru_node(b: Builder, x: Any, h0: Any, w_ih: Any, w_hh: Any, b_ih: Optional[A
                 direction=rnn.direction(reverse), linear_before_reset=1)
 
 
-@translation("gru_layer", ("input", "h0", "w_ih", "w_hh", "b_ih", "b_hh", "batch_sizes", "reverse"),
-             attributes={"reverse": bool})
+@translation("gru_layer")
 def gru_layer(b: Builder, input, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse):
     rnn.check_dense(batch_sizes)
     y, y_h = gru_node(b, input, h0, w_ih, w_hh, b_ih, b_hh, bool(reverse))
@@ -33,7 +32,7 @@ def gru_layer(b: Builder, input, h0, w_ih, w_hh, b_ih, b_hh, batch_sizes, revers
     return (output, rnn.final_state(b, y_h), *rnn.for_backward_only(b, output))
 
 
-@translation("gru_cell", ("input", "hx", "w_ih", "w_hh", "b_ih", "b_hh"))
+@translation("gru_cell")
 def gru_cell(b: Builder, input, hx, w_ih, w_hh, b_ih, b_hh):
     _, y_h = gru_node(b, rnn.cell_input(b, input), hx, w_ih, w_hh, b_ih, b_hh, False)
     hy = rnn.final_state(b, y_h)

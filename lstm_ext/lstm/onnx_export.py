@@ -31,8 +31,7 @@ def lstm_node(b: Builder, x: Any, h0: Any, c0: Any, w_ih: Any, w_hh: Any, b_ih: 
                 hidden_size=hidden, direction=rnn.direction(reverse))
 
 
-@translation("lstm_layer", ("input", "h0", "c0", "w_ih", "w_hh", "b_ih", "b_hh", "w_hr", "batch_sizes", "reverse"),
-             attributes={"reverse": bool})
+@translation("lstm_layer")
 def lstm_layer(b: Builder, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse):
     rnn.check_dense(batch_sizes)
     if w_hr is not None:
@@ -44,7 +43,7 @@ def lstm_layer(b: Builder, input, h0, c0, w_ih, w_hh, b_ih, b_hh, w_hr, batch_si
     return (output, h_n, c_n, *rnn.for_backward_only(b, output, c_n))
 
 
-@translation("lstm_cell", ("input", "hx", "cx", "w_ih", "w_hh", "b_ih", "b_hh"))
+@translation("lstm_cell")
 def lstm_cell(b: Builder, input, hx, cx, w_ih, w_hh, b_ih, b_hh):
     _, y_h, y_c = lstm_node(b, rnn.cell_input(b, input), hx, cx, w_ih, w_hh, b_ih, b_hh, False)
     cy = rnn.final_state(b, y_c)

@@ -13,18 +13,14 @@ from .._onnx import Builder, translation
 from ..lstm.onnx_export import lstm_node
 from ..lstm.onnx_loop import StepOptions, input_gates, lstm_loop
 
-_ARGUMENTS = ("input", "w_ih", "b_ih", "b_hh", "h0", "c0", "w_hh", "peephole", "zoneout_h", "zoneout_c",
-              "ln_hh_weight", "ln_c_weight", "ln_c_bias", "w_u", "b_u", "batch_sizes", "reverse")
-
-
-@translation("linear", ("input", "weight", "bias"))
+@translation("linear")
 def linear(b: Builder, input, weight, bias):
     """The input projection of a layer-normalized LSTM, ``input [N, K] @ weight^T + bias``."""
     product = b.op("MatMul", input, b.op("Transpose", weight, perm=[1, 0]))
     return product if bias is None else b.op("Add", product, bias)
 
 
-@translation("lstm_variant_layer", _ARGUMENTS, attributes={"reverse": bool})
+@translation("lstm_variant_layer")
 def lstm_variant_layer(b: Builder, input, w_ih, b_ih, b_hh, h0, c0, w_hh, peephole, zoneout_h, zoneout_c,
                        ln_hh_weight, ln_c_weight, ln_c_bias, w_u, b_u, batch_sizes, reverse):
     rnn.check_dense(batch_sizes)
