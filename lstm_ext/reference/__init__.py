@@ -23,7 +23,8 @@ from .lstm_variants import (
 __all__ = [
     "learn_gate", "forget_gate", "remember_gate", "use_gate", "lstm_cell", "lstm_layer",
     # the variants
-    "LAYER_NORM_EPS", "drop_connect", "peephole_gates", "zoneout", "zoneout_weights", "layer_norm_gates", "lesson_use_gate",
+    "LAYER_NORM_EPS", "drop_connect", "peephole_gates", "zoneout", "zoneout_weights", "layer_norm_gates",
+    "lesson_use_gate",
     "variant_lstm_cell", "variant_lstm_layer",
     # the GRU
     "gru_cell", "gru_layer",
