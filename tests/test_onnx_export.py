@@ -183,6 +183,27 @@ def test_loop_exports_float64(options, exporter):
     _assert_runs_like_eager(model, module, inputs, "Loop")
 
 
+@pytest.mark.parametrize("options", [{}, dict(proj_size=8, bidirectional=True), dict(layer_norm=True, zoneout=0.2),
+                                     dict(use_gate="lesson", peephole=True)],
+                         ids=["lstm", "proj-size", "layer-norm-zoneout", "lesson-peephole"])
+def test_oldest_opset_the_translations_support(options):
+    """The TorchScript exporter at opset 14 (``_onnx.MIN_OPSET``: Squeeze's axes as an input,
+    LSTM's layout attribute), the native node and the loop alike."""
+    from lstm_ext import _onnx
+
+    gen = torch.Generator().manual_seed(6)
+    torch.manual_seed(6)
+    layer = lstm_ext.LSTM(INPUT, HIDDEN, **options)
+    _randomize_variant_weights(layer, gen)
+    module = _Sequence(layer).eval()
+    inputs = [(torch.randn(T, B, INPUT, generator=gen),) for T, B in SHAPES]
+    buffer = io.BytesIO()
+    torch.onnx.export(module, inputs[0], buffer, dynamo=False, opset_version=_onnx.MIN_OPSET, input_names=["x"],
+                      dynamic_axes={"x": {0: "T", 1: "B"}})
+    assert onnx.load_from_string(buffer.getvalue()).opset_import[0].version == _onnx.MIN_OPSET
+    _assert_runs_like_eager(buffer.getvalue(), module, inputs, "LSTM" if not options else "Loop")
+
+
 def test_layer_norm_on_the_projection_op_exports():
     """With a big enough product the layer-normalized LSTM projects its input on
     ``lstm_ext::linear`` (the dynamo exporter's symbolic shapes always take it); that op has an
