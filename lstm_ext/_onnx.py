@@ -58,6 +58,8 @@ class Builder:
     """The graph an op's translation writes to, for either exporter. Tensors are the exporter's
     graph values; ``None`` stands for an omitted optional input."""
 
+    opset = MIN_OPSET  # the default domain's opset of the graph being written
+
     def op(self, name: str, *inputs: Any, outputs: int = 1, **attributes: Any) -> Any:
         """One ONNX node of the default domain; a tuple of values where ``outputs > 1``."""
         raise NotImplementedError
@@ -84,9 +86,19 @@ class Builder:
         raise NotImplementedError
 
 
+def _without_trailing(inputs: Sequence[Any]) -> list[Any]:
+    """A node's inputs without its omitted trailing optional ones, which ONNX lets a node leave out
+    (ONNX Runtime 1.32 crashed loading a LayerNormalization in a loop body given an empty bias)."""
+    values = list(inputs)
+    while values and values[-1] is None:
+        values.pop()
+    return values
+
+
 class _TorchScriptBuilder(Builder):
     def __init__(self, g: Any) -> None:
         self.g = g
+        self.opset = g.opset
 
     def op(self, name, *inputs, outputs=1, **attributes):
         from torch.onnx._internal.torchscript_exporter import symbolic_opset9
@@ -94,7 +106,7 @@ class _TorchScriptBuilder(Builder):
         # TorchScript's g.op names each attribute with its type: hidden_size_i, direction_s, perm_i
         suffix = {int: "i", float: "f", str: "s", list: "i"}
         typed = {f"{key}_{suffix[type(value)]}": value for key, value in attributes.items()}
-        values = [symbolic_opset9.unused(self.g) if value is None else value for value in inputs]
+        values = [symbolic_opset9.unused(self.g) if value is None else value for value in _without_trailing(inputs)]
         return self.g.op(name, *values, outputs=outputs, **typed)
 
     def ints(self, values):
@@ -127,19 +139,27 @@ class _TorchScriptBuilder(Builder):
         return tuple(outputs) if isinstance(outputs, Sequence) else (outputs,)
 
 
+# The opset of onnxscript's torch_lib, which the dynamo exporter writes.
+_DYNAMO_OPSET = 18
+
+
 class _OnnxScriptBuilder(Builder):
+    opset = _DYNAMO_OPSET
+
     def __init__(self) -> None:
         from onnxscript import opset18
 
-        self.opset = opset18
+        self.ops = opset18
 
     def op(self, name, *inputs, outputs=1, **attributes):
         # onnxscript returns every output the schema declares; the translation asks for its first few
-        result = getattr(self.opset, name)(*inputs, **attributes)
-        return result if outputs == 1 and not isinstance(result, tuple) else tuple(result)[:outputs]
+        result = getattr(self.ops, name)(*inputs, **attributes)
+        if not isinstance(result, (tuple, list)):
+            return result
+        return result[0] if outputs == 1 else tuple(result)[:outputs]
 
     def ints(self, values):
-        return self.opset.Constant(value_ints=list(values))
+        return self.ops.Constant(value_ints=list(values))
 
     def shape(self, value):
         return tuple(int(d) for d in value.shape)
@@ -148,7 +168,7 @@ class _OnnxScriptBuilder(Builder):
         import numpy
         from onnxscript import ir
 
-        return self.opset.Constant(value=ir.tensor(numpy.full(tuple(shape), fill, dtype=like.dtype.numpy())))
+        return self.ops.Constant(value=ir.tensor(numpy.full(tuple(shape), fill, dtype=like.dtype.numpy())))
 
     def loop(self, count, carried, stacked, body):
         from onnxscript import ir
@@ -165,12 +185,14 @@ class _OnnxScriptBuilder(Builder):
         new, per_step = body(step, t, *inner)
         outputs = [step.op("Identity", condition), *new, *per_step]
         graph = ir.Graph([t, condition, *inner], outputs, nodes=step.nodes, name=f"{prefix}_body")
-        keep_going = self.opset.Constant(value=ir.tensor(True))
+        keep_going = self.ops.Constant(value=ir.tensor(True))
         return tuple(call_op("Loop", count, keep_going, *carried, _num_outputs=len(carried) + stacked, body=graph))
 
 
 class _IrBodyBuilder(Builder):
     """The body of a ``Loop`` for the dynamo exporter: nodes of a subgraph, not of the traced graph."""
+
+    opset = _DYNAMO_OPSET
 
     loops = 0  # the loops built so far in this process, for unique names in the body graphs
 
@@ -181,7 +203,7 @@ class _IrBodyBuilder(Builder):
     def op(self, name, *inputs, outputs=1, **attributes):
         from onnxscript import ir
 
-        node = ir.Node("", name, list(inputs), attributes=ir.convenience.convert_attributes(attributes),
+        node = ir.Node("", name, _without_trailing(inputs), attributes=ir.convenience.convert_attributes(attributes),
                        num_outputs=outputs)
         # named here: the exporter names the values of the graph it traced, and would reuse its
         # names inside the body, which ONNX's single assignment forbids

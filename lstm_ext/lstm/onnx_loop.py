@@ -50,17 +50,26 @@ def input_gates(b: Builder, input: Any, w_ih: Any, b_ih: Optional[Any], b_hh: Op
 
 
 class _Norm:
-    """Layer norm over the last axis of ``[B, N]`` without gain or bias, the mean taken as a
-    ``MatMul`` with ``1/N`` (ReduceMean's axes changed from attribute to input across opsets)."""
+    """Layer norm over the last axis of ``[B, N]``, then ``* gain (+ bias)``: ONNX's
+    ``LayerNormalization`` from opset 17; before it, the mean is a ``MatMul`` with ``1/N``
+    (ReduceMean's axes moved from attribute to input across those opsets)."""
+
+    # LayerNormalization's first opset
+    NATIVE_OPSET = 17
 
     def __init__(self, b: Builder, features: int, like: Any) -> None:
-        self.average = b.full((features, 1), 1.0 / features, like)
-        self.eps = b.full((), _LAYER_NORM_EPS, like)
+        self.native = b.opset >= self.NATIVE_OPSET
+        if not self.native:
+            self.average = b.full((features, 1), 1.0 / features, like)
+            self.eps = b.full((), _LAYER_NORM_EPS, like)
 
-    def __call__(self, b: Builder, x: Any) -> Any:
+    def __call__(self, b: Builder, x: Any, gain: Any, bias: Optional[Any] = None) -> Any:
+        if self.native:
+            return b.op("LayerNormalization", x, gain, bias, axis=-1, epsilon=_LAYER_NORM_EPS)
         centered = b.op("Sub", x, b.op("MatMul", x, self.average))
         variance = b.op("MatMul", b.op("Mul", centered, centered), self.average)
-        return b.op("Div", centered, b.op("Sqrt", b.op("Add", variance, self.eps)))
+        scaled = b.op("Mul", b.op("Div", centered, b.op("Sqrt", b.op("Add", variance, self.eps))), gain)
+        return scaled if bias is None else b.op("Add", scaled, bias)
 
 
 def _gate(b: Builder, gates: Any, k: int, hidden: int) -> Any:
@@ -96,7 +105,7 @@ def lstm_loop(b: Builder, gates_in: Any, h0: Any, c0: Any, w_hh: Any, options: S
         index = s.op("Sub", last, t) if reverse else t
         gates = s.op("MatMul", h, w_hh_t)
         if recurrent_norm is not None:
-            gates = s.op("Mul", recurrent_norm(s, gates), options.recurrent_norm)
+            gates = recurrent_norm(s, gates, options.recurrent_norm)
         gates = s.op("Add", s.op("Gather", gates_in, index, axis=0), gates)
         i, f, g, o = (_gate(s, gates, k, hidden) for k in range(4))
         if peephole is not None:
@@ -110,8 +119,7 @@ def lstm_loop(b: Builder, gates_in: Any, h0: Any, c0: Any, w_hh: Any, options: S
             used = s.op("MatMul", kept, w_u_t)
             squashed = s.op("Tanh", used if b_u is None else s.op("Add", used, b_u))
         elif cell_norm is not None:
-            gain, bias = options.cell_norm
-            squashed = s.op("Tanh", s.op("Add", s.op("Mul", cell_norm(s, c_new), gain), bias))
+            squashed = s.op("Tanh", cell_norm(s, c_new, *options.cell_norm))
         else:
             squashed = s.op("Tanh", c_new)
         h_new = s.op("Mul", squashed, s.op("Sigmoid", o))
