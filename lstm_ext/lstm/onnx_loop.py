@@ -11,9 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .._onnx import Builder
+from ..reference.lstm_variants import LAYER_NORM_EPS
 
-# torch.nn.LayerNorm's default, as lstm_ext.reference.lstm_variants.LAYER_NORM_EPS
-_LAYER_NORM_EPS = 1e-5
 # Slice's end for a walk backwards through axis 0 that includes index 0
 _BEFORE_FIRST = -(1 << 63)
 
@@ -61,11 +60,11 @@ class _Norm:
         self.native = b.opset >= self.NATIVE_OPSET
         if not self.native:
             self.average = b.full((features, 1), 1.0 / features, like)
-            self.eps = b.full((), _LAYER_NORM_EPS, like)
+            self.eps = b.full((), LAYER_NORM_EPS, like)
 
     def __call__(self, b: Builder, x: Any, gain: Any, bias: Optional[Any] = None) -> Any:
         if self.native:
-            return b.op("LayerNormalization", x, gain, bias, axis=-1, epsilon=_LAYER_NORM_EPS)
+            return b.op("LayerNormalization", x, gain, bias, axis=-1, epsilon=LAYER_NORM_EPS)
         centered = b.op("Sub", x, b.op("MatMul", x, self.average))
         variance = b.op("MatMul", b.op("Mul", centered, centered), self.average)
         scaled = b.op("Mul", b.op("Div", centered, b.op("Sqrt", b.op("Add", variance, self.eps))), gain)

@@ -1,10 +1,10 @@
-"""The ONNX forms of the variants' ops (``lstm_variant_layer``, ``linear``). With peephole connections alone it
-is ONNX's own ``LSTM`` operator with its ``P`` input (ONNX's LSTM has the same peephole formula),
-so ONNX Runtime runs its LSTM kernel. Zoneout, layer norm and the lesson's use gate change the
-recurrence itself, which no ONNX operator holds: the layer-direction is then a ``Loop`` of standard
-operators (``lstm/onnx_loop.py``). Zoneout's keep weights are the op's input: in eval mode the
-constant zoneout probability (training mode's random masks are refused before this, in
-``_masks.py``). Registered with both exporters by ``lstm_ext._onnx``."""
+"""The ONNX forms of the variants' ops (``lstm_variant_layer``, ``linear``). With peephole
+connections alone the layer is ONNX's own ``LSTM`` operator with its ``P`` input (ONNX's LSTM has
+the same peephole formula), so ONNX Runtime runs its LSTM kernel. Zoneout, layer norm and the
+lesson's use gate change the recurrence itself, which no ONNX operator holds: the layer-direction
+is then a ``Loop`` of standard operators (``lstm/onnx_loop.py``). Zoneout's keep weights are the
+op's input: in eval mode the constant zoneout probability (training mode's random masks are
+refused before this, in ``_masks.py``). Registered with both exporters by ``lstm_ext._onnx``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from .. import _onnx_rnn as rnn
 from .._onnx import Builder, translation
 from ..lstm.onnx_export import lstm_node
 from ..lstm.onnx_loop import StepOptions, input_gates, lstm_loop
+
 
 @translation("linear")
 def linear(b: Builder, input, weight, bias):
