@@ -204,6 +204,22 @@ def test_oldest_opset_the_translations_support(options):
     _assert_runs_like_eager(buffer.getvalue(), module, inputs, "LSTM" if not options else "Loop")
 
 
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("cls,options,expected_op", [(lstm_ext.LSTM, {}, "LSTM"), (lstm_ext.GRU, {}, "GRU"),
+                                                     (lstm_ext.LSTM, dict(layer_norm=True), "Loop")],
+                         ids=["lstm", "gru", "lstm-layer-norm"])
+def test_unbatched_input_exports(cls, options, expected_op, exporter):
+    """Unbatched input ``[T, I]``, which nn's layers take too: the exported model keeps its shapes."""
+    gen = torch.Generator().manual_seed(8)
+    torch.manual_seed(8)
+    layer = cls(INPUT, HIDDEN, **options)
+    _randomize_variant_weights(layer, gen)
+    module = _Sequence(layer).eval()
+    inputs = [(torch.randn(T, INPUT, generator=gen),) for T, _ in SHAPES]
+    model = _export(module, inputs[0], EXPORTERS[exporter], dynamic={0: {0: "T"}}, names=["x"])
+    _assert_runs_like_eager(model, module, inputs, expected_op)
+
+
 def test_layer_norm_on_the_projection_op_exports():
     """With a big enough product the layer-normalized LSTM projects its input on
     ``lstm_ext::linear`` (the dynamo exporter's symbolic shapes always take it); that op has an
