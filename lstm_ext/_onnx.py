@@ -26,6 +26,7 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import inspect
+import itertools
 import sys
 import warnings
 from typing import Any, Callable, Optional, Sequence
@@ -139,13 +140,21 @@ class _TorchScriptBuilder(Builder):
         return tuple(outputs) if isinstance(outputs, Sequence) else (outputs,)
 
 
-# The opset of onnxscript's torch_lib, which the dynamo exporter writes.
-_DYNAMO_OPSET = 18
+class _IrBuilder(Builder):
+    """What the dynamo exporter's two builders share: onnx_ir values, the opset of onnxscript's
+    torch_lib."""
+
+    opset = 18
+
+    def shape(self, value):
+        return tuple(int(d) for d in value.shape)
 
 
-class _OnnxScriptBuilder(Builder):
-    opset = _DYNAMO_OPSET
+# Numbers the dynamo exporter's loops in this process, for unique names in their body graphs.
+_loop_numbers = itertools.count(1)
 
+
+class _OnnxScriptBuilder(_IrBuilder):
     def __init__(self) -> None:
         from onnxscript import opset18
 
@@ -161,9 +170,6 @@ class _OnnxScriptBuilder(Builder):
     def ints(self, values):
         return self.ops.Constant(value_ints=list(values))
 
-    def shape(self, value):
-        return tuple(int(d) for d in value.shape)
-
     def full(self, shape, fill, like):
         import numpy
         from onnxscript import ir
@@ -175,8 +181,7 @@ class _OnnxScriptBuilder(Builder):
         # the exporter's own way to add a node with a graph attribute and variadic outputs
         from torch.onnx._internal.exporter._torchlib.ops.hop import call_op
 
-        _IrBodyBuilder.loops += 1
-        prefix = f"lstm_ext_loop{_IrBodyBuilder.loops}"
+        prefix = f"lstm_ext_loop{next(_loop_numbers)}"
         t = ir.Value(name=f"{prefix}_t", type=ir.TensorType(ir.DataType.INT64), shape=ir.Shape([]))
         condition = ir.Value(name=f"{prefix}_cond", type=ir.TensorType(ir.DataType.BOOL), shape=ir.Shape([]))
         inner = [ir.Value(name=f"{prefix}_carried{k}", type=value.type, shape=value.shape)
@@ -189,12 +194,8 @@ class _OnnxScriptBuilder(Builder):
         return tuple(call_op("Loop", count, keep_going, *carried, _num_outputs=len(carried) + stacked, body=graph))
 
 
-class _IrBodyBuilder(Builder):
+class _IrBodyBuilder(_IrBuilder):
     """The body of a ``Loop`` for the dynamo exporter: nodes of a subgraph, not of the traced graph."""
-
-    opset = _DYNAMO_OPSET
-
-    loops = 0  # the loops built so far in this process, for unique names in the body graphs
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
@@ -214,9 +215,6 @@ class _IrBodyBuilder(Builder):
 
     def ints(self, values):
         return self.op("Constant", value_ints=list(values))
-
-    def shape(self, value):
-        return tuple(int(d) for d in value.shape)
 
 
 def translation(name: str) -> Callable:

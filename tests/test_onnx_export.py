@@ -101,13 +101,18 @@ def _assert_runs_like_eager(model_bytes, module, inputs_per_shape, expected_op):
             torch.testing.assert_close(torch.from_numpy(g), e, rtol=1e-5, atol=1e-5)
 
 
-def _randomize_variant_weights(layer, gen):
-    """Peephole weights and layer norm's gains and biases start at 0 and 1: random ones, so that
-    a weight read in the wrong place shows."""
+def _seeded(seed, cls, *args, **options):
+    """``cls(*args, **options)`` built after ``torch.manual_seed(seed)``, and a generator seeded
+    alike for its inputs. Peephole weights and layer norm's gains and biases start at 0 and 1:
+    they are drawn at random instead, so that a weight read in the wrong place shows."""
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    layer = cls(*args, **options)
     with torch.no_grad():
         for name, p in layer.named_parameters():
             if "peephole" in name or "layer_norm" in name:
                 p.normal_(0.5 if "weight" in name else 0.0, 0.5, generator=gen)
+    return layer, gen
 
 
 LAYERS = {
@@ -152,10 +157,7 @@ def test_layer_exports_to_native_operator(case, exporter, with_states):
     """Every layer option with an ONNX operator, both exporters, with and without initial states;
     one exported model fed three sequence lengths and batch sizes."""
     cls, options, expected_op = LAYERS[case]
-    gen = torch.Generator().manual_seed(len(case))
-    torch.manual_seed(len(case))
-    layer = cls(INPUT, HIDDEN, **options)
-    _randomize_variant_weights(layer, gen)
+    layer, gen = _seeded(len(case), cls, INPUT, HIDDEN, **options)
     module = _Sequence(layer).eval()  # the wrapper too: an exporter restores its mode recursively
     inputs = [_sequence_inputs(layer, T, B, gen, with_states) for T, B in SHAPES]
     time, batch = (1, 0) if layer.batch_first else (0, 1)
@@ -173,10 +175,7 @@ def test_layer_exports_to_native_operator(case, exporter, with_states):
 def test_loop_exports_float64(options, exporter):
     """The loops are standard operators, which ONNX Runtime runs in float64 too (its LSTM and GRU
     kernels are float32 only)."""
-    gen = torch.Generator().manual_seed(9)
-    torch.manual_seed(9)
-    layer = lstm_ext.LSTM(INPUT, HIDDEN, dtype=torch.float64, **options)
-    _randomize_variant_weights(layer, gen)
+    layer, gen = _seeded(9, lstm_ext.LSTM, INPUT, HIDDEN, dtype=torch.float64, **options)
     module = _Sequence(layer).eval()
     inputs = [(torch.randn(T, B, INPUT, generator=gen, dtype=torch.float64),) for T, B in SHAPES]
     model = _export(module, inputs[0], EXPORTERS[exporter], dynamic={0: {0: "T", 1: "B"}}, names=["x"])
@@ -191,10 +190,7 @@ def test_oldest_opset_the_translations_support(options):
     LSTM's layout attribute), the native node and the loop alike."""
     from lstm_ext import _onnx
 
-    gen = torch.Generator().manual_seed(6)
-    torch.manual_seed(6)
-    layer = lstm_ext.LSTM(INPUT, HIDDEN, **options)
-    _randomize_variant_weights(layer, gen)
+    layer, gen = _seeded(6, lstm_ext.LSTM, INPUT, HIDDEN, **options)
     module = _Sequence(layer).eval()
     inputs = [(torch.randn(T, B, INPUT, generator=gen),) for T, B in SHAPES]
     buffer = io.BytesIO()
@@ -210,10 +206,7 @@ def test_oldest_opset_the_translations_support(options):
                          ids=["lstm", "gru", "lstm-layer-norm"])
 def test_unbatched_input_exports(cls, options, expected_op, exporter):
     """Unbatched input ``[T, I]``, which nn's layers take too: the exported model keeps its shapes."""
-    gen = torch.Generator().manual_seed(8)
-    torch.manual_seed(8)
-    layer = cls(INPUT, HIDDEN, **options)
-    _randomize_variant_weights(layer, gen)
+    layer, gen = _seeded(8, cls, INPUT, HIDDEN, **options)
     module = _Sequence(layer).eval()
     inputs = [(torch.randn(T, INPUT, generator=gen),) for T, _ in SHAPES]
     model = _export(module, inputs[0], EXPORTERS[exporter], dynamic={0: {0: "T"}}, names=["x"])
@@ -228,10 +221,7 @@ def test_layer_norm_on_the_projection_op_exports():
 
     T, B, size = 64, 8, 256
     assert 2 * T * B * 4 * size * size >= NATIVE_LINEAR_MAX_FLOPS  # the op, not F.linear
-    gen = torch.Generator().manual_seed(4)
-    torch.manual_seed(4)
-    layer = lstm_ext.LSTM(size, size, layer_norm=True)
-    _randomize_variant_weights(layer, gen)
+    layer, gen = _seeded(4, lstm_ext.LSTM, size, size, layer_norm=True)
     module = _Sequence(layer).eval()
     inputs = [(torch.randn(T, B, size, generator=gen),), (torch.randn(3, 2, size, generator=gen),)]
     model = _export(module, inputs[0], False, dynamic={0: {0: "T", 1: "B"}}, names=["x"])
@@ -253,10 +243,7 @@ CELLS = {
 def test_cell_exports(case, exporter):
     """A cell is a one-step ONNX LSTM / GRU node, or a one-step Loop; the batch is dynamic."""
     cls, options, expected_op = CELLS[case]
-    gen = torch.Generator().manual_seed(3)
-    torch.manual_seed(3)
-    cell = cls(INPUT, HIDDEN, **options)
-    _randomize_variant_weights(cell, gen)
+    cell, gen = _seeded(3, cls, INPUT, HIDDEN, **options)
     module = _Step(cell).eval()
     count = 2 if cls is lstm_ext.LSTMCell else 1
     inputs = [(torch.randn(B, INPUT, generator=gen), *(torch.randn(B, HIDDEN, generator=gen) for _ in range(count)))
@@ -272,10 +259,7 @@ def test_streaming_step_in_a_loop_equals_the_sequence(options):
     """Streaming deployment: one step exported with its state in and out, run in ONNX Runtime in
     a loop that carries the state, equals the whole sequence run at once in eager (the native
     LSTM node, and a one-iteration Loop)."""
-    torch.manual_seed(5)
-    gen = torch.Generator().manual_seed(5)
-    layer = lstm_ext.LSTM(INPUT, HIDDEN, num_layers=2, **options)
-    _randomize_variant_weights(layer, gen)
+    layer, gen = _seeded(5, lstm_ext.LSTM, INPUT, HIDDEN, num_layers=2, **options)
     module = _Sequence(layer).eval()
     x = torch.randn(10, 2, INPUT, generator=gen)
     h0, c0 = (torch.randn(2, 2, HIDDEN, generator=gen) for _ in range(2))
